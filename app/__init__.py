@@ -1,0 +1,1 @@
+"""Keyhouse: an OAuth-style token server for commerce APIs."""

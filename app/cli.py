@@ -1,0 +1,271 @@
+"""The `keyhouse` command: thin over the same service functions as the routes.
+
+`--json` prints exactly one JSON document on stdout; messages go to stderr. Scripts rely on
+these command forms, so they stay stable.
+"""
+
+import asyncio
+import json
+import os
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.ext.asyncio import AsyncSession
+
+import app
+from app.db import Database
+from app.errors import KeyhouseError
+from app.oauth import clients as client_service
+from app.oauth import keys as key_service
+from app.oauth import stores as store_service
+from app.passwords import ClientSecretHasher
+from app.server_secret import load_server_keys
+from app.settings import DEFAULT_HOST, DEFAULT_PORT, Settings, get_settings
+
+cli = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+stores_cli = typer.Typer(no_args_is_help=True, help="Stores (tenants).")
+clients_cli = typer.Typer(no_args_is_help=True, help="OAuth clients.")
+keys_cli = typer.Typer(no_args_is_help=True, help="Token signing keys.")
+db_cli = typer.Typer(no_args_is_help=True, help="The database schema.")
+cli.add_typer(stores_cli, name="stores")
+cli.add_typer(clients_cli, name="clients")
+cli.add_typer(keys_cli, name="keys")
+cli.add_typer(db_cli, name="db")
+
+T = TypeVar("T")
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=1)
+
+
+def _with_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    async def run() -> T:
+        database = Database(get_settings().database_url)
+        try:
+            async with database.sessions() as session:
+                return await work(session)
+        finally:
+            await database.dispose()
+
+    try:
+        return asyncio.run(run())
+    except KeyhouseError as error:
+        _fail(error.detail)
+
+
+def _print(document: Any, as_json: bool, text: str) -> None:
+    typer.echo(json.dumps(document, indent=None if as_json else 2) if as_json else text)
+
+
+def alembic_config(database_url: str) -> Config:
+    """Alembic's config, found beside the package (source checkout) or in the working dir."""
+    candidates = [
+        Path(app.__file__).resolve().parents[1] / "alembic.ini",
+        Path.cwd() / "alembic.ini",
+    ]
+    ini = next((path for path in candidates if path.is_file()), None)
+    if ini is None:
+        _fail("alembic.ini not found; run from the Keyhouse directory")
+    config = Config(str(ini))
+    config.attributes["database_url"] = database_url
+    return config
+
+
+def upgrade_database(settings: Settings) -> None:
+    if settings.is_sqlite:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    command.upgrade(alembic_config(settings.database_url), "head")
+
+
+@db_cli.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration."""
+    upgrade_database(get_settings())
+
+
+@stores_cli.command("create")
+def stores_create(name: str, as_json: JsonFlag = False) -> None:
+    """Create a store."""
+    store = _with_session(lambda session: store_service.create_store(session, name=name))
+    _print({"id": str(store.id), "name": store.name}, as_json, f"created store {store.id}")
+
+
+@stores_cli.command("list")
+def stores_list(as_json: JsonFlag = False) -> None:
+    """List stores, oldest (the default) first."""
+    stores = _with_session(store_service.list_stores)
+    rows = [{"id": str(store.id), "name": store.name} for store in stores]
+    _print(rows, as_json, "\n".join(f"{row['id']}  {row['name']}" for row in rows))
+
+
+async def _resolve_store(session: AsyncSession, store: str | None) -> uuid.UUID:
+    if store is None:
+        return (await store_service.ensure_default_store(session)).id
+    try:
+        store_id = uuid.UUID(store)
+    except ValueError:
+        _fail("--store takes a store id (a UUID)")
+    if await store_service.get_store(session, store_id=store_id) is None:
+        _fail("no store has that id")
+    return store_id
+
+
+def _client_json(client: client_service.OAuthClient) -> dict[str, Any]:
+    return {
+        "client_id": client.id,
+        "store_id": str(client.store_id),
+        "name": client.name,
+        "public": client.is_public,
+        "grant_types": client.grant_types,
+        "scope": " ".join(client.scopes),
+        "origins": client.allowed_origins,
+        "ttl": client.token_ttl,
+        "enabled": client.enabled,
+        "created_at": client.created_at.isoformat(),
+    }
+
+
+@clients_cli.command("create")
+def clients_create(
+    name: Annotated[str, typer.Option("--name", help="A name for people to recognise.")],
+    store: Annotated[str | None, typer.Option(help="Store id; default: the default store.")] = None,
+    public: Annotated[bool, typer.Option("--public", help="No secret; implicit only.")] = False,
+    scope: Annotated[str, typer.Option(help="The most this client may ask for.")] = "read write",
+    origin: Annotated[
+        list[str] | None, typer.Option("--origin", help="A browser origin; repeatable.")
+    ] = None,
+    grant: Annotated[
+        list[str] | None, typer.Option("--grant", help="Allowed grant type; repeatable.")
+    ] = None,
+    ttl: Annotated[int | None, typer.Option(help="Token lifetime in seconds.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a client. Its secret is printed now and never again."""
+    settings = get_settings()
+    hasher = ClientSecretHasher(load_server_keys(settings).client_secret_hmac)
+
+    async def create(session: AsyncSession) -> client_service.CreatedClient:
+        return await client_service.create_client(
+            session,
+            hasher=hasher,
+            store_id=await _resolve_store(session, store),
+            name=name,
+            public=public,
+            scope=scope,
+            grant_types=grant or (),
+            origins=origin or (),
+            token_ttl=ttl,
+        )
+
+    created = _with_session(create)
+    document = {
+        "client_id": created.client.id,
+        "client_secret": created.client_secret,
+        "store_id": str(created.client.store_id),
+    }
+    text = "\n".join(f"{key}: {value}" for key, value in document.items())
+    if created.client_secret:
+        text += "\nThe secret is shown only this once; store it now."
+    _print(document, as_json, text)
+
+
+@clients_cli.command("list")
+def clients_list(
+    store: Annotated[str | None, typer.Option(help="Only this store's clients.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List clients (never their secrets)."""
+
+    async def list_all(session: AsyncSession) -> list[client_service.OAuthClient]:
+        store_id = await _resolve_store(session, store) if store else None
+        return await client_service.list_clients(session, store_id=store_id)
+
+    rows = [_client_json(client) for client in _with_session(list_all)]
+    lines = [
+        f"{row['client_id']}  {'public' if row['public'] else 'confidential'}  "
+        f"{'enabled' if row['enabled'] else 'disabled'}  {row['name']}"
+        for row in rows
+    ]
+    _print(rows, as_json, "\n".join(lines))
+
+
+@clients_cli.command("disable")
+def clients_disable(client_id: str, as_json: JsonFlag = False) -> None:
+    """Disable a client: it gets no new tokens."""
+    client = _with_session(
+        lambda session: client_service.disable_client(session, client_id=client_id)
+    )
+    if client is None:
+        _fail("no client has that id")
+    _print(_client_json(client), as_json, f"disabled {client.id}")
+
+
+@keys_cli.command("list")
+def keys_list(as_json: JsonFlag = False) -> None:
+    """List signing keys and their state (never the private halves)."""
+    keys = _with_session(key_service.list_signing_keys)
+    rows = [
+        {
+            "kid": key.kid,
+            "algorithm": key.algorithm,
+            "created_at": key.created_at.isoformat(),
+            "activated_at": key.activated_at.isoformat() if key.activated_at else None,
+            "retired_at": key.retired_at.isoformat() if key.retired_at else None,
+        }
+        for key in keys
+    ]
+    _print(rows, as_json, "\n".join(f"{row['kid']}  {row['algorithm']}" for row in rows))
+
+
+async def _bootstrap(session: AsyncSession, settings: Settings) -> None:
+    await store_service.ensure_default_store(session)
+    await key_service.ensure_signing_key(
+        session,
+        algorithm=settings.signing_algorithm,
+        encryption_key=load_server_keys(settings).signing_key_encryption,
+    )
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = DEFAULT_HOST,
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = DEFAULT_PORT,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = True,
+) -> None:
+    """Serve Keyhouse. On the embedded SQLite default, migrations are applied first."""
+    import uvicorn
+
+    # The issuer defaults to the address served, unless configured; workers inherit it.
+    os.environ.setdefault("KEYHOUSE_ISSUER", f"http://{host}:{port}")
+    get_settings.cache_clear()
+    settings = get_settings()
+    if settings.is_sqlite:
+        upgrade_database(settings)
+    _with_session(lambda session: _bootstrap(session, settings))
+    typer.echo(f"Keyhouse serving {settings.issuer} (token endpoint /oauth/access_token)", err=True)
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=access_log,
+        proxy_headers=True,
+    )
+
+
+def main() -> None:
+    try:
+        cli()
+    except KeyboardInterrupt:
+        sys.exit(130)

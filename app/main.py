@@ -1,0 +1,64 @@
+"""The ASGI application: `create_app()` wires settings, database, keys, routes and errors."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.db import Database
+from app.errors import install_error_handlers
+from app.oauth.authentication import ClientAuthenticator
+from app.oauth.cors import ClientOriginCORSMiddleware
+from app.oauth.keys import KeyRing, ensure_signing_key
+from app.oauth.registry import ClientRegistry
+from app.oauth.router import router as oauth_router
+from app.oauth.tokens import TokenIssuer
+from app.passwords import ClientSecretHasher
+from app.server_secret import load_server_keys
+from app.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        server_keys = load_server_keys(settings)
+        database = Database(settings.database_url)
+        clients = ClientRegistry(database, cache_seconds=settings.client_cache_seconds)
+        keyring = KeyRing(database, encryption_key=server_keys.signing_key_encryption)
+        async with database.sessions() as session:
+            await ensure_signing_key(
+                session,
+                algorithm=settings.signing_algorithm,
+                encryption_key=server_keys.signing_key_encryption,
+            )
+        await keyring.refresh()
+        app.state.settings = settings
+        app.state.database = database
+        app.state.clients = clients
+        app.state.keyring = keyring
+        app.state.authenticator = ClientAuthenticator(
+            clients, ClientSecretHasher(server_keys.client_secret_hmac)
+        )
+        app.state.token_issuer = TokenIssuer(
+            keyring,
+            issuer=settings.issuer,
+            audience=settings.audience,
+            default_ttl=settings.token_ttl,
+        )
+        try:
+            yield
+        finally:
+            await database.dispose()
+
+    app = FastAPI(
+        title="Keyhouse",
+        summary="Tokens for storefronts, backends and shoppers.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.add_middleware(ClientOriginCORSMiddleware)
+    install_error_handlers(app)
+    app.include_router(oauth_router)
+    return app

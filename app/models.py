@@ -1,0 +1,8 @@
+"""Every ORM class, imported once so `Base.metadata` is complete (Alembic, tests, CLI)."""
+
+from app.db import Base
+from app.oauth.clients import ClientSecret, OAuthClient
+from app.oauth.keys import SigningKey
+from app.oauth.stores import Store
+
+__all__ = ["Base", "ClientSecret", "OAuthClient", "SigningKey", "Store"]

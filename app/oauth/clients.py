@@ -1,0 +1,155 @@
+"""OAuth clients and their secrets (RFC 6749 §2), and the operator's service functions."""
+
+import secrets
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from sqlalchemy import JSON, ForeignKey, String, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db import Base, utcnow
+from app.oauth.errors import InvalidClientMetadataError
+from app.oauth.scopes import SUPPORTED_SCOPES, format_scope, parse_scope
+from app.passwords import ClientSecretHasher, generate_client_secret
+
+IMPLICIT = "implicit"
+CLIENT_CREDENTIALS = "client_credentials"
+GRANT_TYPES = (CLIENT_CREDENTIALS, IMPLICIT)
+MAX_TOKEN_TTL = 86_400
+
+
+class OAuthClient(Base):
+    __tablename__ = "oauth_client"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    store_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("store.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    is_public: Mapped[bool]
+    grant_types: Mapped[list[str]] = mapped_column(JSON)
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    allowed_origins: Mapped[list[str]] = mapped_column(JSON)
+    # Seconds; None means the server default (KEYHOUSE_TOKEN_TTL).
+    token_ttl: Mapped[int | None]
+    enabled: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    secrets: Mapped[list["ClientSecret"]] = relationship(
+        back_populates="client", lazy="raise", cascade="all, delete-orphan"
+    )
+
+
+class ClientSecret(Base):
+    """One secret of a confidential client; several may be valid while one is rotated out."""
+
+    __tablename__ = "client_secret"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[str] = mapped_column(
+        ForeignKey("oauth_client.id", ondelete="CASCADE"), index=True
+    )
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set when the secret is being rotated out; None means it does not expire.
+    expires_at: Mapped[datetime | None]
+
+    client: Mapped[OAuthClient] = relationship(back_populates="secrets", lazy="raise")
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedClient:
+    """A new client, with its secret in clear: the only time anyone sees it."""
+
+    client: OAuthClient
+    client_secret: str | None
+
+
+def normalize_origin(origin: str) -> str:
+    """A browser Origin (`scheme://host[:port]`) in the form browsers send it."""
+    parts = urlsplit(origin.strip())
+    well_formed = (
+        parts.scheme in ("http", "https")
+        and parts.hostname
+        and not (parts.username or parts.password or parts.query or parts.fragment)
+        and parts.path in ("", "/")
+    )
+    if not well_formed:
+        raise InvalidClientMetadataError("An origin must look like https://shop.example.com.")
+    default_port = {"http": 80, "https": 443}[parts.scheme]
+    port = f":{parts.port}" if parts.port and parts.port != default_port else ""
+    return f"{parts.scheme}://{parts.hostname}{port}"
+
+
+def _grant_types(*, public: bool, requested: Iterable[str]) -> list[str]:
+    chosen = set(requested) or ({IMPLICIT} if public else set(GRANT_TYPES))
+    if not chosen <= set(GRANT_TYPES):
+        raise InvalidClientMetadataError("Grant types are client_credentials and implicit.")
+    if public and chosen != {IMPLICIT}:
+        raise InvalidClientMetadataError("A public client has no secret: implicit only.")
+    return sorted(chosen)
+
+
+def _validated_ttl(ttl: int | None) -> int | None:
+    if ttl is not None and not 1 <= ttl <= MAX_TOKEN_TTL:
+        raise InvalidClientMetadataError("The token lifetime is 1 to 86400 seconds.")
+    return ttl
+
+
+async def create_client(
+    session: AsyncSession,
+    *,
+    hasher: ClientSecretHasher,
+    store_id: uuid.UUID,
+    name: str,
+    public: bool = False,
+    scope: str = " ".join(SUPPORTED_SCOPES),
+    grant_types: Iterable[str] = (),
+    origins: Iterable[str] = (),
+    token_ttl: int | None = None,
+) -> CreatedClient:
+    if not name.strip() or len(name) > 200:
+        raise InvalidClientMetadataError("A client name is 1 to 200 characters.")
+    client = OAuthClient(
+        id=secrets.token_urlsafe(24),
+        store_id=store_id,
+        name=name.strip(),
+        is_public=public,
+        grant_types=_grant_types(public=public, requested=grant_types),
+        scopes=format_scope(parse_scope(scope)).split(),
+        allowed_origins=sorted({normalize_origin(origin) for origin in origins}),
+        token_ttl=_validated_ttl(token_ttl),
+    )
+    secret = None if public else generate_client_secret()
+    if secret is not None:
+        client.secrets = [ClientSecret(secret_hash=hasher.hash(secret))]
+    else:
+        client.secrets = []
+    session.add(client)
+    await session.commit()
+    return CreatedClient(client=client, client_secret=secret)
+
+
+async def list_clients(
+    session: AsyncSession, *, store_id: uuid.UUID | None = None
+) -> list[OAuthClient]:
+    query = select(OAuthClient).order_by(OAuthClient.created_at, OAuthClient.id)
+    if store_id is not None:
+        query = query.where(OAuthClient.store_id == store_id)
+    return list(await session.scalars(query))
+
+
+async def get_client(session: AsyncSession, *, client_id: str) -> OAuthClient | None:
+    return await session.get(OAuthClient, client_id)
+
+
+async def disable_client(session: AsyncSession, *, client_id: str) -> OAuthClient | None:
+    client = await session.get(OAuthClient, client_id)
+    if client is None:
+        return None
+    client.enabled = False
+    await session.commit()
+    return client

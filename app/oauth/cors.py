@@ -1,0 +1,89 @@
+"""CORS for browser storefronts, keyed on the origins clients registered.
+
+A preflight carries no client id, so it is answered for any origin that some enabled client
+lists. The real request is held to its own client's origins by the route, which marks the
+origin approved (`cors_origin_approved` in the request state); responses the route did not
+vouch for (errors, public documents) are readable by any registered origin.
+"""
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.oauth.registry import ClientRegistry
+
+ALLOWED_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
+# Simple headers plus the ones the commerce SDKs send (X-MOLTIN-SDK-*, customer token, …).
+ALLOWED_HEADERS = frozenset(
+    {"accept", "accept-language", "content-language", "content-type", "authorization"}
+)
+ALLOWED_HEADER_PREFIX = "x-moltin-"
+PREFLIGHT_MAX_AGE = "600"
+APPROVED_STATE_KEY = "cors_origin_approved"
+
+
+def approve_origin(request: Request) -> None:
+    """Marks the request's Origin as allowed by the client the route served."""
+    request.scope.setdefault("state", {})[APPROVED_STATE_KEY] = True
+
+
+def _header_allowed(name: str) -> bool:
+    return name in ALLOWED_HEADERS or name.startswith(ALLOWED_HEADER_PREFIX)
+
+
+class ClientOriginCORSMiddleware:
+    """Pure ASGI middleware (no BaseHTTPMiddleware: it would cost every request a task)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        origin = headers.get("origin")
+        if origin is None:
+            await self.app(scope, receive, send)
+            return
+        registry: ClientRegistry = scope["app"].state.clients
+        if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
+            response = await self._preflight(registry, origin, headers)
+            await response(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                response_headers = MutableHeaders(scope=message)
+                response_headers.add_vary_header("Origin")
+                approved = state.get(APPROVED_STATE_KEY)
+                if approved is None:
+                    approved = await registry.is_registered_origin(origin)
+                if approved:
+                    response_headers["Access-Control-Allow-Origin"] = origin
+            await send(message)
+
+        await self.app(scope, receive, send_with_cors)
+
+    async def _preflight(self, registry: ClientRegistry, origin: str, headers: Headers) -> Response:
+        requested = [
+            name.strip().lower()
+            for name in headers.get("access-control-request-headers", "").split(",")
+            if name.strip()
+        ]
+        vary = {"Vary": "Origin"}
+        if not await registry.is_registered_origin(origin):
+            return Response(status_code=403, headers=vary)
+        allowed = [name for name in requested if _header_allowed(name)]
+        return Response(
+            status_code=204,
+            headers={
+                **vary,
+                "Access-Control-Allow-Origin": origin,
+                "Access-Control-Allow-Methods": ALLOWED_METHODS,
+                "Access-Control-Allow-Headers": ", ".join(allowed),
+                "Access-Control-Max-Age": PREFLIGHT_MAX_AGE,
+            },
+        )

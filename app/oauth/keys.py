@@ -1,0 +1,176 @@
+"""Signing keys: generated here, private halves encrypted at rest, public halves in the JWKS.
+
+A key is published (in `/.well-known/jwks.json`) from creation until retirement, and signs
+only between activation and retirement, so resource servers can learn a key before they meet
+a token signed with it (RFC 7517, RFC 7638 thumbprints as `kid`).
+"""
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    load_der_private_key,
+)
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+from jwt.utils import base64url_encode
+from sqlalchemy import JSON, LargeBinary, String, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, Database, utcnow
+
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+KEYRING_REFRESH_SECONDS = 30.0
+NONCE_BYTES = 12
+
+
+class SigningKey(Base):
+    __tablename__ = "signing_key"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    algorithm: Mapped[str] = mapped_column(String(16))
+    public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # AES-256-GCM under a key derived from the server secret: nonce || ciphertext, kid as AAD.
+    private_key_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    activated_at: Mapped[datetime | None]
+    retired_at: Mapped[datetime | None]
+
+
+def _generate_private_key(algorithm: str) -> PrivateKey:
+    if algorithm == "ES256":
+        return ec.generate_private_key(ec.SECP256R1())
+    if algorithm == "RS256":
+        return rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    raise ValueError(f"unsupported signing algorithm {algorithm}")
+
+
+def _public_jwk(private_key: PrivateKey) -> dict[str, Any]:
+    if isinstance(private_key, ec.EllipticCurvePrivateKey):
+        jwk: dict[str, Any] = ECAlgorithm.to_jwk(private_key.public_key(), as_dict=True)
+    else:
+        jwk = RSAAlgorithm.to_jwk(private_key.public_key(), as_dict=True)
+    return jwk
+
+
+def jwk_thumbprint(jwk: dict[str, Any]) -> str:
+    """RFC 7638: SHA-256 over the required members in lexicographic order."""
+    required = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n")}[jwk["kty"]]
+    canonical = json.dumps({name: jwk[name] for name in required}, separators=(",", ":"))
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(canonical.encode())
+    return base64url_encode(digest.finalize()).decode()
+
+
+def _encrypt(private_key: PrivateKey, *, kid: str, key: bytes) -> bytes:
+    der = private_key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
+    nonce = os.urandom(NONCE_BYTES)
+    return nonce + AESGCM(key).encrypt(nonce, der, kid.encode())
+
+
+def _decrypt(blob: bytes, *, kid: str, key: bytes) -> PrivateKey:
+    der = AESGCM(key).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], kid.encode())
+    private_key = load_der_private_key(der, password=None)
+    assert isinstance(private_key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey))
+    return private_key
+
+
+async def create_signing_key(
+    session: AsyncSession, *, algorithm: str, encryption_key: bytes, activate: bool = True
+) -> SigningKey:
+    private_key = _generate_private_key(algorithm)
+    jwk = _public_jwk(private_key)
+    kid = jwk_thumbprint(jwk)
+    key = SigningKey(
+        kid=kid,
+        algorithm=algorithm,
+        public_jwk={**jwk, "kid": kid, "use": "sig", "alg": algorithm},
+        private_key_encrypted=_encrypt(private_key, kid=kid, key=encryption_key),
+        activated_at=utcnow() if activate else None,
+    )
+    session.add(key)
+    await session.commit()
+    return key
+
+
+async def list_signing_keys(session: AsyncSession) -> list[SigningKey]:
+    query = select(SigningKey).order_by(SigningKey.created_at, SigningKey.kid)
+    return list(await session.scalars(query))
+
+
+async def ensure_signing_key(
+    session: AsyncSession, *, algorithm: str, encryption_key: bytes
+) -> SigningKey:
+    """The newest active key, created first if there is none."""
+    now = utcnow()
+    query = (
+        select(SigningKey)
+        .where(SigningKey.activated_at <= now, SigningKey.retired_at.is_(None))
+        .order_by(SigningKey.activated_at.desc())
+        .limit(1)
+    )
+    active = (await session.scalars(query)).first()
+    if active is not None:
+        return active
+    return await create_signing_key(session, algorithm=algorithm, encryption_key=encryption_key)
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveKey:
+    """The key that signs new tokens, decrypted and ready."""
+
+    kid: str
+    algorithm: str
+    private_key: PrivateKey
+
+
+class KeyRing:
+    """This worker's view of the signing keys, re-read from the database every 30 seconds."""
+
+    def __init__(self, database: Database, *, encryption_key: bytes) -> None:
+        self._database = database
+        self._encryption_key = encryption_key
+        self._active: ActiveKey | None = None
+        self._jwks: dict[str, Any] = {"keys": []}
+        self._loaded_at = float("-inf")
+
+    async def active_key(self) -> ActiveKey:
+        await self._refresh_if_stale()
+        if self._active is None:
+            raise LookupError("no active signing key; run `keyhouse serve` or `keyhouse keys`")
+        return self._active
+
+    async def jwks(self) -> dict[str, Any]:
+        await self._refresh_if_stale()
+        return self._jwks
+
+    async def _refresh_if_stale(self) -> None:
+        if time.monotonic() - self._loaded_at >= KEYRING_REFRESH_SECONDS:
+            await self.refresh()
+
+    async def refresh(self) -> None:
+        async with self._database.sessions() as session:
+            keys = [key for key in await list_signing_keys(session) if key.retired_at is None]
+        now = utcnow()
+        signing = [key for key in keys if key.activated_at is not None and key.activated_at <= now]
+        newest = max(signing, key=lambda key: key.activated_at or now, default=None)
+        if newest is not None and (self._active is None or self._active.kid != newest.kid):
+            self._active = ActiveKey(
+                kid=newest.kid,
+                algorithm=newest.algorithm,
+                private_key=_decrypt(
+                    newest.private_key_encrypted, kid=newest.kid, key=self._encryption_key
+                ),
+            )
+        self._jwks = {"keys": [key.public_jwk for key in keys]}
+        self._loaded_at = time.monotonic()

@@ -1,0 +1,68 @@
+"""The issuing side's routes: the token endpoint and the discovery documents."""
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from app.oauth.authentication import AUTH_METHODS_SUPPORTED, ClientAuthenticator
+from app.oauth.cors import approve_origin
+from app.oauth.errors import NO_STORE
+from app.oauth.grants import GRANT_TYPES, grant_for
+from app.oauth.keys import KeyRing
+from app.oauth.requests import read_token_request
+from app.oauth.scopes import SUPPORTED_SCOPES
+from app.oauth.tokens import TokenIssuer
+from app.settings import Settings
+
+router = APIRouter(tags=["oauth"])
+
+TOKEN_PATH = "/oauth/access_token"  # noqa: S105 (a path, not a secret)
+JWKS_PATH = "/.well-known/jwks.json"
+
+
+def _json(body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), media_type="application/json", headers=headers)
+
+
+@router.post(TOKEN_PATH, summary="Issue an access token (implicit or client_credentials)")
+@router.post("/oauth/token", include_in_schema=False)
+async def issue_token(request: Request) -> Response:
+    """RFC 6749 §4.4 and the commerce API's implicit grant; errors per §5.2."""
+    state = request.app.state
+    settings: Settings = state.settings
+    token_request = await read_token_request(request, max_bytes=settings.max_token_request_bytes)
+    authenticator: ClientAuthenticator = state.authenticator
+    grant = await grant_for(token_request, authenticator).grant(token_request)
+    issuer: TokenIssuer = state.token_issuer
+    token = await issuer.issue(grant)
+    if token_request.origin is not None:
+        approve_origin(request)  # the grant checked it against this client's origins
+    return _json(token.response_body(), NO_STORE)
+
+
+@router.get(JWKS_PATH, summary="Public signing keys (RFC 7517)")
+async def get_jwks(request: Request) -> Response:
+    keyring: KeyRing = request.app.state.keyring
+    # Short public caching: resource servers refetch soon enough to see a new key early.
+    return _json(await keyring.jwks(), {"Cache-Control": "public, max-age=300"})
+
+
+@router.get("/.well-known/oauth-authorization-server", summary="Server metadata (RFC 8414)")
+async def get_metadata(request: Request) -> Response:
+    settings: Settings = request.app.state.settings
+    issuer = settings.issuer
+    return _json(
+        {
+            "issuer": issuer,
+            "token_endpoint": issuer + TOKEN_PATH,
+            "jwks_uri": issuer + JWKS_PATH,
+            "grant_types_supported": sorted(GRANT_TYPES),
+            "token_endpoint_auth_methods_supported": list(AUTH_METHODS_SUPPORTED),
+            "scopes_supported": list(SUPPORTED_SCOPES),
+            # No authorization endpoint: tokens come straight from the token endpoint.
+            "response_types_supported": ["token"],
+        },
+        {"Cache-Control": "public, max-age=300"},
+    )

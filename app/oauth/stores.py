@@ -1,0 +1,46 @@
+"""Stores: the tenants. Every client, key holder and resource belongs to one."""
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import String, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, utcnow
+
+DEFAULT_STORE_NAME = "Default store"
+
+
+class Store(Base):
+    __tablename__ = "store"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+async def create_store(session: AsyncSession, *, name: str) -> Store:
+    store = Store(name=name)
+    session.add(store)
+    await session.commit()
+    return store
+
+
+async def list_stores(session: AsyncSession) -> list[Store]:
+    return list(await session.scalars(select(Store).order_by(Store.created_at, Store.id)))
+
+
+async def get_store(session: AsyncSession, *, store_id: uuid.UUID) -> Store | None:
+    return await session.get(Store, store_id)
+
+
+async def default_store(session: AsyncSession) -> Store | None:
+    """The oldest store: where clients go when no store is named."""
+    stores = await session.scalars(select(Store).order_by(Store.created_at, Store.id).limit(1))
+    return stores.first()
+
+
+async def ensure_default_store(session: AsyncSession) -> Store:
+    return await default_store(session) or await create_store(session, name=DEFAULT_STORE_NAME)

@@ -1,0 +1,61 @@
+"""Runtime configuration, read once from `KEYHOUSE_*` environment variables."""
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+
+
+class Settings(BaseSettings):
+    """Every knob Keyhouse has; see the README for what each one is for."""
+
+    model_config = SettingsConfigDict(env_prefix="KEYHOUSE_", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    # The embedded default keeps its SQLite file and generated server secret here.
+    data_dir: Path = Path(".")
+    database_url: str = ""
+    issuer: str = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
+    # The `aud` of access tokens: the API that accepts them. Defaults to the issuer.
+    audience: str = ""
+    # Protects stored key material and keys the hash of client secrets. Generated into
+    # `data_dir` in development; must be given (32+ characters) in production.
+    server_secret: SecretStr | None = None
+    token_ttl: int = Field(default=3600, ge=1, le=86_400)
+    signing_algorithm: Literal["ES256", "RS256"] = "ES256"
+    # How long a worker trusts its in-memory copy of a client before reading it again.
+    client_cache_seconds: float = Field(default=1.0, ge=0, le=60)
+    max_token_request_bytes: int = Field(default=16_384, ge=1024)
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> "Settings":
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'keyhouse.db'}"
+        self.issuer = self.issuer.rstrip("/")
+        if not self.audience:
+            self.audience = self.issuer
+        if self.environment == "production":
+            secret = self.server_secret.get_secret_value() if self.server_secret else ""
+            if len(secret) < 32:
+                raise ValueError(
+                    "KEYHOUSE_SERVER_SECRET (32+ characters) is required in production"
+                )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def server_secret_file(self) -> Path:
+        return self.data_dir / "keyhouse.secret"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
