@@ -1,0 +1,187 @@
+"""Shared fixtures: a clean database per test, the app, and a way to make clients.
+
+The suite runs on SQLite by default; set KEYHOUSE_TEST_DATABASE_URL to a PostgreSQL URL
+(`postgresql+asyncpg://root@127.0.0.1:5432/test`) to run the same tests there.
+"""
+
+import asyncio
+import os
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from pydantic import SecretStr
+from sqlalchemy import text
+
+from app.db import Database
+from app.main import create_app
+from app.models import Base
+from app.oauth.clients import CreatedClient, create_client
+from app.oauth.stores import Store, create_store, ensure_default_store
+from app.passwords import ClientSecretHasher
+from app.server_secret import load_server_keys
+from app.settings import Settings
+
+POSTGRES_URL = os.environ.get("KEYHOUSE_TEST_DATABASE_URL", "")
+TEST_ISSUER = "http://keyhouse.test"
+TEST_SERVER_SECRET = SecretStr("test-server-secret-" + "x" * 32)
+
+
+def _run(coroutine: Awaitable[Any]) -> Any:
+    return asyncio.run(coroutine)  # type: ignore[arg-type]
+
+
+async def _reset_postgres(url: str, *, recreate: bool) -> None:
+    database = Database(url)
+    async with database.engine.begin() as connection:
+        if recreate:
+            await connection.run_sync(Base.metadata.drop_all)
+            await connection.run_sync(Base.metadata.create_all)
+        else:
+            tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
+            await connection.execute(text(f"TRUNCATE {tables} CASCADE"))
+    await database.dispose()
+
+
+async def _create_sqlite(url: str) -> None:
+    database = Database(url)
+    async with database.engine.begin() as connection:
+        await connection.run_sync(Base.metadata.create_all)
+    await database.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_schema() -> None:
+    """On PostgreSQL, tables are created once per run and emptied before each test."""
+    if POSTGRES_URL:
+        _run(_reset_postgres(POSTGRES_URL, recreate=True))
+
+
+@pytest.fixture
+def database_url(tmp_path: Path, postgres_schema: None) -> str:
+    """A URL to an empty, fully migrated-equivalent database of this test's own."""
+    if POSTGRES_URL:
+        _run(_reset_postgres(POSTGRES_URL, recreate=False))
+        return POSTGRES_URL
+    url = f"sqlite+aiosqlite:///{tmp_path / 'keyhouse.db'}"
+    _run(_create_sqlite(url))
+    return url
+
+
+def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "data_dir": data_dir,
+        "issuer": TEST_ISSUER,
+        "server_secret": TEST_SERVER_SECRET,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return make_settings(database_url, tmp_path)
+
+
+@pytest.fixture
+async def database(settings: Settings) -> AsyncIterator[Database]:
+    database = Database(settings.database_url)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to the app in-process."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=TEST_ISSUER) as client:
+        yield client
+
+
+@pytest.fixture
+async def default_store(database: Database) -> Store:
+    async with database.sessions() as session:
+        return await ensure_default_store(session)
+
+
+MakeClient = Callable[..., Awaitable[CreatedClient]]
+
+
+@pytest.fixture
+def make_client(settings: Settings, database: Database, default_store: Store) -> MakeClient:
+    """Creates an OAuth client through the same service function as the CLI."""
+    hasher = ClientSecretHasher(load_server_keys(settings).client_secret_hmac)
+
+    async def make(**options: Any) -> CreatedClient:
+        options.setdefault("name", "test client")
+        options.setdefault("store_id", default_store.id)
+        async with database.sessions() as session:
+            return await create_client(session, hasher=hasher, **options)
+
+    return make
+
+
+@pytest.fixture
+def make_store(database: Database) -> Callable[[str], Awaitable[Store]]:
+    async def make(name: str) -> Store:
+        async with database.sessions() as session:
+            return await create_store(session, name=name)
+
+    return make
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class LiveServer:
+    """Keyhouse on a real socket, in a thread, for clients that cannot use ASGI in-process."""
+
+    def __init__(self, settings: Settings, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.settings = settings
+        config = uvicorn.Config(
+            create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("live server did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_server(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+    port = _free_port()
+    settings = make_settings(database_url, tmp_path, issuer=f"http://127.0.0.1:{port}")
+    server = LiveServer(settings, port)
+    server.start()
+    yield server
+    server.stop()
