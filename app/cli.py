@@ -26,9 +26,12 @@ from app.oauth import keys as key_service
 from app.oauth import stores as store_service
 from app.passwords import ClientSecretHasher
 from app.server_secret import load_server_keys
-from app.settings import DEFAULT_HOST, DEFAULT_PORT, Settings, get_settings
+from app.settings import DEFAULT_HOST, DEFAULT_PORT, ConfigurationError, Settings, get_settings
 
-cli = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+# No pretty tracebacks: they print local variables, and locals can hold secrets.
+cli = typer.Typer(
+    no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False
+)
 stores_cli = typer.Typer(no_args_is_help=True, help="Stores (tenants).")
 clients_cli = typer.Typer(no_args_is_help=True, help="OAuth clients.")
 keys_cli = typer.Typer(no_args_is_help=True, help="Token signing keys.")
@@ -245,10 +248,12 @@ def serve(
     """Serve Keyhouse. On the embedded SQLite default, migrations are applied first."""
     import uvicorn
 
-    # The issuer defaults to the address served, unless configured; workers inherit it.
-    os.environ.setdefault("KEYHOUSE_ISSUER", f"http://{host}:{port}")
-    get_settings.cache_clear()
     settings = get_settings()
+    if settings.environment == "development" and "issuer" not in settings.model_fields_set:
+        # In development the issuer is the address served; workers inherit it from here.
+        os.environ["KEYHOUSE_ISSUER"] = f"http://{host}:{port}"
+        get_settings.cache_clear()
+        settings = get_settings()
     if settings.is_sqlite:
         upgrade_database(settings)
     _with_session(lambda session: _bootstrap(session, settings))
@@ -267,5 +272,8 @@ def serve(
 def main() -> None:
     try:
         cli()
+    except ConfigurationError as error:
+        typer.echo(f"error: {error}", err=True)
+        sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -4,7 +4,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_HOST = "127.0.0.1"
@@ -32,20 +32,32 @@ class Settings(BaseSettings):
     client_cache_seconds: float = Field(default=1.0, ge=0, le=60)
     max_token_request_bytes: int = Field(default=16_384, ge=1024)
 
+    @field_validator("issuer")
+    @classmethod
+    def _strip_trailing_slash(cls, issuer: str) -> str:
+        # A validator, not an assignment below: assigning would mark the issuer as configured
+        # (`model_fields_set`), and `keyhouse serve` would no longer default it to its address.
+        return issuer.rstrip("/")
+
     @model_validator(mode="after")
     def _fill_defaults(self) -> "Settings":
+        if self.environment == "production":
+            self._check_production()
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'keyhouse.db'}"
-        self.issuer = self.issuer.rstrip("/")
         if not self.audience:
             self.audience = self.issuer
-        if self.environment == "production":
-            secret = self.server_secret.get_secret_value() if self.server_secret else ""
-            if len(secret) < 32:
-                raise ValueError(
-                    "KEYHOUSE_SERVER_SECRET (32+ characters) is required in production"
-                )
         return self
+
+    def _check_production(self) -> None:
+        secret = self.server_secret.get_secret_value() if self.server_secret else ""
+        if len(secret) < 32:
+            raise ValueError("KEYHOUSE_SERVER_SECRET (32+ characters) is required in production")
+        # Tokens name their issuer and resource servers check it: no guessing in production.
+        if "issuer" not in self.model_fields_set:
+            raise ValueError(
+                "KEYHOUSE_ISSUER (the public URL of Keyhouse) is required in production"
+            )
 
     @property
     def is_sqlite(self) -> bool:
@@ -56,6 +68,20 @@ class Settings(BaseSettings):
         return self.data_dir / "keyhouse.secret"
 
 
+class ConfigurationError(Exception):
+    """Settings that cannot work; the message names the variables, never their values."""
+
+
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as error:
+        # pydantic's own message quotes the input, which may hold the server secret.
+        problems = [
+            f"KEYHOUSE_{str(problem['loc'][0]).upper()}: {problem['msg']}"
+            if problem["loc"]
+            else problem["msg"].removeprefix("Value error, ")
+            for problem in error.errors(include_input=False, include_url=False)
+        ]
+        raise ConfigurationError("; ".join(problems)) from None

@@ -28,6 +28,15 @@ def approve_origin(request: Request) -> None:
     request.scope.setdefault("state", {})[APPROVED_STATE_KEY] = True
 
 
+def _with_vary_origin(send: Send) -> Send:
+    async def send_varying(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            MutableHeaders(scope=message).add_vary_header("Origin")
+        await send(message)
+
+    return send_varying
+
+
 def _header_allowed(name: str) -> bool:
     return name in ALLOWED_HEADERS or name.startswith(ALLOWED_HEADER_PREFIX)
 
@@ -45,7 +54,9 @@ class ClientOriginCORSMiddleware:
         headers = Headers(scope=scope)
         origin = headers.get("origin")
         if origin is None:
-            await self.app(scope, receive, send)
+            # Still say the answer varies: a shared cache must not hand this copy (without a
+            # CORS grant) to a page that sends an Origin.
+            await self.app(scope, receive, _with_vary_origin(send))
             return
         registry: ClientRegistry = scope["app"].state.clients
         if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
@@ -57,7 +68,6 @@ class ClientOriginCORSMiddleware:
         async def send_with_cors(message: Message) -> None:
             if message["type"] == "http.response.start":
                 response_headers = MutableHeaders(scope=message)
-                response_headers.add_vary_header("Origin")
                 approved = state.get(APPROVED_STATE_KEY)
                 if approved is None:
                     approved = await registry.is_registered_origin(origin)
@@ -65,7 +75,7 @@ class ClientOriginCORSMiddleware:
                     response_headers["Access-Control-Allow-Origin"] = origin
             await send(message)
 
-        await self.app(scope, receive, send_with_cors)
+        await self.app(scope, receive, _with_vary_origin(send_with_cors))
 
     async def _preflight(self, registry: ClientRegistry, origin: str, headers: Headers) -> Response:
         requested = [

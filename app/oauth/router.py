@@ -7,9 +7,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from app.oauth.authentication import AUTH_METHODS_SUPPORTED, ClientAuthenticator
+from app.oauth.clients import CLIENT_CREDENTIALS
 from app.oauth.cors import approve_origin
 from app.oauth.errors import NO_STORE
-from app.oauth.grants import GRANT_TYPES, grant_for
+from app.oauth.grants import grant_for
 from app.oauth.keys import KeyRing
 from app.oauth.requests import read_token_request
 from app.oauth.scopes import SUPPORTED_SCOPES
@@ -58,7 +59,10 @@ async def get_metadata(request: Request) -> Response:
             "issuer": issuer,
             "token_endpoint": issuer + TOKEN_PATH,
             "jwks_uri": issuer + JWKS_PATH,
-            "grant_types_supported": sorted(GRANT_TYPES),
+            # The commerce API's `implicit` is answered here, at the token endpoint; RFC 8414
+            # reserves the name for the redirect flow, which needs an authorization endpoint
+            # we do not have, so standard clients would reject metadata that listed it.
+            "grant_types_supported": [CLIENT_CREDENTIALS],
             "token_endpoint_auth_methods_supported": list(AUTH_METHODS_SUPPORTED),
             "scopes_supported": list(SUPPORTED_SCOPES),
             # No authorization endpoint: tokens come straight from the token endpoint.
