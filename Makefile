@@ -1,0 +1,44 @@
+# Two commands for a fresh machine (Python 3.11+, and Node 20 + npm for the SDK tests):
+#   make run    set up .venv and serve Keyhouse on http://127.0.0.1:8000 (embedded SQLite)
+#   make test   set up .venv with test tools, install the JavaScript SDKs, lint and run the suite
+# Set KEYHOUSE_TEST_DATABASE_URL=postgresql+asyncpg://root@127.0.0.1:5432/test to test on PostgreSQL.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Stamp files make re-installs happen only when pyproject.toml or the npm lock file change.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(VENV)/.installed $@
+
+tests/js/node_modules/.installed: tests/js/package-lock.json
+	npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
+	touch $@
+
+run: $(VENV)/.installed
+	$(BIN)/keyhouse serve
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint tests/js/node_modules/.installed
+	$(BIN)/python -m pytest
+
+bench: $(VENV)/.installed-test
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) tests/js/node_modules
