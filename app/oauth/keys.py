@@ -60,6 +60,8 @@ def _public_jwk(private_key: PrivateKey) -> dict[str, Any]:
         jwk: dict[str, Any] = ECAlgorithm.to_jwk(private_key.public_key(), as_dict=True)
     else:
         jwk = RSAAlgorithm.to_jwk(private_key.public_key(), as_dict=True)
+    # We publish `use: sig`; RFC 7517 §4.3 says not to send `key_ops` beside it.
+    jwk.pop("key_ops", None)
     return jwk
 
 
