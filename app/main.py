@@ -9,6 +9,8 @@ from app.db import Database
 from app.errors import install_error_handlers
 from app.oauth.authentication import ClientAuthenticator
 from app.oauth.cors import ClientOriginCORSMiddleware
+from app.oauth.endpoint import TokenEndpoint
+from app.oauth.grants import GrantRegistry
 from app.oauth.keys import KeyRing, ensure_signing_key
 from app.oauth.registry import ClientRegistry
 from app.oauth.router import router as oauth_router
@@ -38,8 +40,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.database = database
         app.state.clients = clients
         app.state.keyring = keyring
-        app.state.authenticator = ClientAuthenticator(
-            clients, ClientSecretHasher(server_keys.client_secret_hmac)
+        app.state.grants = GrantRegistry(
+            ClientAuthenticator(clients, ClientSecretHasher(server_keys.client_secret_hmac))
         )
         app.state.token_issuer = TokenIssuer(
             keyring,
@@ -58,6 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
+    # Added last is outermost: CORS sees every response, the token endpoint's included.
+    app.add_middleware(TokenEndpoint)
     app.add_middleware(ClientOriginCORSMiddleware)
     install_error_handlers(app)
     app.include_router(oauth_router)

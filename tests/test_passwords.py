@@ -1,12 +1,11 @@
 """Client secrets: generated with 256 bits, stored as keyed hashes, matched in constant time."""
 
 import re
+import time
 import uuid
-from datetime import timedelta
 
 import pytest
 
-from app.db import utcnow
 from app.oauth.registry import ClientRecord
 from app.passwords import ClientSecretHasher, generate_client_secret
 
@@ -19,9 +18,9 @@ def hasher() -> ClientSecretHasher:
     return ClientSecretHasher(KEY)
 
 
-def record(*secret_hashes: tuple[str, timedelta | None]) -> ClientRecord:
-    """A client whose secrets expire at now + the given offsets (None: never)."""
-    now = utcnow()
+def record(*secret_hashes: tuple[str, float | None]) -> ClientRecord:
+    """A client whose secrets expire the given seconds from now (None: never)."""
+    now = time.time()
     return ClientRecord(
         client_id="client",
         store_id=uuid.uuid4(),
@@ -94,11 +93,11 @@ def test_any_of_several_stored_hashes_matches(hasher: ClientSecretHasher) -> Non
 def test_expired_secrets_are_not_offered(hasher: ClientSecretHasher) -> None:
     expired, rotating, current = (generate_client_secret() for _ in range(3))
     client = record(
-        (hasher.hash(expired), timedelta(seconds=-1)),
-        (hasher.hash(rotating), timedelta(hours=1)),
+        (hasher.hash(expired), -1.0),
+        (hasher.hash(rotating), 3600.0),
         (hasher.hash(current), None),
     )
-    valid = client.valid_secret_hashes(utcnow())
+    valid = client.valid_secret_hashes(time.time())
     assert valid == [hasher.hash(rotating), hasher.hash(current)]
     assert not hasher.matches(expired, valid)
     assert hasher.matches(rotating, valid)
@@ -106,9 +105,9 @@ def test_expired_secrets_are_not_offered(hasher: ClientSecretHasher) -> None:
 
 
 def test_a_secret_expires_at_its_expiry_instant(hasher: ClientSecretHasher) -> None:
-    client = record((hasher.hash("secret"), timedelta(minutes=5)))
+    client = record((hasher.hash("secret"), 300.0))
     (expires_at,) = [expires for _, expires in client.secret_hashes]
     assert expires_at is not None
-    assert client.valid_secret_hashes(expires_at - timedelta(microseconds=1))
+    assert client.valid_secret_hashes(expires_at - 0.001)
     assert client.valid_secret_hashes(expires_at) == []
-    assert client.valid_secret_hashes(expires_at + timedelta(days=1)) == []
+    assert client.valid_secret_hashes(expires_at + 86_400) == []

@@ -4,10 +4,10 @@ Two methods: `client_secret_basic` (HTTP Basic) and `client_secret_post` (body).
 wrong secret and disabled client all raise the same `InvalidClientError` after the same work.
 """
 
+import time
 from dataclasses import dataclass
 from typing import Literal
 
-from app.db import utcnow
 from app.oauth.errors import InvalidClientError, InvalidRequestError
 from app.oauth.registry import ClientRecord, ClientRegistry
 from app.oauth.requests import TokenRequest
@@ -61,7 +61,7 @@ class ClientAuthenticator:
         if credentials.client_id is None or credentials.client_secret is None:
             raise InvalidClientError()
         client = await self._registry.find(credentials.client_id)
-        hashes = client.valid_secret_hashes(utcnow()) if client is not None else []
+        hashes = client.valid_secret_hashes(time.time()) if client is not None else []
         # Always hash and compare, so an unknown id costs what a wrong secret costs.
         matched = self._hasher.matches(credentials.client_secret, hashes)
         if client is None or not matched or not client.enabled:

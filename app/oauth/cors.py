@@ -28,13 +28,13 @@ def approve_origin(request: Request) -> None:
     request.scope.setdefault("state", {})[APPROVED_STATE_KEY] = True
 
 
-def _with_vary_origin(send: Send) -> Send:
-    async def send_varying(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            MutableHeaders(scope=message).add_vary_header("Origin")
-        await send(message)
-
-    return send_varying
+def _origin_of(scope: Scope) -> str | None:
+    # A plain scan of the raw list: most requests (servers, not browsers) send no Origin, and
+    # this runs on every request.
+    for name, value in scope["headers"]:
+        if name == b"origin":
+            return str(value.decode("latin-1"))
+    return None
 
 
 def _header_allowed(name: str) -> bool:
@@ -51,14 +51,14 @@ class ClientOriginCORSMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
-        origin = headers.get("origin")
+        origin = _origin_of(scope)
         if origin is None:
-            # Still say the answer varies: a shared cache must not hand this copy (without a
-            # CORS grant) to a page that sends an Origin.
-            await self.app(scope, receive, _with_vary_origin(send))
+            # Publicly cacheable answers carry `Vary: Origin` themselves (see PUBLIC_CACHE in
+            # the router); token responses are `no-store`. So nothing to add here.
+            await self.app(scope, receive, send)
             return
         registry: ClientRegistry = scope["app"].state.clients
+        headers = Headers(scope=scope)
         if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
             response = await self._preflight(registry, origin, headers)
             await response(scope, receive, send)
@@ -68,6 +68,8 @@ class ClientOriginCORSMiddleware:
         async def send_with_cors(message: Message) -> None:
             if message["type"] == "http.response.start":
                 response_headers = MutableHeaders(scope=message)
+                if "origin" not in response_headers.get("vary", "").lower():
+                    response_headers.add_vary_header("Origin")
                 approved = state.get(APPROVED_STATE_KEY)
                 if approved is None:
                     approved = await registry.is_registered_origin(origin)
@@ -75,7 +77,7 @@ class ClientOriginCORSMiddleware:
                     response_headers["Access-Control-Allow-Origin"] = origin
             await send(message)
 
-        await self.app(scope, receive, _with_vary_origin(send_with_cors))
+        await self.app(scope, receive, send_with_cors)
 
     async def _preflight(self, registry: ClientRegistry, origin: str, headers: Headers) -> Response:
         requested = [

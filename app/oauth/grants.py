@@ -81,11 +81,17 @@ GRANT_TYPES: dict[str, type[Grant]] = {
 }
 
 
-def grant_for(request: TokenRequest, authenticator: ClientAuthenticator) -> Grant:
-    grant_type = request.params.get("grant_type")
-    if grant_type is None:
-        raise InvalidRequestError(MISSING_GRANT_TYPE)
-    grant_class = GRANT_TYPES.get(grant_type)
-    if grant_class is None:
-        raise UnsupportedGrantTypeError()
-    return grant_class(authenticator)
+class GrantRegistry:
+    """The grants one app serves, built once, chosen by `grant_type` (RFC 6749 §4)."""
+
+    def __init__(self, authenticator: ClientAuthenticator) -> None:
+        self._grants = {name: grant(authenticator) for name, grant in GRANT_TYPES.items()}
+
+    def grant_for(self, request: TokenRequest) -> Grant:
+        grant_type = request.params.get("grant_type")
+        if grant_type is None:
+            raise InvalidRequestError(MISSING_GRANT_TYPE)
+        grant = self._grants.get(grant_type)
+        if grant is None:
+            raise UnsupportedGrantTypeError()
+        return grant

@@ -28,8 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, Database, utcnow
+from app.oauth.jws import CompactSigner, PrivateKey
 
-PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 (RFC 9068 §2.1 media type, not a secret)
 KEYRING_REFRESH_SECONDS = 30.0
 NONCE_BYTES = 12
 
@@ -129,11 +130,12 @@ async def ensure_signing_key(
 
 @dataclass(frozen=True, slots=True)
 class ActiveKey:
-    """The key that signs new tokens, decrypted and ready."""
+    """The key that signs new tokens, decrypted, with its signer ready."""
 
     kid: str
     algorithm: str
     private_key: PrivateKey
+    signer: CompactSigner
 
 
 class KeyRing:
@@ -167,12 +169,15 @@ class KeyRing:
         signing = [key for key in keys if key.activated_at is not None and key.activated_at <= now]
         newest = max(signing, key=lambda key: key.activated_at or now, default=None)
         if newest is not None and (self._active is None or self._active.kid != newest.kid):
-            self._active = ActiveKey(
-                kid=newest.kid,
-                algorithm=newest.algorithm,
-                private_key=_decrypt(
-                    newest.private_key_encrypted, kid=newest.kid, key=self._encryption_key
-                ),
-            )
+            self._active = self._activate(newest)
         self._jwks = {"keys": [key.public_jwk for key in keys]}
         self._loaded_at = time.monotonic()
+
+    def _activate(self, key: SigningKey) -> ActiveKey:
+        private_key = _decrypt(key.private_key_encrypted, kid=key.kid, key=self._encryption_key)
+        signer = CompactSigner(
+            private_key=private_key, algorithm=key.algorithm, kid=key.kid, typ=ACCESS_TOKEN_TYPE
+        )
+        return ActiveKey(
+            kid=key.kid, algorithm=key.algorithm, private_key=private_key, signer=signer
+        )

@@ -2,14 +2,17 @@
 
 A worker keeps each client it has seen for `client_cache_seconds` (one second by default), so
 issuing a token costs no database round trip while a disabled client or a rotated secret is
-still noticed within that bound on every worker.
+still noticed within that bound on every worker. When an entry expires, one request reloads it
+and the others in flight wait for that one load instead of each querying the database.
 """
 
+import asyncio
 import re
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from typing import Generic, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -22,6 +25,8 @@ from app.oauth.clients import OAuthClient
 CLIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_CACHED_CLIENTS = 10_000
 ORIGINS_CACHE_SECONDS = 5.0
+
+V = TypeVar("V")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,9 +41,10 @@ class ClientRecord:
     scopes: frozenset[str]
     allowed_origins: frozenset[str]
     token_ttl: int | None
-    secret_hashes: tuple[tuple[str, datetime | None], ...]
+    # (keyed hash, expiry as epoch seconds or None for never)
+    secret_hashes: tuple[tuple[str, float | None], ...]
 
-    def valid_secret_hashes(self, now: datetime) -> list[str]:
+    def valid_secret_hashes(self, now: float) -> list[str]:
         return [
             digest for digest, expires in self.secret_hashes if expires is None or expires > now
         ]
@@ -54,8 +60,49 @@ def _record(client: OAuthClient) -> ClientRecord:
         scopes=frozenset(client.scopes),
         allowed_origins=frozenset(client.allowed_origins),
         token_ttl=client.token_ttl,
-        secret_hashes=tuple((s.secret_hash, s.expires_at) for s in client.secrets),
+        secret_hashes=tuple(
+            (s.secret_hash, s.expires_at.timestamp() if s.expires_at else None)
+            for s in client.secrets
+        ),
     )
+
+
+class ExpiringCache(Generic[V]):
+    """A bounded map whose entries live `seconds`; concurrent misses share one load."""
+
+    def __init__(self, seconds: float, max_entries: int) -> None:
+        self._seconds = seconds
+        self._max_entries = max_entries
+        self._entries: dict[str, tuple[float, V]] = {}
+        self._loading: dict[str, asyncio.Future[V]] = {}
+
+    async def get(self, key: str, load: Callable[[], Awaitable[V]]) -> V:
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] > time.monotonic():
+            return entry[1]
+        task = self._loading.get(key)
+        if task is None:
+            # A task of its own, so a cancelled request does not cancel everyone's load.
+            task = asyncio.ensure_future(self._load_and_store(key, load))
+            self._loading[key] = task
+            task.add_done_callback(lambda done: self._finish(key, done))
+        return await asyncio.shield(task)
+
+    async def _load_and_store(self, key: str, load: Callable[[], Awaitable[V]]) -> V:
+        value = await load()
+        self._store(key, value)
+        return value
+
+    def _finish(self, key: str, task: "asyncio.Future[V]") -> None:
+        del self._loading[key]
+        if not task.cancelled():
+            task.exception()  # retrieved here; the requests awaiting it re-raise it
+
+    def _store(self, key: str, value: V) -> None:
+        self._entries.pop(key, None)
+        if len(self._entries) >= self._max_entries:
+            self._entries.pop(next(iter(self._entries)))  # the oldest entry
+        self._entries[key] = (time.monotonic() + self._seconds, value)
 
 
 class ClientRegistry:
@@ -63,23 +110,16 @@ class ClientRegistry:
 
     def __init__(self, database: Database, *, cache_seconds: float) -> None:
         self._database = database
-        self._cache_seconds = cache_seconds
-        self._clients: dict[str, tuple[float, ClientRecord | None]] = {}
-        self._origins: tuple[float, frozenset[str]] = (0.0, frozenset())
+        self._clients: ExpiringCache[ClientRecord | None] = ExpiringCache(
+            cache_seconds, MAX_CACHED_CLIENTS
+        )
+        self._origins: ExpiringCache[frozenset[str]] = ExpiringCache(ORIGINS_CACHE_SECONDS, 1)
 
     async def find(self, client_id: str) -> ClientRecord | None:
         """The client, or None if no client has this id."""
         if not CLIENT_ID_PATTERN.fullmatch(client_id):
             return None
-        now = time.monotonic()
-        cached = self._clients.get(client_id)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        record = await self._load(client_id)
-        if len(self._clients) >= MAX_CACHED_CLIENTS:
-            self._clients.pop(next(iter(self._clients)))  # the oldest entry
-        self._clients[client_id] = (now + self._cache_seconds, record)
-        return record
+        return await self._clients.get(client_id, lambda: self._load(client_id))
 
     async def _load(self, client_id: str) -> ClientRecord | None:
         query = (
@@ -93,11 +133,7 @@ class ClientRegistry:
 
     async def is_registered_origin(self, origin: str) -> bool:
         """Whether any enabled client lists this browser origin (for CORS preflights)."""
-        expires, origins = self._origins
-        if expires <= time.monotonic():
-            origins = await self._load_origins()
-            self._origins = (time.monotonic() + ORIGINS_CACHE_SECONDS, origins)
-        return origin in origins
+        return origin in await self._origins.get("", self._load_origins)
 
     async def _load_origins(self) -> frozenset[str]:
         query = select(OAuthClient.allowed_origins).where(OAuthClient.enabled.is_(True))

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
+from starlette.types import Receive
 
 from app.oauth.errors import InvalidRequestError
 
@@ -40,27 +41,55 @@ class TokenRequest:
     origin: str | None
 
 
+# The only headers the token endpoint reads.
+CONTENT_TYPE = b"content-type"
+CONTENT_LENGTH = b"content-length"
+AUTHORIZATION = b"authorization"
+ORIGIN = b"origin"
+WANTED_HEADERS = frozenset({CONTENT_TYPE, CONTENT_LENGTH, AUTHORIZATION, ORIGIN})
+
+
 async def read_token_request(request: Request, *, max_bytes: int) -> TokenRequest:
-    body = await _read_body(request, max_bytes)
-    params = _parse_body(body, request.headers.get("content-type", ""))
+    headers = _wanted_headers(request.scope["headers"])
+    body = await _read_body(request.receive, headers.get(CONTENT_LENGTH), max_bytes)
+    params = _parse_body(body, headers.get(CONTENT_TYPE, ""))
     return TokenRequest(
         params={name: value for name, value in params.items() if value},
-        basic=parse_basic(request.headers.get("authorization")),
-        origin=request.headers.get("origin"),
+        basic=parse_basic(headers.get(AUTHORIZATION)),
+        origin=headers.get(ORIGIN),
     )
 
 
-async def _read_body(request: Request, max_bytes: int) -> bytes:
-    declared = request.headers.get("content-length", "0")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise InvalidRequestError(TOO_LARGE)
+def _wanted_headers(raw_headers: list[tuple[bytes, bytes]]) -> dict[bytes, str]:
+    # One pass over the raw list (ASGI names are lower case); Starlette's `Headers` would scan
+    # it again for every lookup, and this is the busiest endpoint. The first of a kind counts.
+    found: dict[bytes, str] = {}
+    for name, value in raw_headers:
+        if name in WANTED_HEADERS and name not in found:
+            found[name] = value.decode("latin-1")
+    return found
+
+
+async def _read_body(receive: Receive, declared_length: str | None, max_bytes: int) -> bytes:
+    if (
+        declared_length is not None
+        and declared_length.isdigit()
+        and int(declared_length) > max_bytes
+    ):
+        raise InvalidRequestError(TOO_LARGE)  # refused before reading a byte of it
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    more_body = True
+    while more_body:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk: bytes = message.get("body", b"")
         size += len(chunk)
-        if size > max_bytes:
+        if size > max_bytes:  # also bounds chunked bodies, which declare no length
             raise InvalidRequestError(TOO_LARGE)
         chunks.append(chunk)
+        more_body = message.get("more_body", False)
     return b"".join(chunks)
 
 

@@ -6,11 +6,11 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from app.oauth.authentication import AUTH_METHODS_SUPPORTED, ClientAuthenticator
+from app.oauth.authentication import AUTH_METHODS_SUPPORTED
 from app.oauth.clients import CLIENT_CREDENTIALS
 from app.oauth.cors import approve_origin
 from app.oauth.errors import NO_STORE
-from app.oauth.grants import grant_for
+from app.oauth.grants import GrantRegistry
 from app.oauth.keys import KeyRing
 from app.oauth.requests import read_token_request
 from app.oauth.scopes import SUPPORTED_SCOPES
@@ -20,22 +20,25 @@ from app.settings import Settings
 router = APIRouter(tags=["oauth"])
 
 TOKEN_PATH = "/oauth/access_token"  # noqa: S105 (a path, not a secret)
+TOKEN_ALIAS_PATH = "/oauth/token"  # noqa: S105 (a path)
+TOKEN_PATHS = frozenset({TOKEN_PATH, TOKEN_ALIAS_PATH})
 JWKS_PATH = "/.well-known/jwks.json"
+# Public documents: cached briefly, so resource servers soon see a new key. Whether a browser
+# may read them depends on its Origin, so a shared cache must keep one copy per Origin.
+PUBLIC_CACHE = {"Cache-Control": "public, max-age=300", "Vary": "Origin"}
 
 
 def _json(body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(body), media_type="application/json", headers=headers)
 
 
-@router.post(TOKEN_PATH, summary="Issue an access token (implicit or client_credentials)")
-@router.post("/oauth/token", include_in_schema=False)
 async def issue_token(request: Request) -> Response:
     """RFC 6749 §4.4 and the commerce API's implicit grant; errors per §5.2."""
     state = request.app.state
     settings: Settings = state.settings
     token_request = await read_token_request(request, max_bytes=settings.max_token_request_bytes)
-    authenticator: ClientAuthenticator = state.authenticator
-    grant = await grant_for(token_request, authenticator).grant(token_request)
+    grants: GrantRegistry = state.grants
+    grant = await grants.grant_for(token_request).grant(token_request)
     issuer: TokenIssuer = state.token_issuer
     token = await issuer.issue(grant)
     if token_request.origin is not None:
@@ -43,11 +46,20 @@ async def issue_token(request: Request) -> Response:
     return _json(token.response_body(), NO_STORE)
 
 
+# Requests are served by `TokenEndpoint` (endpoint.py), ahead of FastAPI's routing; this
+# registration is what puts the endpoint in the OpenAPI schema and /docs.
+router.add_api_route(
+    TOKEN_PATH,
+    issue_token,
+    methods=["POST"],
+    summary="Issue an access token (implicit or client_credentials)",
+)
+
+
 @router.get(JWKS_PATH, summary="Public signing keys (RFC 7517)")
 async def get_jwks(request: Request) -> Response:
     keyring: KeyRing = request.app.state.keyring
-    # Short public caching: resource servers refetch soon enough to see a new key early.
-    return _json(await keyring.jwks(), {"Cache-Control": "public, max-age=300"})
+    return _json(await keyring.jwks(), PUBLIC_CACHE)
 
 
 @router.get("/.well-known/oauth-authorization-server", summary="Server metadata (RFC 8414)")
@@ -68,5 +80,5 @@ async def get_metadata(request: Request) -> Response:
             # No authorization endpoint: tokens come straight from the token endpoint.
             "response_types_supported": ["token"],
         },
-        {"Cache-Control": "public, max-age=300"},
+        PUBLIC_CACHE,
     )

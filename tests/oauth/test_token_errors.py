@@ -4,12 +4,13 @@ Each case asserts the status, the hybrid RFC 6749 + JSON:API body and the key he
 """
 
 import base64
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from app.db import Database
 from app.oauth.clients import CreatedClient, disable_client
@@ -342,3 +343,41 @@ async def test_other_methods_are_405_in_the_errors_envelope(
     assert response.status_code == 405
     assert response.json()["errors"][0]["status"] == 405
     assert "POST" in response.headers["allow"]
+
+
+async def test_chunked_body_over_the_limit_is_refused(
+    http: httpx.AsyncClient, clients: Clients
+) -> None:
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: sent chunked
+        yield f"grant_type=implicit&client_id={clients.storefront.client.id}&pad=".encode()
+        for _ in range(20):
+            yield b"x" * 1024
+
+    response = await http.post(TOKEN_URL, content=chunks(), headers=FORM)
+    assert "content-length" not in response.request.headers
+    assert_error_response(response, 400, "invalid_request")
+
+
+async def test_unexpected_failure_is_a_clean_500(
+    app: FastAPI, clients: Clients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*_args: object) -> None:
+        raise RuntimeError("signing backend exploded: secret-ish detail")
+
+    monkeypatch.setattr(app.state.token_issuer, "issue", broken)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://keyhouse.test") as http:
+        response = await http.post(
+            TOKEN_URL, data={"grant_type": "implicit", "client_id": clients.storefront.client.id}
+        )
+    assert response.status_code == 500
+    assert response.json() == {
+        "errors": [
+            {
+                "status": 500,
+                "title": "Internal Server Error",
+                "detail": "Something went wrong on our side; the error has been logged.",
+            }
+        ]
+    }
+    assert "exploded" not in response.text

@@ -1,0 +1,36 @@
+"""The token endpoint as a lean ASGI layer, ahead of FastAPI's routing.
+
+The token endpoint is the busiest path and takes nothing from FastAPI: no dependencies and no
+validation (it parses its own body, so that errors are RFC 6749 `invalid_request` and never
+422). Measured with the benchmark in `bench/`, FastAPI's per-route layers cost more per request
+than all the OAuth work, ES256 signature included. So this layer, installed inside the app's
+middleware (CORS, and the server-error handler that renders anything unexpected as a 500),
+serves `POST /oauth/access_token` and `/oauth/token` itself and hands every other request to
+FastAPI. FastAPI still documents the endpoint (router.py).
+"""
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.errors import KeyhouseError, render
+from app.oauth.router import TOKEN_PATHS, issue_token
+
+
+class TokenEndpoint:
+    """ASGI middleware that answers token requests and passes everything else on."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        is_token_request = (
+            scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in TOKEN_PATHS
+        )
+        if not is_token_request:
+            await self.app(scope, receive, send)  # other methods get FastAPI's 405
+            return
+        try:
+            response = await issue_token(Request(scope, receive))
+        except KeyhouseError as error:
+            response = render(error)
+        await response(scope, receive, send)
