@@ -2,16 +2,19 @@
 
 `POST /oauth/access_token` reads the raw body, parses it exactly as Keyhouse does
 (`app.oauth.requests`: `parse_qsl(..., keep_blank_values=True, strict_parsing=True)`, repeated
-names refused, empty values dropped), checks that the parameters a grant needs are present, and
-answers 200 with the same headers (`Cache-Control: no-store`, `Pragma: no-cache`,
-`application/json`) and a JSON body of the same shape and the same length as Keyhouse's token
-response. It does not authenticate a client or sign anything: that work is what the benchmark
-prices. Each response is built and serialised per request, as Keyhouse builds its own; nothing is
-cached by input.
+names refused, empty values dropped), checks that the parameters the grant needs are present,
+and answers 200 with the same headers as Keyhouse and a JSON body of the same shape and exactly
+the same length. It does not authenticate a client or sign anything: that work is what the
+benchmark prices. Each response is built and serialised per request, as Keyhouse builds its
+own; nothing is cached by input.
 
-`BENCH_BODY_BYTES` (JSON, e.g. `{"client_credentials": 775, "implicit": 737}`) gives the body
-length Keyhouse answered with for each grant; `bench/run.py` measures it and sets it. The dummy
-`access_token` is padded so each body has exactly that length.
+Set by `bench/run.py` from what Keyhouse answered:
+
+- `BENCH_BODY_BYTES` (JSON, e.g. `{"client_credentials": 775, "implicit": 737}`): the body
+  length per grant; the dummy `access_token` is padded to reach it.
+- `BENCH_HEADERS` (JSON): Keyhouse's response headers other than those Uvicorn and Starlette
+  write for both apps (date, server, content-length, content-type); without it, the two
+  `no-store` headers.
 """
 
 import json
@@ -65,6 +68,7 @@ def _error(status: int, error: str) -> Response:
 
 
 TOKENS = _dummy_tokens(json.loads(os.environ.get("BENCH_BODY_BYTES", "{}")))
+HEADERS: dict[str, str] = json.loads(os.environ.get("BENCH_HEADERS") or json.dumps(NO_STORE))
 
 app = FastAPI(title="Keyhouse benchmark baseline")
 
@@ -89,4 +93,4 @@ async def issue_token(request: Request) -> Response:
     if any(name not in params for name in REQUIRED[grant_type]):
         return _error(400, "invalid_request")
     content = orjson.dumps(_body(token, grant_type, int(time.time()) + TTL))
-    return Response(content, media_type="application/json", headers=NO_STORE)
+    return Response(content, media_type="application/json", headers=HEADERS)
