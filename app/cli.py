@@ -142,7 +142,10 @@ def clients_create(
     name: Annotated[str, typer.Option("--name", help="A name for people to recognise.")],
     store: Annotated[str | None, typer.Option(help="Store id; default: the default store.")] = None,
     public: Annotated[bool, typer.Option("--public", help="No secret; implicit only.")] = False,
-    scope: Annotated[str, typer.Option(help="The most this client may ask for.")] = "read write",
+    scope: Annotated[
+        str | None,
+        typer.Option(help='The most it may ask for; default "read write", "read" if public.'),
+    ] = None,
     origin: Annotated[
         list[str] | None, typer.Option("--origin", help="A browser origin; repeatable.")
     ] = None,

@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base, utcnow
-from app.oauth.errors import InvalidClientMetadataError
-from app.oauth.scopes import SUPPORTED_SCOPES, format_scope, parse_scope
+from app.oauth.errors import InvalidClientMetadataError, InvalidScopeError
+from app.oauth.scopes import READ, SUPPORTED_SCOPES, format_scope, parse_scope
 from app.passwords import ClientSecretHasher, generate_client_secret
 
 IMPLICIT = "implicit"
@@ -93,6 +93,16 @@ def _grant_types(*, public: bool, requested: Iterable[str]) -> list[str]:
     return sorted(chosen)
 
 
+def _allowed_scopes(scope: str | None, *, public: bool) -> frozenset[str]:
+    if scope is None:
+        # A public client only ever gets implicit tokens, which carry `read` at most.
+        return frozenset({READ}) if public else frozenset(SUPPORTED_SCOPES)
+    try:
+        return parse_scope(scope)
+    except InvalidScopeError as error:
+        raise InvalidClientMetadataError("Scopes are read and write.") from error
+
+
 def _validated_ttl(ttl: int | None) -> int | None:
     if ttl is not None and not 1 <= ttl <= MAX_TOKEN_TTL:
         raise InvalidClientMetadataError("The token lifetime is 1 to 86400 seconds.")
@@ -106,7 +116,7 @@ async def create_client(
     store_id: uuid.UUID,
     name: str,
     public: bool = False,
-    scope: str = " ".join(SUPPORTED_SCOPES),
+    scope: str | None = None,
     grant_types: Iterable[str] = (),
     origins: Iterable[str] = (),
     token_ttl: int | None = None,
@@ -119,7 +129,7 @@ async def create_client(
         name=name.strip(),
         is_public=public,
         grant_types=_grant_types(public=public, requested=grant_types),
-        scopes=format_scope(parse_scope(scope)).split(),
+        scopes=format_scope(_allowed_scopes(scope, public=public)).split(),
         allowed_origins=sorted({normalize_origin(origin) for origin in origins}),
         token_ttl=_validated_ttl(token_ttl),
     )
