@@ -5,6 +5,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.customers.router import router as customers_router
+from app.customers.tokens import CustomerTokenIssuer
 from app.db import Database
 from app.errors import install_error_handlers
 from app.oauth.authentication import ClientAuthenticator
@@ -15,7 +17,8 @@ from app.oauth.keys import KeyRing, ensure_signing_key
 from app.oauth.registry import ClientRegistry
 from app.oauth.router import router as oauth_router
 from app.oauth.tokens import TokenIssuer
-from app.passwords import ClientSecretHasher
+from app.passwords import ClientSecretHasher, PasswordHasher
+from app.security import TokenVerifier
 from app.server_secret import load_server_keys
 from app.settings import Settings, get_settings
 
@@ -49,9 +52,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             audience=settings.audience,
             default_ttl=settings.token_ttl,
         )
+        app.state.token_verifier = TokenVerifier(
+            keyring, issuer=settings.issuer, audience=settings.audience
+        )
+        app.state.password_hasher = PasswordHasher(settings.password_hash_concurrency)
+        app.state.customer_token_issuer = CustomerTokenIssuer(
+            keyring,
+            issuer=settings.issuer,
+            audience=settings.audience,
+            ttl=settings.customer_token_ttl,
+        )
         try:
             yield
         finally:
+            app.state.password_hasher.close()
             await database.dispose()
 
     app = FastAPI(
@@ -65,4 +79,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(ClientOriginCORSMiddleware)
     install_error_handlers(app)
     app.include_router(oauth_router)
+    app.include_router(customers_router)
     return app

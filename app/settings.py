@@ -1,5 +1,6 @@
 """Runtime configuration, read once from `KEYHOUSE_*` environment variables."""
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -9,6 +10,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
+
+
+def default_hash_concurrency() -> int:
+    """All cores but one, so password hashing never takes the event loop's core."""
+    return max(1, (os.cpu_count() or 2) - 1)
 
 
 class Settings(BaseSettings):
@@ -31,6 +37,9 @@ class Settings(BaseSettings):
     # How long a worker trusts its in-memory copy of a client before reading it again.
     client_cache_seconds: float = Field(default=1.0, ge=0, le=60)
     max_token_request_bytes: int = Field(default=16_384, ge=1024)
+    customer_token_ttl: int = Field(default=86_400, ge=60, le=30 * 86_400)
+    # How many password hashes may run at once; each holds 32 MiB while it runs.
+    password_hash_concurrency: int = Field(default_factory=default_hash_concurrency, ge=1, le=64)
 
     @field_validator("issuer")
     @classmethod

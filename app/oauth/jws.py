@@ -23,9 +23,9 @@ def b64url(data: bytes) -> bytes:
 
 
 class CompactSigner:
-    """Signs claim sets as compact JWS under one key, `kid` and `typ`."""
+    """Signs claim sets as compact JWS under one key; `typ` tells token kinds apart."""
 
-    def __init__(self, *, private_key: PrivateKey, algorithm: str, kid: str, typ: str) -> None:
+    def __init__(self, *, private_key: PrivateKey, algorithm: str, kid: str) -> None:
         if algorithm == "ES256" and isinstance(private_key, ec.EllipticCurvePrivateKey):
             if not isinstance(private_key.curve, ec.SECP256R1):
                 raise ValueError("ES256 needs a P-256 key")
@@ -33,12 +33,19 @@ class CompactSigner:
             raise ValueError(f"{algorithm} does not fit this key")
         self._private_key = private_key
         self._algorithm = algorithm
-        header = {"alg": algorithm, "kid": kid, "typ": typ}
-        self._header_segment = b64url(orjson.dumps(header)) + b"."
+        self._kid = kid
+        self._header_segments: dict[str, bytes] = {}
 
-    def sign(self, claims: dict[str, Any]) -> str:
-        signing_input = self._header_segment + b64url(orjson.dumps(claims))
+    def sign(self, claims: dict[str, Any], *, typ: str) -> str:
+        signing_input = self._header_segment(typ) + b64url(orjson.dumps(claims))
         return (signing_input + b"." + b64url(self._signature(signing_input))).decode()
+
+    def _header_segment(self, typ: str) -> bytes:
+        segment = self._header_segments.get(typ)
+        if segment is None:
+            header = {"alg": self._algorithm, "kid": self._kid, "typ": typ}
+            segment = self._header_segments[typ] = b64url(orjson.dumps(header)) + b"."
+        return segment
 
     def _signature(self, signing_input: bytes) -> bytes:
         key = self._private_key

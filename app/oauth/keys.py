@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
     load_der_private_key,
 )
+from jwt import PyJWK
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from jwt.utils import base64url_encode
 from sqlalchemy import JSON, LargeBinary, String, select
@@ -30,8 +31,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.db import Base, Database, utcnow
 from app.oauth.jws import CompactSigner, PrivateKey
 
-ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 (RFC 9068 §2.1 media type, not a secret)
 KEYRING_REFRESH_SECONDS = 30.0
+UNKNOWN_KID_REFRESH_SECONDS = 1.0
 NONCE_BYTES = 12
 
 
@@ -146,6 +147,7 @@ class KeyRing:
         self._encryption_key = encryption_key
         self._active: ActiveKey | None = None
         self._jwks: dict[str, Any] = {"keys": []}
+        self._verification_keys: dict[str, PyJWK] = {}
         self._loaded_at = float("-inf")
 
     async def active_key(self) -> ActiveKey:
@@ -157,6 +159,16 @@ class KeyRing:
     async def jwks(self) -> dict[str, Any]:
         await self._refresh_if_stale()
         return self._jwks
+
+    async def verification_key(self, kid: str) -> PyJWK | None:
+        """The published key with this `kid`; an unknown one prompts an early re-read."""
+        await self._refresh_if_stale()
+        key = self._verification_keys.get(kid)
+        if key is None and time.monotonic() - self._loaded_at >= UNKNOWN_KID_REFRESH_SECONDS:
+            # Maybe another worker just created it; re-reading is bounded to once a second.
+            await self.refresh()
+            key = self._verification_keys.get(kid)
+        return key
 
     async def _refresh_if_stale(self) -> None:
         if time.monotonic() - self._loaded_at >= KEYRING_REFRESH_SECONDS:
@@ -171,13 +183,12 @@ class KeyRing:
         if newest is not None and (self._active is None or self._active.kid != newest.kid):
             self._active = self._activate(newest)
         self._jwks = {"keys": [key.public_jwk for key in keys]}
+        self._verification_keys = {key.kid: PyJWK(key.public_jwk) for key in keys}
         self._loaded_at = time.monotonic()
 
     def _activate(self, key: SigningKey) -> ActiveKey:
         private_key = _decrypt(key.private_key_encrypted, kid=key.kid, key=self._encryption_key)
-        signer = CompactSigner(
-            private_key=private_key, algorithm=key.algorithm, kid=key.kid, typ=ACCESS_TOKEN_TYPE
-        )
+        signer = CompactSigner(private_key=private_key, algorithm=key.algorithm, kid=key.kid)
         return ActiveKey(
             kid=key.kid, algorithm=key.algorithm, private_key=private_key, signer=signer
         )

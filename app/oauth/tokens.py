@@ -9,6 +9,8 @@ from app.oauth.grants import TokenGrant
 from app.oauth.keys import KeyRing
 from app.oauth.scopes import format_scope
 
+ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 (RFC 9068 §2.1 media type, not a secret)
+
 
 @dataclass(frozen=True, slots=True)
 class IssuedToken:
@@ -57,7 +59,7 @@ class TokenIssuer:
             "grant_type": grant.grant_type,
         }
         return IssuedToken(
-            access_token=key.signer.sign(claims),
+            access_token=key.signer.sign(claims, typ=ACCESS_TOKEN_TYPE),
             expires_in=ttl,
             expires=issued_at + ttl,
             grant_type=grant.grant_type,

@@ -1,0 +1,1 @@
+"""Shoppers: sign-up, profiles, and customer tokens from email and password."""

@@ -1,0 +1,170 @@
+"""Customers (shoppers) of a store, and the service functions the routes and CLI share."""
+
+import re
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import ColumnElement, ForeignKey, String, UniqueConstraint, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, utcnow
+from app.jsonapi import ConflictError, Filterable, Page, fetch_page, timestamps
+from app.passwords import PasswordHasher
+
+EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+EMAIL_TAKEN = "A customer with this email already exists."
+
+
+class Customer(Base):
+    __tablename__ = "customer"
+    # Unique per store, whatever the case: `email_key` is the lower-cased email.
+    __table_args__ = (UniqueConstraint("store_id", "email_key"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    store_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("store.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(254))
+    email_key: Mapped[str] = mapped_column(String(254))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+def _checked_email(value: str) -> str:
+    value = value.strip()
+    if len(value) > 254 or not EMAIL_PATTERN.fullmatch(value):
+        raise ValueError("not an email address")
+    return value
+
+
+class CustomerIn(BaseModel):
+    """A sign-up: `{"data": {"type": "customer", "name", "email", "password"}}`."""
+
+    model_config = ConfigDict(extra="ignore")
+    type: str = Field(pattern="^customer$")
+    name: str = Field(min_length=1, max_length=200)
+    email: str
+    password: str = Field(min_length=8, max_length=1024)
+
+    _email = field_validator("email")(_checked_email)
+
+
+class CustomerUpdate(BaseModel):
+    """A partial update; `password` is write-only, like everywhere else."""
+
+    model_config = ConfigDict(extra="ignore")
+    type: str = Field(pattern="^customer$")
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    email: str | None = None
+    password: str | None = Field(default=None, min_length=8, max_length=1024)
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        return None if value is None else _checked_email(value)
+
+
+CUSTOMER_FILTERS = {
+    "name": Filterable(Customer.name),
+    "email": Filterable(Customer.email_key, str.lower),
+    "created_at": Filterable(Customer.created_at, datetime.fromisoformat),
+}
+
+
+def customer_json(customer: Customer) -> dict[str, object]:
+    return {
+        "type": "customer",
+        "id": str(customer.id),
+        "name": customer.name,
+        "email": customer.email,
+        "meta": timestamps(customer.created_at, customer.updated_at),
+    }
+
+
+async def create_customer(
+    session: AsyncSession, *, hasher: PasswordHasher, store_id: uuid.UUID, data: CustomerIn
+) -> Customer:
+    """Signs a customer up; a taken email (in any case) is a 409, even under a race."""
+    customer = Customer(
+        store_id=store_id,
+        name=data.name,
+        email=data.email,
+        email_key=data.email.lower(),
+        password_hash=await hasher.hash(data.password),
+    )
+    session.add(customer)
+    try:
+        await session.commit()
+    except IntegrityError as error:  # the unique constraint decides races, not a read first
+        await session.rollback()
+        raise ConflictError(EMAIL_TAKEN) from error
+    return customer
+
+
+async def get_customer(
+    session: AsyncSession, *, store_id: uuid.UUID, customer_id: uuid.UUID
+) -> Customer | None:
+    customer = await session.get(Customer, customer_id)
+    return customer if customer is not None and customer.store_id == store_id else None
+
+
+async def find_by_email(
+    session: AsyncSession, *, store_id: uuid.UUID, email: str
+) -> Customer | None:
+    query = select(Customer).where(
+        Customer.store_id == store_id, Customer.email_key == email.strip().lower()
+    )
+    return (await session.scalars(query)).first()
+
+
+async def list_customers(
+    session: AsyncSession,
+    *,
+    store_id: uuid.UUID,
+    page: Page,
+    conditions: Sequence[ColumnElement[bool]],
+) -> tuple[list[Customer], int]:
+    return await fetch_page(
+        session,
+        Customer,
+        where=[Customer.store_id == store_id, *conditions],
+        page=page,
+        order_by=[Customer.created_at, Customer.id],
+    )
+
+
+async def update_customer(
+    session: AsyncSession, *, hasher: PasswordHasher, customer: Customer, data: CustomerUpdate
+) -> Customer:
+    if data.name is not None:
+        customer.name = data.name
+    if data.email is not None:
+        customer.email, customer.email_key = data.email, data.email.lower()
+    if data.password is not None:
+        customer.password_hash = await hasher.hash(data.password)
+    try:
+        await session.commit()
+    except IntegrityError as error:
+        await session.rollback()
+        raise ConflictError(EMAIL_TAKEN) from error
+    return customer
+
+
+async def authenticate_customer(
+    session: AsyncSession, *, hasher: PasswordHasher, store_id: uuid.UUID, email: str, password: str
+) -> Customer | None:
+    """The customer if the password matches; unknown email and wrong password cost the same.
+
+    A hash made with older parameters is replaced by a current one on success."""
+    customer = await find_by_email(session, store_id=store_id, email=email)
+    check = await hasher.check(password, customer.password_hash if customer else None)
+    if customer is None or not check.matches:
+        return None
+    if check.upgraded_hash is not None:
+        customer.password_hash = check.upgraded_hash
+        await session.commit()
+    return customer

@@ -1,0 +1,118 @@
+"""`/v2/customers`: sign-up, profiles, and `/v2/customers/tokens` for logins."""
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from app.customers import customers as service
+from app.customers.customers import CUSTOMER_FILTERS, Customer, CustomerIn, CustomerUpdate
+from app.customers.tokens import CustomerTokenIssuer, CustomerTokenRequest
+from app.db import SessionDep
+from app.errors import KeyhouseError, NotFoundError
+from app.jsonapi import Body, filter_of, list_document, page_of
+from app.oauth.scopes import WRITE
+from app.oauth.stores import Store
+from app.passwords import PasswordHasher
+from app.security import REALM, InsufficientScopeError, ReadCaller, WriteCaller
+
+router = APIRouter(prefix="/v2/customers", tags=["customers"])
+
+
+class InvalidCredentialsError(KeyhouseError):
+    """Unknown email or wrong password: one answer for both."""
+
+    status_code = 401
+    title = "Unauthorized"
+    default_detail = "The email or password is incorrect."
+
+    def response_headers(self) -> dict[str, str]:
+        return {**self.headers, "WWW-Authenticate": f"Bearer {REALM}"}
+
+
+def _hasher(request: Request) -> PasswordHasher:
+    hasher: PasswordHasher = request.app.state.password_hasher
+    return hasher
+
+
+HasherDep = Annotated[PasswordHasher, Depends(_hasher)]
+
+
+async def _customer_for(
+    session: SessionDep, caller: ReadCaller, customer_id: uuid.UUID
+) -> Customer:
+    caller.check_customer(customer_id)
+    customer = await service.get_customer(
+        session, store_id=caller.store_id, customer_id=customer_id
+    )
+    if customer is None:
+        raise NotFoundError()
+    return customer
+
+
+CustomerDep = Annotated[Customer, Depends(_customer_for)]
+
+
+@router.post("", status_code=201, summary="Sign a customer up (read; write for backends)")
+async def create_customer(
+    body: Body[CustomerIn], session: SessionDep, caller: ReadCaller, hasher: HasherDep
+) -> JSONResponse:
+    if not caller.is_backend:
+        store = await session.get(Store, caller.store_id)
+        if store is None or not store.allow_customer_signup:
+            raise InsufficientScopeError(WRITE)
+    customer = await service.create_customer(
+        session, hasher=hasher, store_id=caller.store_id, data=body.data
+    )
+    return JSONResponse({"data": service.customer_json(customer)}, status_code=201)
+
+
+@router.get("", summary="List customers (write)")
+async def list_customers(request: Request, session: SessionDep, caller: WriteCaller) -> Any:
+    page = page_of(request)
+    customers, total = await service.list_customers(
+        session,
+        store_id=caller.store_id,
+        page=page,
+        conditions=filter_of(request, CUSTOMER_FILTERS),
+    )
+    return list_document(
+        request, [service.customer_json(c) for c in customers], page=page, total=total
+    )
+
+
+@router.post("/tokens", summary="Log a customer in with email and password")
+async def create_customer_token(
+    request: Request,
+    body: Body[CustomerTokenRequest],
+    session: SessionDep,
+    caller: ReadCaller,
+    hasher: HasherDep,
+) -> Any:
+    customer = await service.authenticate_customer(
+        session,
+        hasher=hasher,
+        store_id=caller.store_id,
+        email=body.data.email,
+        password=body.data.password,
+    )
+    if customer is None:
+        raise InvalidCredentialsError()
+    issuer: CustomerTokenIssuer = request.app.state.customer_token_issuer
+    return (await issuer.issue(customer)).document()
+
+
+@router.get("/{customer_id}", summary="A customer (write, or that customer's own token)")
+async def get_customer(customer: CustomerDep) -> Any:
+    return {"data": service.customer_json(customer)}
+
+
+@router.put("/{customer_id}", summary="Update a customer (write, or that customer's own token)")
+async def update_customer(
+    body: Body[CustomerUpdate], session: SessionDep, customer: CustomerDep, hasher: HasherDep
+) -> Any:
+    updated = await service.update_customer(
+        session, hasher=hasher, customer=customer, data=body.data
+    )
+    return {"data": service.customer_json(updated)}

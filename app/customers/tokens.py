@@ -1,0 +1,74 @@
+"""Customer tokens: a shopper's login, sent as `X-Moltin-Customer-Token` beside the bearer."""
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.customers.customers import Customer
+from app.oauth.keys import KeyRing
+from app.security import CUSTOMER_TOKEN_TYPE
+
+
+class CustomerTokenRequest(BaseModel):
+    """`{"data": {"type": "token", "email", "password", "authentication_mechanism"}}`."""
+
+    model_config = ConfigDict(extra="ignore")
+    type: str = Field(pattern="^token$")
+    email: str = Field(max_length=254)
+    password: str = Field(max_length=1024)
+    authentication_mechanism: str = Field(default="password", pattern="^password$")
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedCustomerToken:
+    token_id: str
+    customer_id: str
+    token: str
+    expires: int
+    expires_in: int
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "data": {
+                "type": "token",
+                "id": self.token_id,
+                "customer_id": self.customer_id,
+                "token": self.token,
+                "expires": self.expires,
+                "expires_in": self.expires_in,
+            }
+        }
+
+
+class CustomerTokenIssuer:
+    """Signs customer tokens with the key ring's active key, `typ: customer+jwt`."""
+
+    def __init__(self, keyring: KeyRing, *, issuer: str, audience: str, ttl: int) -> None:
+        self._keyring = keyring
+        self._issuer = issuer
+        self._audience = audience
+        self._ttl = ttl
+
+    async def issue(self, customer: Customer) -> IssuedCustomerToken:
+        key = await self._keyring.active_key()
+        issued_at = int(time.time())
+        token_id = os.urandom(16).hex()
+        claims = {
+            "iss": self._issuer,
+            "sub": str(customer.id),
+            "aud": self._audience,
+            "exp": issued_at + self._ttl,
+            "iat": issued_at,
+            "jti": token_id,
+            "store_id": str(customer.store_id),
+        }
+        return IssuedCustomerToken(
+            token_id=token_id,
+            customer_id=str(customer.id),
+            token=key.signer.sign(claims, typ=CUSTOMER_TOKEN_TYPE),
+            expires=issued_at + self._ttl,
+            expires_in=self._ttl,
+        )

@@ -1,0 +1,194 @@
+"""The commerce API's JSON:API-style conventions, shared by every `/v2` resource.
+
+Bodies are wrapped as `{"data": {...}}` with a `type`; lists answer `{"data": [...], "links",
+"meta": {"page", "results": {"total"}}}` and take `page[limit]`, `page[offset]` and
+`filter=eq(status,complete):gt(created_at,2026-01-01)`.
+"""
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+from urllib.parse import urlencode
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute
+from starlette.requests import Request
+
+from app.errors import KeyhouseError
+
+T = TypeVar("T")
+M = TypeVar("M", bound=DeclarativeBase)
+DEFAULT_PAGE_LIMIT = 25
+MAX_PAGE_LIMIT = 100
+
+
+class BadRequestError(KeyhouseError):
+    status_code = 400
+    title = "Bad Request"
+
+
+class ConflictError(KeyhouseError):
+    status_code = 409
+    title = "Conflict"
+    default_detail = "The request conflicts with an existing resource."
+
+
+class Body(BaseModel, Generic[T]):
+    """`{"data": {...}}`: the envelope of every request body."""
+
+    model_config = ConfigDict(extra="ignore")
+    data: T
+
+
+def timestamps(created_at: datetime, updated_at: datetime) -> dict[str, Any]:
+    return {
+        "timestamps": {"created_at": created_at.isoformat(), "updated_at": updated_at.isoformat()}
+    }
+
+
+# --- pagination ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    limit: int
+    offset: int
+
+
+def _page_number(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise BadRequestError(f"{name} must be a whole number from {low} to {high}.")
+    return int(raw)
+
+
+def page_of(request: Request) -> Page:
+    """`page[limit]` (1-100, default 25) and `page[offset]` from the query string."""
+    return Page(
+        limit=_page_number(request, "page[limit]", DEFAULT_PAGE_LIMIT, 1, MAX_PAGE_LIMIT),
+        offset=_page_number(request, "page[offset]", 0, 0, 10_000_000),
+    )
+
+
+def list_document(
+    request: Request, data: Sequence[dict[str, Any]], *, page: Page, total: int
+) -> dict[str, Any]:
+    """A list answer with JSON:API pagination links and the commerce API's `meta`."""
+
+    def link(offset: int) -> str:
+        query = {
+            **request.query_params,
+            "page[limit]": str(page.limit),
+            "page[offset]": str(offset),
+        }
+        return f"{request.url.path}?{urlencode(query)}"
+
+    last_offset = max(0, (total - 1) // page.limit * page.limit)
+    return {
+        "data": list(data),
+        "links": {
+            "current": link(page.offset),
+            "first": link(0),
+            "last": link(last_offset),
+            "prev": link(max(0, page.offset - page.limit)) if page.offset > 0 else None,
+            "next": link(page.offset + page.limit) if page.offset + page.limit < total else None,
+        },
+        "meta": {
+            "page": {
+                "limit": page.limit,
+                "offset": page.offset,
+                "current": page.offset // page.limit + 1,
+                "total": max(1, -(-total // page.limit)),
+            },
+            "results": {"total": total},
+        },
+    }
+
+
+async def fetch_page(
+    session: AsyncSession,
+    model: type[M],
+    *,
+    where: Sequence[ColumnElement[bool]],
+    page: Page,
+    order_by: Sequence[InstrumentedAttribute[Any]],
+) -> tuple[list[M], int]:
+    """One page of `model` rows matching `where`, and how many match in all."""
+    total = await session.scalar(select(func.count()).select_from(model).where(*where))
+    query = select(model).where(*where).order_by(*order_by).limit(page.limit).offset(page.offset)
+    return list(await session.scalars(query)), total or 0
+
+
+# --- filtering ----------------------------------------------------------------------------
+
+MALFORMED_FILTER = (
+    "The filter is malformed: use op(field,value) joined by ':', "
+    "with op one of eq, like, gt, ge, lt, le, in, on a filterable field."
+)
+_CONDITION = re.compile(r"(?P<op>[a-z]+)\((?P<field>[a-z_]+),(?P<values>[^()]*)\)")
+
+
+@dataclass(frozen=True, slots=True)
+class Filterable:
+    """A field a list may be filtered on: its column, and how to read a value for it."""
+
+    column: InstrumentedAttribute[Any]
+    parse: Callable[[str], Any] = str
+
+
+def _condition(
+    op: str, column: InstrumentedAttribute[Any], values: list[Any]
+) -> ColumnElement[bool]:
+    if op == "in":
+        return column.in_(values)
+    if len(values) != 1:
+        raise BadRequestError(MALFORMED_FILTER)
+    value = values[0]
+    if op == "like":
+        # `*` is the commerce API's wildcard; SQL's own wildcards are matched literally.
+        pattern = str(value).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return column.ilike(pattern.replace("*", "%"), escape="\\")
+    comparisons: dict[str, Callable[[Any], ColumnElement[bool]]] = {
+        "eq": column.__eq__,
+        "gt": column.__gt__,
+        "ge": column.__ge__,
+        "lt": column.__lt__,
+        "le": column.__le__,
+    }
+    if op not in comparisons:
+        raise BadRequestError(MALFORMED_FILTER)
+    return comparisons[op](value)
+
+
+def parse_filter(raw: str | None, fields: Mapping[str, Filterable]) -> list[ColumnElement[bool]]:
+    """SQL conditions for `filter=eq(status,complete):gt(created_at,…)`; 400 if malformed."""
+    if raw is None or raw == "":
+        return []
+    conditions: list[ColumnElement[bool]] = []
+    position = 0
+    while True:
+        match = _CONDITION.match(raw, position)
+        if match is None or match["field"] not in fields:
+            raise BadRequestError(MALFORMED_FILTER)
+        field = fields[match["field"]]
+        try:
+            values = [field.parse(value) for value in match["values"].split(",")]
+        except (ValueError, TypeError) as error:
+            raise BadRequestError(MALFORMED_FILTER) from error
+        conditions.append(_condition(match["op"], field.column, values))
+        position = match.end()
+        if position == len(raw):
+            return conditions
+        if raw[position] != ":":
+            raise BadRequestError(MALFORMED_FILTER)
+        position += 1
+
+
+def filter_of(request: Request, fields: Mapping[str, Filterable]) -> list[ColumnElement[bool]]:
+    return parse_filter(request.query_params.get("filter"), fields)
