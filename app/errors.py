@@ -6,7 +6,8 @@ one registration covers every subclass, OAuth errors included.
 """
 
 import logging
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -97,8 +98,26 @@ async def _handle_http_exception(_request: Request, exc: Exception) -> Response:
     return render(HTTPStatusError(exc.status_code, headers=exc.headers))
 
 
-async def _handle_validation_error(_request: Request, _exc: Exception) -> Response:
-    return render(KeyhouseError("The request is malformed."))
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\[\]]{0,40}")
+
+
+def _location(parts: Sequence[object]) -> str:
+    # Field names come from our schemas, but a location can also hold a key taken from the
+    # request (a dict's keys): only plain names and indexes are echoed back.
+    shown = [str(p) if isinstance(p, int) or _NAME.fullmatch(str(p)) else "…" for p in parts]
+    return ".".join(shown)
+
+
+async def _handle_validation_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    problems = exc.errors()
+    if not problems:
+        return render(KeyhouseError("The request is malformed."))
+    first = problems[0]
+    # pydantic's messages describe the rule broken ("String should have at least 8
+    # characters"), not the value given, so they are safe to return.
+    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    return render(KeyhouseError(f"Invalid {_location(first.get('loc', ()))}: {message}."))
 
 
 async def _handle_unexpected(request: Request, exc: Exception) -> Response:
