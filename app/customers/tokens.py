@@ -1,7 +1,5 @@
 """Customer tokens: a shopper's login, sent as `X-Moltin-Customer-Token` beside the bearer."""
 
-import os
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.customers.customers import Customer
 from app.oauth.keys import KeyRing
+from app.oauth.tokens import TokenSigner
 from app.security import CUSTOMER_TOKEN_TYPE
 
 
@@ -44,31 +43,22 @@ class IssuedCustomerToken:
 
 
 class CustomerTokenIssuer:
-    """Signs customer tokens with the key ring's active key, `typ: customer+jwt`."""
+    """Signs customer tokens (`typ: customer+jwt`): the shopper is the subject."""
 
     def __init__(self, keyring: KeyRing, *, issuer: str, audience: str, ttl: int) -> None:
-        self._keyring = keyring
-        self._issuer = issuer
-        self._audience = audience
+        self._signer = TokenSigner(
+            keyring, issuer=issuer, audience=audience, typ=CUSTOMER_TOKEN_TYPE
+        )
         self._ttl = ttl
 
     async def issue(self, customer: Customer) -> IssuedCustomerToken:
-        key = await self._keyring.active_key()
-        issued_at = int(time.time())
-        token_id = os.urandom(16).hex()
-        claims = {
-            "iss": self._issuer,
-            "sub": str(customer.id),
-            "aud": self._audience,
-            "exp": issued_at + self._ttl,
-            "iat": issued_at,
-            "jti": token_id,
-            "store_id": str(customer.store_id),
-        }
+        signed = await self._signer.sign(
+            subject=str(customer.id), ttl=self._ttl, claims={"store_id": str(customer.store_id)}
+        )
         return IssuedCustomerToken(
-            token_id=token_id,
+            token_id=signed.token_id,
             customer_id=str(customer.id),
-            token=key.signer.sign(claims, typ=CUSTOMER_TOKEN_TYPE),
-            expires=issued_at + self._ttl,
+            token=signed.token,
+            expires=signed.expires,
             expires_in=self._ttl,
         )

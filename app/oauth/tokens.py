@@ -32,36 +32,64 @@ class IssuedToken:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class SignedToken:
+    token: str
+    token_id: str
+    expires: int
+
+
+class TokenSigner:
+    """Signs one kind (`typ`) of JWT for this issuer and audience, with the registered claims
+    every kind carries (RFC 7519 §4.1) and the key ring's active key."""
+
+    def __init__(self, keyring: KeyRing, *, issuer: str, audience: str, typ: str) -> None:
+        self._keyring = keyring
+        self._issuer = issuer
+        self._audience = audience
+        self._typ = typ
+
+    async def sign(self, *, subject: str, ttl: int, claims: dict[str, Any]) -> SignedToken:
+        key = await self._keyring.active_key()
+        issued_at = int(time.time())
+        token_id = os.urandom(16).hex()  # 128 random bits
+        registered = {
+            "iss": self._issuer,
+            "sub": subject,
+            "aud": self._audience,
+            "exp": issued_at + ttl,
+            "iat": issued_at,
+            "jti": token_id,
+        }
+        token = key.signer.sign({**registered, **claims}, typ=self._typ)
+        return SignedToken(token=token, token_id=token_id, expires=issued_at + ttl)
+
+
 class TokenIssuer:
     """Signs access tokens for grants (RFC 9068 §2)."""
 
     def __init__(self, keyring: KeyRing, *, issuer: str, audience: str, default_ttl: int) -> None:
-        self._keyring = keyring
-        self._issuer = issuer
-        self._audience = audience
+        self._signer = TokenSigner(keyring, issuer=issuer, audience=audience, typ=ACCESS_TOKEN_TYPE)
         self._default_ttl = default_ttl
 
     async def issue(self, grant: TokenGrant) -> IssuedToken:
-        key = await self._keyring.active_key()
-        issued_at = int(time.time())
         ttl = grant.client.token_ttl or self._default_ttl
         scope = format_scope(grant.scopes)
-        claims = {
-            "iss": self._issuer,
-            "sub": grant.client.client_id,
-            "aud": self._audience,
-            "exp": issued_at + ttl,
-            "iat": issued_at,
-            "jti": os.urandom(16).hex(),  # 128 random bits
-            "client_id": grant.client.client_id,
-            "scope": scope,
-            "store_id": str(grant.client.store_id),
-            "grant_type": grant.grant_type,
-        }
+        client_id = grant.client.client_id
+        signed = await self._signer.sign(
+            subject=client_id,
+            ttl=ttl,
+            claims={
+                "client_id": client_id,
+                "scope": scope,
+                "store_id": str(grant.client.store_id),
+                "grant_type": grant.grant_type,
+            },
+        )
         return IssuedToken(
-            access_token=key.signer.sign(claims, typ=ACCESS_TOKEN_TYPE),
+            access_token=signed.token,
             expires_in=ttl,
-            expires=issued_at + ttl,
+            expires=signed.expires,
             grant_type=grant.grant_type,
             scope=scope,
         )
