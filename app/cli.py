@@ -5,6 +5,7 @@ these command forms, so they stay stable.
 """
 
 import asyncio
+import getpass
 import json
 import os
 import sys
@@ -16,15 +17,17 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 from alembic import command
 from alembic.config import Config
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import app
+from app.customers import customers as customer_service
 from app.db import Database
 from app.errors import KeyhouseError
 from app.oauth import clients as client_service
 from app.oauth import keys as key_service
 from app.oauth import stores as store_service
-from app.passwords import ClientSecretHasher
+from app.passwords import ClientSecretHasher, PasswordHasher
 from app.server_secret import load_server_keys
 from app.settings import DEFAULT_HOST, DEFAULT_PORT, ConfigurationError, Settings, get_settings
 
@@ -34,10 +37,12 @@ cli = typer.Typer(
 )
 stores_cli = typer.Typer(no_args_is_help=True, help="Stores (tenants).")
 clients_cli = typer.Typer(no_args_is_help=True, help="OAuth clients.")
+customers_cli = typer.Typer(no_args_is_help=True, help="Customers (shoppers).")
 keys_cli = typer.Typer(no_args_is_help=True, help="Token signing keys.")
 db_cli = typer.Typer(no_args_is_help=True, help="The database schema.")
 cli.add_typer(stores_cli, name="stores")
 cli.add_typer(clients_cli, name="clients")
+cli.add_typer(customers_cli, name="customers")
 cli.add_typer(keys_cli, name="keys")
 cli.add_typer(db_cli, name="db")
 
@@ -213,6 +218,61 @@ def clients_disable(client_id: str, as_json: JsonFlag = False) -> None:
     if client is None:
         _fail("no client has that id")
     _print(_client_json(client), as_json, f"disabled {client.id}")
+
+
+def _read_password() -> str:
+    """One line from stdin; at a terminal, typed without echo."""
+    if sys.stdin.isatty():
+        return getpass.getpass("Password: ")
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _customer_in(email: str, name: str | None, password: str) -> customer_service.CustomerIn:
+    name = name if name is not None else email.strip().partition("@")[0][:200]
+    try:
+        return customer_service.CustomerIn(
+            type="customer", name=name, email=email, password=password
+        )
+    except ValidationError as error:
+        # Only field names are shown: the values may hold the password.
+        fields = dict.fromkeys(str(problem["loc"][0]) for problem in error.errors())
+        rules = {"password": "8 to 1024 characters", "name": "1 to 200 characters"}
+        _fail("invalid " + ", ".join(f"{f} ({rules[f]})" if f in rules else f for f in fields))
+
+
+@customers_cli.command("create")
+def customers_create(
+    email: Annotated[str, typer.Option("--email", help="The customer's email (login).")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin (one line).")
+    ] = False,
+    name: Annotated[str | None, typer.Option(help="Default: the email before '@'.")] = None,
+    store: Annotated[str | None, typer.Option(help="Store id; default: the default store.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Sign a customer up, as POST /v2/customers does."""
+    if not password_stdin:
+        # Never as an argument: arguments show in `ps` and in shell history.
+        _fail("--password-stdin is required: the password is read from stdin")
+    data = _customer_in(email, name, _read_password())
+    hasher = PasswordHasher(concurrency=1)
+
+    async def create(session: AsyncSession) -> customer_service.Customer:
+        return await customer_service.create_customer(
+            session, hasher=hasher, store_id=await _resolve_store(session, store), data=data
+        )
+
+    try:
+        customer = _with_session(create)
+    finally:
+        hasher.close()
+    document = {
+        "id": str(customer.id),
+        "email": customer.email,
+        "name": customer.name,
+        "store_id": str(customer.store_id),
+    }
+    _print(document, as_json, f"created customer {customer.id}")
 
 
 @keys_cli.command("list")

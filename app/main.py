@@ -21,6 +21,10 @@ from app.passwords import ClientSecretHasher, PasswordHasher
 from app.security import TokenVerifier
 from app.server_secret import load_server_keys
 from app.settings import Settings, get_settings
+from app.store.address_routes import router as address_router
+from app.store.cart_routes import router as cart_router
+from app.store.order_routes import router as order_router
+from app.store.product_routes import router as product_router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -80,4 +84,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(oauth_router)
     app.include_router(customers_router)
+    app.include_router(address_router)
+    app.include_router(product_router)
+    app.include_router(cart_router)
+    app.include_router(order_router)
     return app

@@ -5,5 +5,22 @@ from app.db import Base
 from app.oauth.clients import ClientSecret, OAuthClient
 from app.oauth.keys import SigningKey
 from app.oauth.stores import Store
+from app.store.addresses import Address
+from app.store.carts import Cart, CartItem
+from app.store.orders import Order, OrderItem
+from app.store.products import Product
 
-__all__ = ["Base", "ClientSecret", "Customer", "OAuthClient", "SigningKey", "Store"]
+__all__ = [
+    "Address",
+    "Base",
+    "Cart",
+    "CartItem",
+    "ClientSecret",
+    "Customer",
+    "OAuthClient",
+    "Order",
+    "OrderItem",
+    "Product",
+    "SigningKey",
+    "Store",
+]

@@ -147,7 +147,7 @@ class TokenVerifier:
         claims = await self._claims(token, typ)
         try:
             verified = parse(claims)
-        except (KeyError, ValueError, TypeError) as error:
+        except (KeyError, ValueError, TypeError, AttributeError) as error:  # malformed claims
             raise InvalidTokenError() from error
         self._remember((typ, token), verified)
         return verified

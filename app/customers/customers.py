@@ -3,7 +3,7 @@
 import re
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import ColumnElement, ForeignKey, String, UniqueConstraint, select
@@ -17,6 +17,16 @@ from app.passwords import PasswordHasher
 
 EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 EMAIL_TAKEN = "A customer with this email already exists."
+
+
+async def _release_connection(session: AsyncSession) -> None:
+    """Ends the read transaction before a password hash, so its connection goes back to the pool.
+
+    Hashes queue for a few threads; requests holding connections while they wait would, under a
+    flood of logins, leave none for requests that need no hash. Loaded objects stay usable
+    (`expire_on_commit=False`).
+    """
+    await session.commit()
 
 
 class Customer(Base):
@@ -68,10 +78,16 @@ class CustomerUpdate(BaseModel):
         return None if value is None else _checked_email(value)
 
 
+def _utc_datetime(value: str) -> datetime:
+    # `gt(created_at,2026-01-01)`: no offset means UTC; the column refuses naive datetimes.
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
 CUSTOMER_FILTERS = {
     "name": Filterable(Customer.name),
     "email": Filterable(Customer.email_key, str.lower),
-    "created_at": Filterable(Customer.created_at, datetime.fromisoformat),
+    "created_at": Filterable(Customer.created_at, _utc_datetime),
 }
 
 
@@ -89,6 +105,7 @@ async def create_customer(
     session: AsyncSession, *, hasher: PasswordHasher, store_id: uuid.UUID, data: CustomerIn
 ) -> Customer:
     """Signs a customer up; a taken email (in any case) is a 409, even under a race."""
+    await _release_connection(session)
     customer = Customer(
         store_id=store_id,
         name=data.name,
@@ -140,12 +157,13 @@ async def list_customers(
 async def update_customer(
     session: AsyncSession, *, hasher: PasswordHasher, customer: Customer, data: CustomerUpdate
 ) -> Customer:
+    if data.password is not None:
+        await _release_connection(session)
+        customer.password_hash = await hasher.hash(data.password)
     if data.name is not None:
         customer.name = data.name
     if data.email is not None:
         customer.email, customer.email_key = data.email, data.email.lower()
-    if data.password is not None:
-        customer.password_hash = await hasher.hash(data.password)
     try:
         await session.commit()
     except IntegrityError as error:
@@ -161,6 +179,7 @@ async def authenticate_customer(
 
     A hash made with older parameters is replaced by a current one on success."""
     customer = await find_by_email(session, store_id=store_id, email=email)
+    await _release_connection(session)
     check = await hasher.check(password, customer.password_hash if customer else None)
     if customer is None or not check.matches:
         return None

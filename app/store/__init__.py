@@ -1,0 +1,1 @@
+"""Protected commerce resources: products, carts, checkout and orders, addresses."""

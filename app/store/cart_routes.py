@@ -1,0 +1,80 @@
+"""`/v2/carts/{ref}`: any token of the store may fill a cart; the reference is its key."""
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import SessionDep
+from app.errors import NotFoundError
+from app.jsonapi import Body
+from app.security import ReadCaller
+from app.store import carts as service
+from app.store.carts import REFERENCE_PATTERN, Cart, CartItem, CartItemIn, CartItemUpdate
+from app.store.products import get_product
+
+router = APIRouter(prefix="/v2/carts", tags=["carts"])
+
+CartReference = Annotated[str, Path(pattern=REFERENCE_PATTERN)]
+
+
+async def _cart_for(session: SessionDep, caller: ReadCaller, cart_ref: CartReference) -> Cart:
+    cart = await service.find_cart(session, store_id=caller.store_id, reference=cart_ref)
+    return cart or service.unsaved_cart(store_id=caller.store_id, reference=cart_ref)
+
+
+CartDep = Annotated[Cart, Depends(_cart_for)]
+
+
+async def _item_for(session: SessionDep, cart: CartDep, item_id: uuid.UUID) -> CartItem:
+    item = await service.get_item(session, cart=cart, item_id=item_id)
+    if item is None:
+        raise NotFoundError()
+    return item
+
+
+CartItemDep = Annotated[CartItem, Depends(_item_for)]
+
+
+async def _items_document(session: AsyncSession, cart: Cart) -> dict[str, Any]:
+    return service.items_document(await service.cart_items(session, cart=cart))
+
+
+@router.get("/{cart_ref}", summary="A cart and its total (read)")
+async def get_cart(session: SessionDep, cart: CartDep) -> Any:
+    return {"data": service.cart_json(cart, await service.cart_items(session, cart=cart))}
+
+
+@router.get("/{cart_ref}/items", summary="A cart's items (read)")
+async def list_cart_items(session: SessionDep, cart: CartDep) -> Any:
+    return await _items_document(session, cart)
+
+
+@router.post("/{cart_ref}/items", status_code=201, summary="Add a live product to a cart (read)")
+async def add_cart_item(
+    body: Body[CartItemIn], session: SessionDep, caller: ReadCaller, cart_ref: CartReference
+) -> Any:
+    # Drafts are not for sale, whoever asks: an unknown or draft product is 404.
+    product = await get_product(
+        session, store_id=caller.store_id, product_id=body.data.id, live_only=True
+    )
+    if product is None:
+        raise NotFoundError()
+    cart = await service.get_or_create_cart(session, store_id=caller.store_id, reference=cart_ref)
+    await service.add_item(session, cart=cart, product=product, quantity=body.data.quantity)
+    return await _items_document(session, cart)
+
+
+@router.put("/{cart_ref}/items/{item_id}", summary="Change an item's quantity (read)")
+async def update_cart_item(
+    body: Body[CartItemUpdate], session: SessionDep, cart: CartDep, item: CartItemDep
+) -> Any:
+    await service.set_quantity(session, cart=cart, item=item, quantity=body.data.quantity)
+    return await _items_document(session, cart)
+
+
+@router.delete("/{cart_ref}/items/{item_id}", summary="Remove an item from a cart (read)")
+async def delete_cart_item(session: SessionDep, cart: CartDep, item: CartItemDep) -> Any:
+    await service.remove_item(session, cart=cart, item=item)
+    return await _items_document(session, cart)

@@ -1,0 +1,105 @@
+"""Checkout, and `/v2/orders`: backends see every order, a customer token its own only."""
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.customers.customers import get_customer
+from app.db import SessionDep
+from app.errors import NotFoundError
+from app.jsonapi import Body, filter_of, list_document, page_of
+from app.oauth.scopes import WRITE
+from app.security import Caller, InsufficientScopeError, ReadCaller, WriteCaller
+from app.store import orders as service
+from app.store.cart_routes import CartReference
+from app.store.checkout import Buyer, CheckoutCustomer, CheckoutIn, checkout, guest
+from app.store.orders import ORDER_FILTERS, Order, OrderUpdate
+
+router = APIRouter(tags=["orders"])
+
+
+async def _buyer(session: AsyncSession, caller: Caller, named: CheckoutCustomer | None) -> Buyer:
+    """The logged-in customer by default; naming any other customer needs `write`."""
+    own = caller.customer.customer_id if caller.customer is not None else None
+    wanted = named.id if named is not None and named.id is not None else own
+    if wanted is None:
+        return guest(named)
+    if wanted != own and not caller.is_backend:
+        raise InsufficientScopeError(WRITE)
+    customer = await get_customer(session, store_id=caller.store_id, customer_id=wanted)
+    if customer is None:
+        raise NotFoundError()
+    return Buyer(customer_id=customer.id, name=customer.name, email=customer.email)
+
+
+async def _order_for(session: SessionDep, caller: ReadCaller, order_id: uuid.UUID) -> Order:
+    # Another customer's order, or a guest's, does not exist for a customer token.
+    order = await service.get_order(
+        session, store_id=caller.store_id, order_id=order_id, customer_id=caller.customer_filter()
+    )
+    if order is None:
+        raise NotFoundError()
+    return order
+
+
+OrderDep = Annotated[Order, Depends(_order_for)]
+
+
+async def _order_document(session: AsyncSession, order: Order) -> dict[str, Any]:
+    ids = await service.item_ids(session, store_id=order.store_id, orders=[order])
+    return {"data": service.order_json(order, ids[order.id])}
+
+
+@router.post("/v2/carts/{cart_ref}/checkout", status_code=201, summary="Check a cart out (read)")
+async def checkout_cart(
+    body: Body[CheckoutIn], session: SessionDep, caller: ReadCaller, cart_ref: CartReference
+) -> Any:
+    buyer = await _buyer(session, caller, body.data.customer)
+    order, items = await checkout(
+        session,
+        store_id=caller.store_id,
+        reference=cart_ref,
+        buyer=buyer,
+        billing_address=body.data.billing_address,
+        shipping_address=body.data.shipping_address,
+    )
+    return {"data": service.order_json(order, [item.id for item in items])}
+
+
+@router.get("/v2/orders", summary="List orders (write; a customer token: its own)")
+async def list_orders(request: Request, session: SessionDep, caller: ReadCaller) -> Any:
+    owner = caller.customer_filter()  # 403 before any 400 about the query
+    page = page_of(request)
+    orders, total = await service.list_orders(
+        session,
+        store_id=caller.store_id,
+        customer_id=owner,
+        page=page,
+        conditions=filter_of(request, ORDER_FILTERS),
+    )
+    ids = await service.item_ids(session, store_id=caller.store_id, orders=orders)
+    data = [service.order_json(order, ids[order.id]) for order in orders]
+    return list_document(request, data, page=page, total=total)
+
+
+@router.get("/v2/orders/{order_id}", summary="An order (write; a customer token: its own)")
+async def get_order(session: SessionDep, order: OrderDep) -> Any:
+    return await _order_document(session, order)
+
+
+@router.get("/v2/orders/{order_id}/items", summary="An order's items (as the order)")
+async def list_order_items(request: Request, session: SessionDep, order: OrderDep) -> Any:
+    page = page_of(request)
+    items, total = await service.list_order_items(session, order=order, page=page)
+    data = [service.order_item_json(item) for item in items]
+    return list_document(request, data, page=page, total=total)
+
+
+@router.put("/v2/orders/{order_id}", summary="Update status, payment, shipping (write)")
+async def update_order(
+    body: Body[OrderUpdate], session: SessionDep, _caller: WriteCaller, order: OrderDep
+) -> Any:
+    updated = await service.update_order(session, order=order, data=body.data)
+    return await _order_document(session, updated)

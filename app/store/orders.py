@@ -1,0 +1,192 @@
+"""Orders: what a checkout sold, to whom, at which prices; backends move them along.
+
+An order copies everything it needs (customer name and email, addresses, product names,
+SKUs and prices), so editing or deleting a product or customer later never rewrites it.
+"""
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import JSON, ColumnElement, ForeignKey, String, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, utcnow
+from app.jsonapi import Filterable, Page, fetch_page, timestamps
+from app.store.money import display_price, price_json
+
+
+class Order(Base):
+    # `order` is an SQL keyword; this name needs no quoting in hand-written SQL.
+    __tablename__ = "sales_order"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    store_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("store.id"), index=True)
+    # None for a guest; an order outlives its customer.
+    customer_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("customer.id", ondelete="SET NULL"), index=True
+    )
+    customer_name: Mapped[str] = mapped_column(String(200))
+    customer_email: Mapped[str] = mapped_column(String(254))
+    billing_address: Mapped[dict[str, Any]] = mapped_column(JSON)
+    shipping_address: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="incomplete")
+    payment: Mapped[str] = mapped_column(String(16), default="unpaid")
+    shipping: Mapped[str] = mapped_column(String(16), default="unfulfilled")
+    total_amount: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class OrderItem(Base):
+    __tablename__ = "sales_order_item"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    store_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("store.id"), index=True)
+    order_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("sales_order.id", ondelete="CASCADE"), index=True
+    )
+    product_id: Mapped[uuid.UUID]  # no foreign key: the product may be deleted since
+    name: Mapped[str] = mapped_column(String(200))
+    sku: Mapped[str] = mapped_column(String(64))
+    quantity: Mapped[int]
+    unit_amount: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    includes_tax: Mapped[bool]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class OrderUpdate(BaseModel):
+    """What a backend may change: `{"data": {"type": "order", "status", "payment", "shipping"}}`."""
+
+    model_config = ConfigDict(extra="ignore")
+    type: str = Field(pattern="^order$")
+    status: Literal["incomplete", "complete", "cancelled"] | None = None
+    payment: Literal["unpaid", "paid", "refunded"] | None = None
+    shipping: Literal["unfulfilled", "fulfilled"] | None = None
+
+
+def _utc_datetime(value: str) -> datetime:
+    # A filter value without an offset means UTC; columns refuse naive datetimes.
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+ORDER_FILTERS = {
+    "status": Filterable(Order.status),
+    "payment": Filterable(Order.payment),
+    "shipping": Filterable(Order.shipping),
+    "customer_id": Filterable(Order.customer_id, uuid.UUID),
+    "created_at": Filterable(Order.created_at, _utc_datetime),
+}
+
+
+def order_json(order: Order, item_ids: Sequence[uuid.UUID]) -> dict[str, Any]:
+    customer_id = str(order.customer_id) if order.customer_id is not None else None
+    return {
+        "type": "order",
+        "id": str(order.id),
+        "status": order.status,
+        "payment": order.payment,
+        "shipping": order.shipping,
+        "customer": {"name": order.customer_name, "email": order.customer_email},
+        "billing_address": order.billing_address,
+        "shipping_address": order.shipping_address,
+        "meta": {
+            **display_price(order.total_amount, order.currency),
+            **timestamps(order.created_at, order.updated_at),
+        },
+        "relationships": {
+            "customer": {"data": {"type": "customer", "id": customer_id}},
+            "items": {"data": [{"type": "item", "id": str(i)} for i in item_ids]},
+        },
+    }
+
+
+def order_item_json(item: OrderItem) -> dict[str, Any]:
+    return {
+        "type": "order_item",
+        "id": str(item.id),
+        "product_id": str(item.product_id),
+        "name": item.name,
+        "sku": item.sku,
+        "quantity": item.quantity,
+        "unit_price": price_json(item.unit_amount, item.currency, item.includes_tax),
+        "value": price_json(item.unit_amount * item.quantity, item.currency, item.includes_tax),
+        "meta": timestamps(item.created_at, item.updated_at),
+    }
+
+
+def _owned(store_id: uuid.UUID, customer_id: uuid.UUID | None) -> list[ColumnElement[bool]]:
+    """Orders of the store; of one customer only when `customer_id` is given."""
+    if customer_id is None:
+        return [Order.store_id == store_id]
+    return [Order.store_id == store_id, Order.customer_id == customer_id]
+
+
+async def get_order(
+    session: AsyncSession,
+    *,
+    store_id: uuid.UUID,
+    order_id: uuid.UUID,
+    customer_id: uuid.UUID | None,
+) -> Order | None:
+    query = select(Order).where(Order.id == order_id, *_owned(store_id, customer_id))
+    return (await session.scalars(query)).first()
+
+
+async def list_orders(
+    session: AsyncSession,
+    *,
+    store_id: uuid.UUID,
+    customer_id: uuid.UUID | None,
+    page: Page,
+    conditions: Sequence[ColumnElement[bool]],
+) -> tuple[list[Order], int]:
+    return await fetch_page(
+        session,
+        Order,
+        where=[*_owned(store_id, customer_id), *conditions],
+        page=page,
+        order_by=[Order.created_at, Order.id],
+    )
+
+
+async def item_ids(
+    session: AsyncSession, *, store_id: uuid.UUID, orders: Sequence[Order]
+) -> dict[uuid.UUID, list[uuid.UUID]]:
+    """The item ids of each order, for `relationships.items`, in one query."""
+    query = (
+        select(OrderItem.order_id, OrderItem.id)
+        .where(OrderItem.store_id == store_id, OrderItem.order_id.in_([o.id for o in orders]))
+        .order_by(OrderItem.created_at, OrderItem.id)
+    )
+    ids: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
+    for order_id, item_id in await session.execute(query):
+        ids[order_id].append(item_id)
+    return ids
+
+
+async def list_order_items(
+    session: AsyncSession, *, order: Order, page: Page
+) -> tuple[list[OrderItem], int]:
+    return await fetch_page(
+        session,
+        OrderItem,
+        where=[OrderItem.store_id == order.store_id, OrderItem.order_id == order.id],
+        page=page,
+        order_by=[OrderItem.created_at, OrderItem.id],
+    )
+
+
+async def update_order(session: AsyncSession, *, order: Order, data: OrderUpdate) -> Order:
+    for field, value in data.model_dump(exclude={"type"}, exclude_none=True).items():
+        setattr(order, field, value)
+    await session.commit()
+    return order

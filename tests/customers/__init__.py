@@ -1,0 +1,1 @@
+"""Tests of customers and customer tokens (`app/customers`)."""

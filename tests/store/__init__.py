@@ -1,0 +1,1 @@
+"""Tests of the commerce resources (`app/store`): products, carts, checkout and orders."""
