@@ -8,7 +8,7 @@ Bodies are wrapped as `{"data": {...}}` with a `type`; lists answer `{"data": [.
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlencode
 
@@ -140,6 +140,13 @@ class Filterable:
 
     column: InstrumentedAttribute[Any]
     parse: Callable[[str], Any] = str
+
+
+def utc_datetime(value: str) -> datetime:
+    """A filter's datetime, such as `gt(created_at,2026-01-01)`: no offset means UTC (the
+    timestamp columns refuse naive datetimes)."""
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def _condition(

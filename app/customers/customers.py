@@ -3,7 +3,7 @@
 import re
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import ColumnElement, ForeignKey, String, UniqueConstraint, select
@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
-from app.jsonapi import ConflictError, Filterable, Page, fetch_page, timestamps
+from app.jsonapi import ConflictError, Filterable, Page, fetch_page, timestamps, utc_datetime
 from app.passwords import PasswordHasher
 
 EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -78,16 +78,10 @@ class CustomerUpdate(BaseModel):
         return None if value is None else _checked_email(value)
 
 
-def _utc_datetime(value: str) -> datetime:
-    # `gt(created_at,2026-01-01)`: no offset means UTC; the column refuses naive datetimes.
-    parsed = datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
 CUSTOMER_FILTERS = {
     "name": Filterable(Customer.name),
     "email": Filterable(Customer.email_key, str.lower),
-    "created_at": Filterable(Customer.created_at, _utc_datetime),
+    "created_at": Filterable(Customer.created_at, utc_datetime),
 }
 
 

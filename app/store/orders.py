@@ -7,7 +7,7 @@ SKUs and prices), so editing or deleting a product or customer later never rewri
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
-from app.jsonapi import Filterable, Page, fetch_page, timestamps
+from app.jsonapi import Filterable, Page, fetch_page, timestamps, utc_datetime
 from app.store.money import display_price, price_json
 
 
@@ -72,18 +72,12 @@ class OrderUpdate(BaseModel):
     shipping: Literal["unfulfilled", "fulfilled"] | None = None
 
 
-def _utc_datetime(value: str) -> datetime:
-    # A filter value without an offset means UTC; columns refuse naive datetimes.
-    parsed = datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
 ORDER_FILTERS = {
     "status": Filterable(Order.status),
     "payment": Filterable(Order.payment),
     "shipping": Filterable(Order.shipping),
     "customer_id": Filterable(Order.customer_id, uuid.UUID),
-    "created_at": Filterable(Order.created_at, _utc_datetime),
+    "created_at": Filterable(Order.created_at, utc_datetime),
 }
 
 
