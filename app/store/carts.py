@@ -18,7 +18,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
 from app.jsonapi import BadRequestError, ConflictError, timestamps
-from app.store.money import MIXED_CURRENCIES, display_price, price_json, total
+from app.store.money import MIXED_CURRENCIES, display_price, line_json, total
 from app.store.products import Product
 
 MAX_QUANTITY = 1000
@@ -79,17 +79,7 @@ class CartItemUpdate(BaseModel):
 
 
 def cart_item_json(item: CartItem) -> dict[str, Any]:
-    return {
-        "type": "cart_item",
-        "id": str(item.id),
-        "product_id": str(item.product_id),
-        "name": item.name,
-        "sku": item.sku,
-        "quantity": item.quantity,
-        "unit_price": price_json(item.unit_amount, item.currency, item.includes_tax),
-        "value": price_json(item.unit_amount * item.quantity, item.currency, item.includes_tax),
-        "meta": timestamps(item.created_at, item.updated_at),
-    }
+    return line_json(item, kind="cart_item")
 
 
 def _display_price(items: list[CartItem]) -> dict[str, Any]:

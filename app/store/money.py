@@ -1,9 +1,11 @@
 """Money on the wire: integer amounts in minor units, one currency per total."""
 
+import uuid
 from collections.abc import Iterable
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
-from app.jsonapi import BadRequestError
+from app.jsonapi import BadRequestError, timestamps
 
 MIXED_CURRENCIES = "A cart or order holds one currency; this product is not priced in it."
 # ISO 4217 currencies whose minor unit is not a hundredth; every other one has two decimals.
@@ -26,6 +28,46 @@ def formatted(amount: int, currency: str | None) -> str:
 
 def price_json(amount: int, currency: str, includes_tax: bool) -> dict[str, Any]:
     return {"amount": amount, "currency": currency, "includes_tax": includes_tax}
+
+
+class PricedLine(Protocol):
+    """A line of a cart or an order: a product, a quantity and the unit price it was sold at."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def product_id(self) -> uuid.UUID: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def sku(self) -> str: ...
+    @property
+    def quantity(self) -> int: ...
+    @property
+    def unit_amount(self) -> int: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def includes_tax(self) -> bool: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def updated_at(self) -> datetime: ...
+
+
+def line_json(line: PricedLine, *, kind: str) -> dict[str, Any]:
+    """A cart item or order item on the wire, with its unit price and line value."""
+    return {
+        "type": kind,
+        "id": str(line.id),
+        "product_id": str(line.product_id),
+        "name": line.name,
+        "sku": line.sku,
+        "quantity": line.quantity,
+        "unit_price": price_json(line.unit_amount, line.currency, line.includes_tax),
+        "value": price_json(line.unit_amount * line.quantity, line.currency, line.includes_tax),
+        "meta": timestamps(line.created_at, line.updated_at),
+    }
 
 
 def display_price(amount: int, currency: str | None) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
 from app.jsonapi import Filterable, Page, fetch_page, timestamps, utc_datetime
-from app.store.money import display_price, price_json
+from app.store.money import display_price, line_json
 
 
 class Order(Base):
@@ -104,17 +104,7 @@ def order_json(order: Order, item_ids: Sequence[uuid.UUID]) -> dict[str, Any]:
 
 
 def order_item_json(item: OrderItem) -> dict[str, Any]:
-    return {
-        "type": "order_item",
-        "id": str(item.id),
-        "product_id": str(item.product_id),
-        "name": item.name,
-        "sku": item.sku,
-        "quantity": item.quantity,
-        "unit_price": price_json(item.unit_amount, item.currency, item.includes_tax),
-        "value": price_json(item.unit_amount * item.quantity, item.currency, item.includes_tax),
-        "meta": timestamps(item.created_at, item.updated_at),
-    }
+    return line_json(item, kind="order_item")
 
 
 def _owned(store_id: uuid.UUID, customer_id: uuid.UUID | None) -> list[ColumnElement[bool]]:
