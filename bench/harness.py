@@ -1,0 +1,465 @@
+"""What every scenario of the benchmark shares: servers, Keyhouse setup, wrk runs, medians.
+
+Imported by `bench/run.py` and the scenario modules beside it (`issuance.py`, `protected.py`,
+`logins.py`) as a sibling module: `python bench/run.py` puts `bench/` first on `sys.path`.
+"""
+
+import asyncio
+import contextlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "bench"
+TOKEN_LUA = BENCH / "token.lua"
+REQUEST_LUA = BENCH / "request.lua"
+RESULTS_DIR = BENCH / "results"
+RESULTS_FILE = RESULTS_DIR / "latest.json"
+HOST = "127.0.0.1"  # loopback only
+TOKEN_PATH = "/oauth/access_token"  # noqa: S105 (a path)
+POSTGRES_URL = "postgresql+asyncpg://root@127.0.0.1:5432/keyhouse_bench"
+BENCH_DATABASE = "keyhouse_bench"  # the only PostgreSQL database this script will drop
+STARTUP_SECONDS = 60.0
+STOP_SECONDS = 10.0
+WRK_TIMEOUT_SECONDS = 5  # wrk's own per-request timeout (`--timeout`); a timeout fails a run
+WRK_GRACE_SECONDS = 30  # beyond its duration, how long a wrk process may take before we kill it
+
+
+class BenchError(Exception):
+    """The benchmark cannot go on, or its results cannot be trusted."""
+
+
+def fail(message: str) -> NoReturn:
+    raise BenchError(message)
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    client_id: str
+    client_secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """How to load, and what to run: from the command line."""
+
+    duration: int
+    warmup: int
+    connections: int
+    threads: int
+    rounds: int
+    postgres_url: str
+    loop: str  # Uvicorn's event loop and HTTP implementation, the same for every server
+    http: str
+    profile: bool
+    scenarios: tuple[str, ...] = ("issuance", "protected", "logins")
+    probe_connections: int = 4  # the implicit probe of the logins scenario (`wrk -c`)
+    bypass: str = "resolved"  # how bench/unvalidated.py applies its override (see there)
+
+
+# --- wrk ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WrkRun:
+    """One wrk run, from the `BENCH_RESULT` line of token.lua or request.lua."""
+
+    requests: int
+    seconds: float
+    rps: float
+    p50_us: int
+    p90_us: int
+    p99_us: int
+    max_us: int
+
+    @classmethod
+    def parse(cls, output: str, *, where: str) -> "WrkRun":
+        lines = [line for line in output.splitlines() if line.startswith("BENCH_RESULT ")]
+        if len(lines) != 1:
+            fail(f"{where}: no BENCH_RESULT line from wrk:\n{output}")
+        data: dict[str, Any] = json.loads(lines[0].removeprefix("BENCH_RESULT "))
+        errors: dict[str, int] = data["errors"]
+        problems = [f"{name} errors: {count}" for name, count in errors.items() if count]
+        if data.get("non_2xx"):  # token.lua
+            problems.append(
+                f"{data['non_2xx']} non-2xx responses (first: {data['first_bad_status']})"
+            )
+        if data.get("unexpected_status"):  # request.lua
+            problems.append(
+                f"{data['unexpected_status']} responses not {data['expect_status']} "
+                f"(first: {data['first_bad_status']})"
+            )
+        if data["wrong_length"]:
+            problems.append(f"{data['wrong_length']} responses with an unexpected body length")
+        if data["requests"] == 0:
+            problems.append("no requests completed")
+        if problems:
+            fail(f"{where}: " + "; ".join(problems))
+        latency: dict[str, float] = data["latency_us"]
+        return cls(
+            requests=data["requests"],
+            seconds=data["seconds"],
+            rps=data["rps"],
+            p50_us=int(latency["p50"]),
+            p90_us=int(latency["p90"]),
+            p99_us=int(latency["p99"]),
+            max_us=int(latency["max"]),
+        )
+
+    def describe(self) -> str:
+        return (
+            f"{self.rps:9.1f} req/s  p50 {self.p50_us / 1000:7.2f} ms  "
+            f"p99 {self.p99_us / 1000:7.2f} ms"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    """What one wrk process sends: its Lua script, the script's settings, connections."""
+
+    script: Path
+    env: Mapping[str, str]
+    connections: int
+    threads: int = 1
+    timeout_seconds: int = WRK_TIMEOUT_SECONDS
+
+
+def wrk_binary() -> str:
+    found = shutil.which("wrk")
+    if found is None:
+        fail("wrk is not installed")
+    return found
+
+
+class Wrk:
+    """One wrk process, started now and collected with `result()`; always bounded in time."""
+
+    def __init__(self, server: "Server", load: Load, seconds: int, where: str) -> None:
+        self.server = server
+        self.seconds = seconds
+        self.where = where
+        argv = [
+            wrk_binary(),
+            f"-t{load.threads}",
+            f"-c{load.connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            f"{load.timeout_seconds}s",
+            "-s",
+            str(load.script),
+            f"http://{HOST}:{server.port}",
+        ]
+        self.process = subprocess.Popen(
+            argv,
+            env={**os.environ, **load.env},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def result(self) -> WrkRun:
+        try:
+            stdout, stderr = self.process.communicate(timeout=self.seconds + WRK_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            fail(f"{self.where}: wrk did not finish within {self.seconds + WRK_GRACE_SECONDS}s")
+        if self.process.returncode != 0:
+            fail(f"{self.where}: wrk exited {self.process.returncode}:\n{stdout}\n{stderr}")
+        self.server.check_alive()
+        return WrkRun.parse(stdout, where=self.where)
+
+    def kill(self) -> None:
+        """Stops this wrk process (ours, by its pid) if it still runs."""
+        if self.process.poll() is None:
+            self.process.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.communicate(timeout=STOP_SECONDS)
+
+
+def run_wrk(server: "Server", load: Load, seconds: int, where: str) -> WrkRun:
+    wrk = Wrk(server, load, seconds, where)
+    try:
+        return wrk.result()
+    finally:
+        wrk.kill()
+
+
+# --- servers ------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def request(
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    *,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 5.0,
+) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP request over loopback: status, lower-cased headers, body."""
+    sent = dict(headers or {})
+    if body is not None and not any(name.lower() == "content-type" for name in sent):
+        sent["Content-Type"] = "application/x-www-form-urlencoded"
+    connection = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        connection.request(method, path, body=body, headers=sent)
+        response = connection.getresponse()
+        payload = response.read()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, payload
+    finally:
+        connection.close()
+
+
+def get_json(port: int, path: str) -> Any:
+    status, _, body = request(port, "GET", path)
+    if status != 200:
+        fail(f"answered {status} to GET {path}")
+    return json.loads(body)
+
+
+class Server:
+    """A server process in its own session, so a Ctrl-C reaches us first and we stop it."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], port: int, log: Path):
+        self.name = name
+        self.argv = argv
+        self.env = env
+        self.port = port
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self) -> None:
+        with self.log.open("wb") as log_file:
+            self.process = subprocess.Popen(
+                self.argv,
+                cwd=ROOT,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def wait_ready(self) -> None:
+        """Until the server answers HTTP at all (any status), or fail with its log."""
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                fail(f"{self.name} exited during startup:\n{self.log_tail()}")
+            with contextlib.suppress(OSError):
+                request(self.port, "GET", "/", timeout=1.0)
+                return
+            time.sleep(0.1)
+        fail(f"{self.name} did not answer within {STARTUP_SECONDS:.0f}s:\n{self.log_tail()}")
+
+    def check_alive(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            fail(f"{self.name} has exited:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        return "(no log)"
+
+    def stop(self) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        # The group is the one start_new_session made for this server (its pid).
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(STOP_SECONDS)
+
+
+def venv_tool(name: str) -> str:
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return str(beside)
+    found = shutil.which(name)
+    if found is None:
+        fail(f"{name} not found beside {sys.executable} or on PATH")
+    return found
+
+
+def uvicorn_argv(factory: str, port: int, config: Config) -> list[str]:
+    """A bench app on the Uvicorn settings `keyhouse serve --workers 1 --no-access-log` uses."""
+    return [
+        *(sys.executable, "-m", "uvicorn", factory, "--factory", "--host", HOST),
+        *("--port", str(port), "--workers", "1", "--no-access-log"),
+        *("--loop", config.loop, "--http", config.http, "--proxy-headers"),
+    ]
+
+
+# --- Keyhouse setup -----------------------------------------------------------------------
+
+
+def keyhouse_env(data_dir: Path, database_url: str) -> dict[str, str]:
+    env = {name: value for name, value in os.environ.items() if not name.startswith("KEYHOUSE_")}
+    env["KEYHOUSE_DATA_DIR"] = str(data_dir)
+    env["KEYHOUSE_DATABASE_URL"] = database_url
+    return env
+
+
+def keyhouse(args: Sequence[str], env: dict[str, str], stdin: str | None = None) -> str:
+    argv = [venv_tool("keyhouse"), *args]
+    done = subprocess.run(
+        argv, cwd=ROOT, env=env, input=stdin, capture_output=True, text=True, timeout=120
+    )
+    if done.returncode != 0:
+        fail(f"`keyhouse {' '.join(args)}` failed ({done.returncode}):\n{done.stderr}")
+    return done.stdout
+
+
+async def _recreate_postgres_database(url: str) -> None:
+    import asyncpg  # type: ignore[import-untyped]
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.database != BENCH_DATABASE:
+        fail(f"refusing to drop {parsed.database!r}: only {BENCH_DATABASE!r} is the bench's")
+    connection = await asyncpg.connect(
+        host=parsed.host,
+        port=parsed.port or 5432,
+        user=parsed.username,
+        password=parsed.password,
+        database="postgres",
+    )
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
+        await connection.execute(f'CREATE DATABASE "{BENCH_DATABASE}"')
+    finally:
+        await connection.close()
+
+
+def database_url(database: str, data_dir: Path, postgres_url: str) -> str:
+    if database == "sqlite":
+        return f"sqlite+aiosqlite:///{data_dir / 'keyhouse.db'}"
+    asyncio.run(_recreate_postgres_database(postgres_url))
+    return postgres_url
+
+
+def create_client(env: dict[str, str]) -> Client:
+    document = json.loads(keyhouse(["clients", "create", "--name", "bench", "--json"], env))
+    if not document.get("client_secret"):
+        fail(f"`keyhouse clients create` gave no secret: {document}")
+    return Client(client_id=document["client_id"], client_secret=document["client_secret"])
+
+
+@dataclass(slots=True)
+class Deployment:
+    """One database's Keyhouse: its data, its client, its server, and every bench server
+    started beside it (all stopped when the database is done)."""
+
+    database: str
+    data_dir: Path
+    env: dict[str, str]
+    client: Client
+    keyhouse: Server
+    servers: list[Server] = field(default_factory=list)
+
+    def start(self, server: Server) -> Server:
+        """Registers `server` for stopping, then starts it and waits until it answers."""
+        self.servers.append(server)
+        server.start()
+        server.wait_ready()
+        return server
+
+
+def token_form(grant: str, client: Client) -> bytes:
+    params = {"grant_type": grant, "client_id": client.client_id}
+    if grant == "client_credentials":
+        params["client_secret"] = client.client_secret
+    return urlencode(params).encode()
+
+
+def issue_token(port: int, grant: str, client: Client) -> str:
+    """A fresh access token from Keyhouse's token endpoint."""
+    status, _, body = request(port, "POST", TOKEN_PATH, token_form(grant, client))
+    if status != 200:
+        fail(f"Keyhouse answered {status} to {grant}: {body[:300]!r}")
+    token = json.loads(body).get("access_token")
+    if not isinstance(token, str):
+        fail(f"Keyhouse {grant} response has no access_token: {body[:300]!r}")
+    return token
+
+
+def token_load(
+    grant: str, client: Client, expect_bytes: int, connections: int, threads: int = 1
+) -> Load:
+    """Token requests with bench/token.lua."""
+    env = {
+        "BENCH_GRANT": grant,
+        "BENCH_CLIENT_ID": client.client_id,
+        "BENCH_CLIENT_SECRET": client.client_secret,
+        "BENCH_EXPECT_BYTES": str(expect_bytes),
+    }
+    return Load(TOKEN_LUA, env, connections, threads)
+
+
+# --- results ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """The rounds of one target of a scenario on one database, and their medians."""
+
+    database: str
+    scenario: str
+    target: str
+    connections: int
+    rounds: list[WrkRun]
+    rps: float
+    p50_us: float
+    p99_us: float
+    ratio: float | None = None  # against the scenario's reference row, where it has one
+    meets_target: bool | None = None  # None: no target applies to this row
+
+    @classmethod
+    def of(
+        cls, database: str, scenario: str, target: str, connections: int, rounds: list[WrkRun]
+    ) -> "Row":
+        return cls(
+            database=database,
+            scenario=scenario,
+            target=target,
+            connections=connections,
+            rounds=rounds,
+            rps=statistics.median(run.rps for run in rounds),
+            p50_us=statistics.median(run.p50_us for run in rounds),
+            p99_us=statistics.median(run.p99_us for run in rounds),
+        )

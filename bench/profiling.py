@@ -1,0 +1,42 @@
+"""`--profile`: a py-spy flame graph of a server while one more (unmeasured) load runs."""
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from harness import Config, Server, fail, venv_tool
+
+PY_SPY_GRACE_SECONDS = 30
+
+
+def profile(
+    server: Server,
+    output: Path,
+    config: Config,
+    load: Callable[[], object],
+    *,
+    threads: bool = False,
+) -> None:
+    """Records `server` while `load()` runs, into `output` (an SVG flame graph).
+
+    By default only samples holding the GIL (`--gil`): where the event loop's Python time
+    goes. With `threads`, every thread that is running, one stack per thread (`--threads`),
+    to see work off the event loop (the password-hashing pool) beside it.
+    """
+    output.parent.mkdir(parents=True, exist_ok=True)
+    seconds = max(config.duration - 2, 1)
+    argv = [venv_tool("py-spy"), "record", "--pid", str(server.pid)]
+    argv += ["--threads"] if threads else ["--gil"]
+    argv += ["--duration", str(seconds), "--output", str(output)]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as spy:
+        try:
+            load()
+        finally:
+            try:
+                spy_output, _ = spy.communicate(timeout=seconds + PY_SPY_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                spy.kill()
+                spy.communicate()
+                fail("py-spy did not finish")
+    if spy.returncode != 0:
+        fail(f"py-spy failed (it needs ptrace rights):\n{spy_output.decode(errors='replace')}")

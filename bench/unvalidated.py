@@ -1,0 +1,127 @@
+"""Keyhouse with bearer validation bypassed: the reference of the `protected` scenario.
+
+The app is Keyhouse's own, from `create_app()`, with one change declared the public way:
+`app.dependency_overrides[_current_caller]` returns a fixed `Caller`. That is the level that
+works: `require_scope(READ)` builds a new closure on every call, so overriding the closure
+behind `ReadCaller` would match nothing, while every scoped route's closure depends on
+`_current_caller`. What is bypassed is everything `_current_caller` does per request: the
+`HTTPBearer` dependency, reading and splitting the Authorization header, the verifier's
+lookup of remembered tokens (or a full JWT verification), building the `Caller`. The scope
+check in the closure still runs (a set lookup).
+
+The fixed `Caller` is built at startup from a real token, `BENCH_ACCESS_TOKEN`, verified by
+the app's own `TokenVerifier`, so it names the same store and scopes as the requests sent to
+Keyhouse. `KEYHOUSE_ISSUER` must be the issuer of that token (Keyhouse's address).
+
+`BENCH_BYPASS` says how the override is applied:
+
+- `resolved` (default): once, at startup. With any entry in `dependency_overrides`, FastAPI
+  re-derives every sub-dependency of every request from its signature (`get_dependant` in
+  `solve_dependencies`), overridden or not: about 0.3 ms per `GET /v2/products/{id}` with this
+  FastAPI, a cost Keyhouse does not pay and which would be billed to "no validation". So the
+  same substitution FastAPI would make per request is made once in the routes' dependency
+  trees (building the per-inclusion route copies FastAPI otherwise builds on first request),
+  and the override table is emptied. This touches FastAPI internals; if it ever stops taking
+  effect, `_current_caller` runs again and a request with no Authorization header gets 401,
+  which `bench/run.py` checks before measuring.
+- `per-request`: left in `dependency_overrides`, as tests do; for measuring that cost.
+
+    BENCH_ACCESS_TOKEN=... KEYHOUSE_ISSUER=http://127.0.0.1:8000 KEYHOUSE_DATA_DIR=... \\
+        .venv/bin/python -m uvicorn bench.unvalidated:create_unvalidated_app --factory
+"""
+
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant, _get_oauth_scopes
+from fastapi.dependencies.utils import get_dependant
+
+from app.main import create_app
+from app.security import Caller, TokenVerifier, _current_caller
+
+BYPASS_MODES = ("resolved", "per-request")
+
+
+def _served_dependants(app: FastAPI) -> list[Dependant]:
+    """The root dependant of every route, as requests will be served.
+
+    Routes included from an `APIRouter` are served from per-inclusion copies that FastAPI
+    builds on first match (`effective_candidates()`); asking for them builds them now.
+    """
+    found: list[Dependant] = []
+    pending: list[Any] = list(app.router.routes)
+    while pending:
+        route = pending.pop()
+        candidates = getattr(route, "effective_candidates", None)
+        if callable(candidates):
+            pending.extend(candidates())
+            low_priority = getattr(route, "effective_low_priority_routes", None)
+            if callable(low_priority):
+                pending.extend(low_priority())
+            continue
+        dependant = getattr(route, "dependant", None)
+        if isinstance(dependant, Dependant):
+            found.append(dependant)
+    return found
+
+
+def _substitute(dependant: Dependant, overrides: dict[Any, Callable[..., Any]]) -> int:
+    """Replaces overridden sub-dependencies as `solve_dependencies` does per request."""
+    replaced = 0
+    for index, sub in enumerate(dependant.dependencies):
+        override = next((new for old, new in overrides.items() if old is sub.call), None)
+        if override is not None:
+            sub = get_dependant(
+                path=sub.path or "",
+                call=override,
+                name=sub.name,
+                parent_oauth_scopes=_get_oauth_scopes(dependant=sub),
+                scope=sub.scope,
+                concurrency=sub.concurrency,
+            )
+            dependant.dependencies[index] = sub
+            replaced += 1
+        replaced += _substitute(sub, overrides)
+    return replaced
+
+
+def resolve_overrides(app: FastAPI) -> int:
+    """Applies `app.dependency_overrides` to the routes once and empties it; how many
+    dependencies were replaced."""
+    overrides = dict(app.dependency_overrides)
+    replaced = sum(_substitute(root, overrides) for root in _served_dependants(app))
+    app.dependency_overrides.clear()
+    return replaced
+
+
+def create_unvalidated_app() -> FastAPI:
+    token = os.environ.get("BENCH_ACCESS_TOKEN", "")
+    mode = os.environ.get("BENCH_BYPASS", "resolved")
+    if not token:
+        raise RuntimeError("BENCH_ACCESS_TOKEN (a valid access token) is required")
+    if mode not in BYPASS_MODES:
+        raise RuntimeError(f"BENCH_BYPASS must be one of {BYPASS_MODES}, not {mode!r}")
+    app = create_app()
+    fixed: list[Caller] = []
+
+    async def fixed_caller() -> Caller:
+        return fixed[0]
+
+    app.dependency_overrides[_current_caller] = fixed_caller
+    if mode == "resolved" and resolve_overrides(app) == 0:
+        raise RuntimeError("no route depends on _current_caller; nothing was bypassed")
+
+    keyhouse_lifespan = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(served: FastAPI) -> AsyncIterator[Any]:
+        async with keyhouse_lifespan(served) as state:
+            verifier: TokenVerifier = served.state.token_verifier
+            fixed.append(Caller(token=await verifier.access_token(token), customer=None))
+            yield state
+
+    app.router.lifespan_context = lifespan
+    return app
