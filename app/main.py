@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from app.customers.router import router as customers_router
 from app.customers.tokens import CustomerTokenIssuer
@@ -25,6 +26,8 @@ from app.store.address_routes import router as address_router
 from app.store.cart_routes import router as cart_router
 from app.store.order_routes import router as order_router
 from app.store.product_routes import router as product_router
+
+NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -77,6 +80,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Tokens for storefronts, backends and shoppers.",
         version="0.1.0",
         lifespan=lifespan,
+        # FastAPI's native OpenTelemetry hooks ask the global providers on every request
+        # whether they are configured; Keyhouse exports no OpenTelemetry unless asked to.
+        telemetry=None if settings.opentelemetry else NO_TELEMETRY,
     )
     # Added last is outermost: CORS sees every response, the token endpoint's included.
     app.add_middleware(TokenEndpoint)

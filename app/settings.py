@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     # How long a worker trusts its in-memory copy of a client before reading it again.
     client_cache_seconds: float = Field(default=1.0, ge=0, le=60)
     max_token_request_bytes: int = Field(default=16_384, ge=1024)
+    # Let FastAPI's native OpenTelemetry integration trace and measure requests.
+    opentelemetry: bool = False
     customer_token_ttl: int = Field(default=86_400, ge=60, le=30 * 86_400)
     # How many password hashes may run at once; each holds 32 MiB while it runs.
     password_hash_concurrency: int = Field(default_factory=default_hash_concurrency, ge=1, le=64)
