@@ -28,6 +28,9 @@ JWKS_PATH = "/.well-known/jwks.json"
 PUBLIC_CACHE = {"Cache-Control": "public, max-age=300", "Vary": "Origin"}
 
 
+NO_STORE_RAW = [(name.lower().encode(), value.encode()) for name, value in NO_STORE.items()]
+
+
 def _json(body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(body), media_type="application/json", headers=headers)
 
@@ -43,7 +46,9 @@ async def issue_token(request: Request) -> Response:
     token = await issuer.issue(grant)
     if token_request.origin is not None:
         approve_origin(request)  # the grant checked it against this client's origins
-    return _json(token.response_body(), NO_STORE)
+    response = Response(orjson.dumps(token.response_body()), media_type="application/json")
+    response.raw_headers.extend(NO_STORE_RAW)  # encoded once, not per response
+    return response
 
 
 # Requests are served by `TokenEndpoint` (endpoint.py), ahead of FastAPI's routing; this
