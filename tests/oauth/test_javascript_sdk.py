@@ -6,11 +6,6 @@ only from `expires`, so a wrong unit or an off-by-one shows up here as an extra 
 token request. Each run waits out a token lifetime of `TTL` seconds.
 """
 
-import asyncio
-import json
-import os
-import shutil
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -21,53 +16,22 @@ import pytest
 from app.oauth.clients import CreatedClient
 
 from ..conftest import LiveServer, MakeClient
+from ..node import SDKS, node_with_sdks, run_script
 
 pytestmark = pytest.mark.node
 
-JS_DIR = Path(__file__).resolve().parents[1] / "js"
-SCRIPT = JS_DIR / "sdk_auth.mjs"
-SDKS = ("@moltin/sdk", "@elasticpath/js-sdk")
 TTL = 2
-SCRIPT_TIMEOUT = 60
-
-
-def node_with_sdks() -> str:
-    """The Node binary, once the SDKs are installed; CI installs them, so absence is a failure."""
-    missing = [sdk for sdk in SDKS if not (JS_DIR / "node_modules" / sdk).is_dir()]
-    if missing:
-        pytest.fail(
-            f"{', '.join(missing)} not installed: run `npm ci --prefix tests/js`", pytrace=False
-        )
-    binary = shutil.which("node")
-    if binary is None:
-        pytest.fail("node is not on PATH; these tests need Node 18+", pytrace=False)
-    return binary
 
 
 async def run_sdk(node: str, server: LiveServer, sdk: str, client: CreatedClient) -> Any:
     environment = {
-        **os.environ,
         "KEYHOUSE_URL": server.url,
         "SDK": sdk,
         "CLIENT_ID": client.client.id,
         "CLIENT_SECRET": client.client_secret or "",
         "TTL_SECONDS": str(TTL),
     }
-    process = await asyncio.create_subprocess_exec(
-        node,
-        str(SCRIPT),
-        env=environment,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(), SCRIPT_TIMEOUT)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        pytest.fail(f"{SCRIPT.name} ran for more than {SCRIPT_TIMEOUT}s")
-    assert process.returncode == 0, stderr.decode()
-    return json.loads(stdout)
+    return await run_script(node, "sdk_auth.mjs", environment)
 
 
 async def verify_with_jwks(server: LiveServer, token: str) -> dict[str, Any]:

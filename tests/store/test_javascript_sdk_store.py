@@ -8,12 +8,7 @@ filtered and one by one. The script reports what it saw and what the SDK sent; e
 the SDK's own.
 """
 
-import asyncio
-import json
-import os
-import shutil
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,13 +19,10 @@ from app.oauth.clients import CreatedClient
 from app.store.orders import Order, OrderItem
 
 from ..conftest import LiveServer, MakeClient
+from ..node import SDKS, node_with_sdks, run_script
 
 pytestmark = pytest.mark.node
 
-JS_DIR = Path(__file__).resolve().parents[1] / "js"
-SCRIPT = JS_DIR / "sdk_store.mjs"
-SDKS = ("@moltin/sdk", "@elasticpath/js-sdk")
-SCRIPT_TIMEOUT = 60
 EMAIL = "ron.sdk@example.com"
 PASSWORD = "correct horse battery staple"
 SKU = "SDK-TEE"
@@ -41,25 +33,11 @@ UNIT_PRICE = {"amount": UNIT_AMOUNT, "currency": "USD", "includes_tax": True}
 CUSTOMER_TOKEN_HEADER = "x-moltin-customer-token"
 
 
-def node_with_sdks() -> str:
-    """The Node binary, once the SDKs are installed; CI installs them, so absence is a failure."""
-    missing = [sdk for sdk in SDKS if not (JS_DIR / "node_modules" / sdk).is_dir()]
-    if missing:
-        pytest.fail(
-            f"{', '.join(missing)} not installed: run `npm ci --prefix tests/js`", pytrace=False
-        )
-    binary = shutil.which("node")
-    if binary is None:
-        pytest.fail("node is not on PATH; these tests need Node 18+", pytrace=False)
-    return binary
-
-
 async def run_story(
     node: str, server: LiveServer, sdk: str, storefront: CreatedClient, backend: CreatedClient
 ) -> dict[str, Any]:
     assert backend.client_secret is not None
     environment = {
-        **os.environ,
         "KEYHOUSE_URL": server.url,
         "SDK": sdk,
         "PUBLIC_CLIENT_ID": storefront.client.id,
@@ -70,21 +48,7 @@ async def run_story(
         "PRODUCT_SKU": SKU,
         "CART_REF": CART_REF,
     }
-    process = await asyncio.create_subprocess_exec(
-        node,
-        str(SCRIPT),
-        env=environment,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(), SCRIPT_TIMEOUT)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        pytest.fail(f"{SCRIPT.name} ran for more than {SCRIPT_TIMEOUT}s")
-    assert process.returncode == 0, stderr.decode()
-    report: dict[str, Any] = json.loads(stdout)
+    report: dict[str, Any] = await run_script(node, "sdk_store.mjs", environment)
     return report
 
 
