@@ -24,7 +24,6 @@ from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
-TOKEN_LUA = BENCH / "token.lua"
 REQUEST_LUA = BENCH / "request.lua"
 RESULTS_DIR = BENCH / "results"
 RESULTS_FILE = RESULTS_DIR / "latest.json"
@@ -79,7 +78,7 @@ class Config:
 
 @dataclass(frozen=True, slots=True)
 class WrkRun:
-    """One wrk run, from the `BENCH_RESULT` line of token.lua or request.lua."""
+    """One wrk run, from the `BENCH_RESULT` line of request.lua."""
 
     requests: int
     seconds: float
@@ -97,11 +96,7 @@ class WrkRun:
         data: dict[str, Any] = json.loads(lines[0].removeprefix("BENCH_RESULT "))
         errors: dict[str, int] = data["errors"]
         problems = [f"{name} errors: {count}" for name, count in errors.items() if count]
-        if data.get("non_2xx"):  # token.lua
-            problems.append(
-                f"{data['non_2xx']} non-2xx responses (first: {data['first_bad_status']})"
-            )
-        if data.get("unexpected_status"):  # request.lua
+        if data.get("unexpected_status"):
             problems.append(
                 f"{data['unexpected_status']} responses not {data['expect_status']} "
                 f"(first: {data['first_bad_status']})"
@@ -421,14 +416,15 @@ def issue_token(port: int, grant: str, client: Client) -> str:
 def token_load(
     grant: str, client: Client, expect_bytes: int, connections: int, threads: int = 1
 ) -> Load:
-    """Token requests with bench/token.lua."""
+    """Token requests (client_secret_post for client_credentials) with bench/request.lua."""
     env = {
-        "BENCH_GRANT": grant,
-        "BENCH_CLIENT_ID": client.client_id,
-        "BENCH_CLIENT_SECRET": client.client_secret,
+        "BENCH_PATH": TOKEN_PATH,
+        "BENCH_METHOD": "POST",
+        "BENCH_BODY": token_form(grant, client).decode(),
+        "BENCH_CONTENT_TYPE": "application/x-www-form-urlencoded",
         "BENCH_EXPECT_BYTES": str(expect_bytes),
     }
-    return Load(TOKEN_LUA, env, connections, threads)
+    return Load(REQUEST_LUA, env, connections, threads)
 
 
 # --- results ------------------------------------------------------------------------------
