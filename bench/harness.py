@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlencode
 
+import jwt
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 REQUEST_LUA = BENCH / "request.lua"
@@ -235,6 +237,29 @@ def get_json(port: int, path: str) -> Any:
     if status != 200:
         fail(f"answered {status} to GET {path}")
     return json.loads(body)
+
+
+class PublishedKeys:
+    """Keyhouse's issuer and JWKS, read once, to check that a token really is Keyhouse's."""
+
+    def __init__(self, port: int) -> None:
+        self.issuer: str = get_json(port, "/.well-known/oauth-authorization-server")["issuer"]
+        self._keys = jwt.PyJWKSet.from_dict(get_json(port, "/.well-known/jwks.json"))
+
+    def verify(self, token: str, *, require: list[str], what: str) -> tuple[dict[str, Any], Any]:
+        """The token's header and claims, or `fail` naming `what` did not verify."""
+        try:
+            header = jwt.get_unverified_header(token)
+            claims = jwt.decode(
+                token,
+                self._keys[header["kid"]].key,
+                algorithms=[header["alg"]],
+                issuer=self.issuer,
+                options={"verify_aud": False, "require": require},
+            )
+        except (jwt.PyJWTError, KeyError) as error:
+            fail(f"{what} does not verify: {error!r}")
+        return header, claims
 
 
 class Server:
