@@ -152,10 +152,6 @@ async def list_clients(
     return list(await session.scalars(query))
 
 
-async def get_client(session: AsyncSession, *, client_id: str) -> OAuthClient | None:
-    return await session.get(OAuthClient, client_id)
-
-
 async def disable_client(session: AsyncSession, *, client_id: str) -> OAuthClient | None:
     client = await session.get(OAuthClient, client_id)
     if client is None:

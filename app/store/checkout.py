@@ -3,11 +3,11 @@
 import uuid
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.customers.customers import EMAIL_PATTERN
+from app.customers.customers import Email
 from app.db import utcnow
 from app.jsonapi import BadRequestError, ConflictError
 from app.store.addresses import ADDRESS_FIELDS, AddressIn, RequiredText
@@ -33,15 +33,8 @@ class CheckoutCustomer(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     id: uuid.UUID | None = None
-    email: str | None = Field(default=None, max_length=254)
+    email: Email | None = Field(default=None, max_length=254)
     name: str | None = Field(default=None, min_length=1, max_length=200)
-
-    @field_validator("email")
-    @classmethod
-    def _email(cls, value: str | None) -> str | None:
-        if value is not None and not EMAIL_PATTERN.fullmatch(value.strip()):
-            raise ValueError("not an email address")
-        return None if value is None else value.strip()
 
 
 class CheckoutIn(BaseModel):
