@@ -45,7 +45,7 @@ class Customer(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-def _checked_email(value: str) -> str:
+def checked_email(value: str) -> str:
     value = value.strip()
     if len(value) > 254 or not EMAIL_PATTERN.fullmatch(value):
         raise ValueError("not an email address")
@@ -53,7 +53,7 @@ def _checked_email(value: str) -> str:
 
 
 # An email address in a request body, trimmed; anything else is a 400 naming the field.
-Email = Annotated[str, AfterValidator(_checked_email)]
+Email = Annotated[str, AfterValidator(checked_email)]
 
 
 class CustomerIn(BaseModel):
