@@ -1,9 +1,11 @@
 """Every ORM class, imported once so `Base.metadata` is complete (Alembic, tests, CLI)."""
 
+from app.audit import AuditEvent
 from app.customers.customers import Customer
 from app.db import Base
 from app.oauth.clients import ClientSecret, OAuthClient
 from app.oauth.keys import SigningKey
+from app.oauth.revocation import Revocation
 from app.oauth.stores import Store
 from app.store.addresses import Address
 from app.store.carts import Cart, CartItem
@@ -12,6 +14,7 @@ from app.store.products import Product
 
 __all__ = [
     "Address",
+    "AuditEvent",
     "Base",
     "Cart",
     "CartItem",
@@ -21,6 +24,7 @@ __all__ = [
     "Order",
     "OrderItem",
     "Product",
+    "Revocation",
     "SigningKey",
     "Store",
 ]
