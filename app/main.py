@@ -16,10 +16,11 @@ from app.oauth.endpoint import TokenEndpoint
 from app.oauth.grants import GrantRegistry
 from app.oauth.keys import KeyRing, ensure_signing_key
 from app.oauth.registry import ClientRegistry
+from app.oauth.revocation import RevocationList
 from app.oauth.router import router as oauth_router
 from app.oauth.tokens import TokenIssuer
+from app.oauth.verification import TokenVerifier
 from app.passwords import ClientSecretHasher, PasswordHasher
-from app.security import TokenVerifier
 from app.server_secret import load_server_keys
 from app.settings import Settings, get_settings
 from app.store.address_routes import router as address_router
@@ -46,10 +47,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 encryption_key=server_keys.signing_key_encryption,
             )
         await keyring.refresh()
+        revocations = RevocationList(database, poll_seconds=settings.revocation_poll_seconds)
+        await revocations.start()
         app.state.settings = settings
         app.state.database = database
         app.state.clients = clients
         app.state.keyring = keyring
+        app.state.revocations = revocations
         app.state.grants = GrantRegistry(
             ClientAuthenticator(clients, ClientSecretHasher(server_keys.client_secret_hmac))
         )
@@ -60,7 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             default_ttl=settings.token_ttl,
         )
         app.state.token_verifier = TokenVerifier(
-            keyring, issuer=settings.issuer, audience=settings.audience
+            keyring, revocations, issuer=settings.issuer, audience=settings.audience
         )
         app.state.password_hasher = PasswordHasher(settings.password_hash_concurrency)
         app.state.customer_token_issuer = CustomerTokenIssuer(
@@ -72,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await revocations.stop()
             app.state.password_hasher.close()
             await database.dispose()
 

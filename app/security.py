@@ -2,35 +2,32 @@
 
 Issuing tokens is `app/oauth`'s business; this module only reads them. A request carries an
 access token as `Authorization: Bearer …` and, for a logged-in shopper, a customer token in
-`X-Moltin-Customer-Token` beside it. Both are JWTs this server signed; they are verified
-against the key ring's published keys, and a verified token is remembered until it expires,
-so checking it again costs a dictionary lookup.
+`X-Moltin-Customer-Token` beside it. Both are JWTs this server signed, checked by
+`app.oauth.verification.TokenVerifier` (signature, claims, revocation).
 
 Every refusal is 401 (the SDKs re-authenticate only on 401) with an RFC 6750 challenge,
 except a valid token without the scope a route needs: 403 `insufficient_scope`.
 """
 
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
-import jwt
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.errors import KeyhouseError, NotFoundError
-from app.oauth.keys import KeyRing
 from app.oauth.scopes import READ, WRITE
-from app.oauth.tokens import ACCESS_TOKEN_TYPE
+from app.oauth.verification import (
+    REALM,
+    AccessToken,
+    CustomerToken,
+    InvalidTokenError,
+    TokenVerifier,
+)
 
-CUSTOMER_TOKEN_TYPE = "customer+jwt"  # noqa: S105 (a JWT `typ`, not a secret)
 CUSTOMER_TOKEN_HEADER = "x-moltin-customer-token"  # noqa: S105 (a header name)
-LEEWAY_SECONDS = 30  # clock skew allowed on `exp`, `iat`
-MAX_REMEMBERED_TOKENS = 10_000
-REQUIRED_CLAIMS = ["iss", "aud", "exp", "iat", "sub", "jti", "store_id"]
-REALM = 'realm="keyhouse"'
 
 
 class MissingTokenError(KeyhouseError):
@@ -42,18 +39,6 @@ class MissingTokenError(KeyhouseError):
 
     def response_headers(self) -> dict[str, str]:
         return {**self.headers, "WWW-Authenticate": f"Bearer {REALM}"}
-
-
-class InvalidTokenError(KeyhouseError):
-    """RFC 6750 §3.1 `invalid_token`: malformed, expired, foreign or otherwise unusable."""
-
-    status_code = 401
-    title = "Unauthorized"
-    default_detail = "The access token is malformed, expired or was not issued here."
-
-    def response_headers(self) -> dict[str, str]:
-        challenge = f'Bearer {REALM}, error="invalid_token"'
-        return {**self.headers, "WWW-Authenticate": challenge}
 
 
 class InsufficientScopeError(KeyhouseError):
@@ -70,113 +55,6 @@ class InsufficientScopeError(KeyhouseError):
     def response_headers(self) -> dict[str, str]:
         challenge = f'Bearer {REALM}, error="insufficient_scope", scope="{self.scope}"'
         return {**self.headers, "WWW-Authenticate": challenge}
-
-
-@dataclass(frozen=True, slots=True)
-class AccessToken:
-    """A verified access token (RFC 9068)."""
-
-    token_id: str
-    client_id: str
-    store_id: uuid.UUID
-    scopes: frozenset[str]
-    grant_type: str
-    expires_at: int
-
-
-@dataclass(frozen=True, slots=True)
-class CustomerToken:
-    """A verified customer token: a shopper logged in with email and password."""
-
-    token_id: str
-    customer_id: uuid.UUID
-    store_id: uuid.UUID
-    expires_at: int
-
-
-def _access_token(claims: dict[str, Any]) -> AccessToken:
-    return AccessToken(
-        token_id=claims["jti"],
-        client_id=claims["sub"],
-        store_id=uuid.UUID(claims["store_id"]),
-        scopes=frozenset(str(claims.get("scope", "")).split()),
-        grant_type=str(claims.get("grant_type", "")),
-        expires_at=claims["exp"],
-    )
-
-
-def _customer_token(claims: dict[str, Any]) -> CustomerToken:
-    return CustomerToken(
-        token_id=claims["jti"],
-        customer_id=uuid.UUID(claims["sub"]),
-        store_id=uuid.UUID(claims["store_id"]),
-        expires_at=claims["exp"],
-    )
-
-
-class TokenVerifier:
-    """Verifies JWTs signed here (RFC 7519 §7.2, RFC 9068 §4) and remembers good ones."""
-
-    def __init__(self, keyring: KeyRing, *, issuer: str, audience: str) -> None:
-        self._keyring = keyring
-        self._issuer = issuer
-        self._audience = audience
-        self._remembered: dict[tuple[str, str], AccessToken | CustomerToken] = {}
-
-    async def access_token(self, token: str) -> AccessToken:
-        verified = await self._verify(token, ACCESS_TOKEN_TYPE, _access_token)
-        assert isinstance(verified, AccessToken)
-        return verified
-
-    async def customer_token(self, token: str) -> CustomerToken:
-        verified = await self._verify(token, CUSTOMER_TOKEN_TYPE, _customer_token)
-        assert isinstance(verified, CustomerToken)
-        return verified
-
-    async def _verify(
-        self,
-        token: str,
-        typ: str,
-        parse: Callable[[dict[str, Any]], AccessToken | CustomerToken],
-    ) -> AccessToken | CustomerToken:
-        remembered = self._remembered.get((typ, token))
-        if remembered is not None:
-            if remembered.expires_at + LEEWAY_SECONDS > time.time():
-                return remembered
-            del self._remembered[(typ, token)]
-        claims = await self._claims(token, typ)
-        try:
-            verified = parse(claims)
-        except (KeyError, ValueError, TypeError, AttributeError) as error:  # malformed claims
-            raise InvalidTokenError() from error
-        self._remember((typ, token), verified)
-        return verified
-
-    async def _claims(self, token: str, typ: str) -> dict[str, Any]:
-        try:
-            header = jwt.get_unverified_header(token)
-            if header.get("typ") != typ or not isinstance(header.get("kid"), str):
-                raise InvalidTokenError()
-            key = await self._keyring.verification_key(header["kid"])
-            if key is None or header.get("alg") != key.algorithm_name:
-                raise InvalidTokenError()
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key.key,
-                algorithms=[key.algorithm_name],
-                audience=self._audience,
-                issuer=self._issuer,
-                leeway=LEEWAY_SECONDS,
-                options={"require": REQUIRED_CLAIMS},
-            )
-        except jwt.PyJWTError as error:
-            raise InvalidTokenError() from error
-        return claims
-
-    def _remember(self, key: tuple[str, str], verified: AccessToken | CustomerToken) -> None:
-        if len(self._remembered) >= MAX_REMEMBERED_TOKENS:
-            self._remembered.pop(next(iter(self._remembered)))  # the oldest
-        self._remembered[key] = verified
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
+MAX_CUSTOMER_TOKEN_TTL = 30 * 86_400
 
 
 def default_hash_concurrency() -> int:
@@ -39,7 +40,10 @@ class Settings(BaseSettings):
     max_token_request_bytes: int = Field(default=16_384, ge=1024)
     # Let FastAPI's native OpenTelemetry integration trace and measure requests.
     opentelemetry: bool = False
-    customer_token_ttl: int = Field(default=86_400, ge=60, le=30 * 86_400)
+    customer_token_ttl: int = Field(default=86_400, ge=60, le=MAX_CUSTOMER_TOKEN_TTL)
+    # How often a worker reads revocations made elsewhere; the bound on how long a revoked
+    # token, disabled client or deleted customer's token may still be accepted.
+    revocation_poll_seconds: float = Field(default=0.25, gt=0, le=1)
     # How many password hashes may run at once; each holds 32 MiB while it runs.
     password_hash_concurrency: int = Field(default_factory=default_hash_concurrency, ge=1, le=64)
 

@@ -40,7 +40,8 @@ from fastapi.dependencies.models import Dependant, _get_oauth_scopes
 from fastapi.dependencies.utils import get_dependant
 
 from app.main import create_app
-from app.security import Caller, TokenVerifier, _current_caller
+from app.oauth.verification import TokenVerifier
+from app.security import Caller, _current_caller
 
 BYPASS_MODES = ("resolved", "per-request")
 

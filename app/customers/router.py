@@ -14,8 +14,9 @@ from app.errors import KeyhouseError, NotFoundError
 from app.jsonapi import Body, filter_of, list_document, page_of
 from app.oauth.scopes import WRITE
 from app.oauth.stores import Store
+from app.oauth.verification import REALM
 from app.passwords import PasswordHasher
-from app.security import REALM, InsufficientScopeError, ReadCaller, WriteCaller
+from app.security import InsufficientScopeError, ReadCaller, WriteCaller
 
 router = APIRouter(prefix="/v2/customers", tags=["customers"])
 

@@ -7,8 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.customers.customers import Customer
 from app.oauth.keys import KeyRing
-from app.oauth.tokens import TokenSigner
-from app.security import CUSTOMER_TOKEN_TYPE
+from app.oauth.tokens import CUSTOMER_TOKEN_TYPE, TokenSigner
 
 
 class CustomerTokenRequest(BaseModel):

@@ -12,13 +12,28 @@ needs no extra server and works the same on SQLite and PostgreSQL; `tests/oauth/
 test_revocation_workers.py` measures the delay across two worker processes.
 """
 
-from datetime import datetime
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from datetime import UTC, datetime
 from typing import Literal
 
-from sqlalchemy import String
+from sqlalchemy import String, delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, utcnow
+from app.db import Base, Database, utcnow
+
+logger = logging.getLogger("keyhouse.revocation")
+
+# A row outlives its last token by the verifier's clock-skew leeway, and a little more.
+PURGE_MARGIN_SECONDS = 60
+PURGE_EVERY_SECONDS = 60.0
+GAP_PATIENCE_SECONDS = 10.0
+# At start-up, rows this far below the highest id are taken as possibly still in flight.
+STARTUP_LOOKBACK_IDS = 1000
 
 RevocationKind = Literal["token", "client", "customer"]
 
@@ -35,3 +50,158 @@ class Revocation(Base):
     # Once every token this row could refuse has expired, the row is purged.
     expires_at: Mapped[datetime] = mapped_column(index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+def revoke_token(session: AsyncSession, *, token_id: str, expires_at: int) -> Revocation:
+    """Refuses one token (by `jti`) from now on; the row goes once the token has expired."""
+    revocation = Revocation(
+        kind="token",
+        value=token_id,
+        issued_before=None,
+        expires_at=_epoch_to_datetime(expires_at + PURGE_MARGIN_SECONDS),
+    )
+    session.add(revocation)
+    return revocation
+
+
+def revoke_subject(
+    session: AsyncSession,
+    *,
+    kind: Literal["client", "customer"],
+    subject: str,
+    max_token_lifetime: int,
+    issuing_lag_seconds: float = 0,
+) -> Revocation:
+    """Refuses every token of a client or customer issued up to now.
+
+    `issuing_lag_seconds` covers workers that may still issue for the subject for a moment
+    (they trust their client cache that long): their tokens are refused too.
+    """
+    now = time.time()
+    revocation = Revocation(
+        kind=kind,
+        value=subject,
+        issued_before=math.ceil(now + issuing_lag_seconds),
+        expires_at=_epoch_to_datetime(
+            now + issuing_lag_seconds + max_token_lifetime + PURGE_MARGIN_SECONDS
+        ),
+    )
+    session.add(revocation)
+    return revocation
+
+
+def _epoch_to_datetime(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+class RevocationList:
+    """This worker's copy of every live revocation, kept fresh by polling the table.
+
+    Polling reads the rows with ids above a floor below which every id has been seen. On
+    PostgreSQL ids are handed out before commit, so a row may appear after rows with higher
+    ids; ids not seen yet stay above the floor until they appear, or for `GAP_PATIENCE_SECONDS`
+    if their transaction rolled back and they never will.
+    """
+
+    def __init__(self, database: Database, *, poll_seconds: float) -> None:
+        self._database = database
+        self._poll_seconds = poll_seconds
+        self._tokens: dict[str, float] = {}  # jti → when the row may be forgotten
+        self._subjects: dict[tuple[str, str], tuple[int, float]] = {}  # → (cutoff, forget at)
+        self._floor = 0
+        self._seen_above_floor: set[int] = set()
+        self._gaps: dict[int, float] = {}  # missing id → when first missed
+        self._task: asyncio.Task[None] | None = None
+        self._purged_at = time.monotonic()
+
+    def is_revoked(self, token_id: str, subject_kind: str, subject: str, issued_at: int) -> bool:
+        if token_id in self._tokens:
+            return True
+        revoked_subject = self._subjects.get((subject_kind, subject))
+        return revoked_subject is not None and issued_at <= revoked_subject[0]
+
+    def apply(self, revocation: Revocation) -> None:
+        """Takes a row into account at once (the worker that wrote it needs no poll)."""
+        forget_at = revocation.expires_at.timestamp()
+        if revocation.kind == "token":
+            self._tokens[revocation.value] = forget_at
+            return
+        key = (revocation.kind, revocation.value)
+        cutoff = revocation.issued_before or 0
+        known = self._subjects.get(key)
+        if known is None or known[0] < cutoff:
+            self._subjects[key] = (cutoff, forget_at)
+
+    async def start(self) -> None:
+        await self.load()
+        self._task = asyncio.create_task(self._keep_fresh(), name="revocation-poll")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def load(self) -> None:
+        """Reads every live row; ids just below the highest may still be in flight."""
+        async with self._database.sessions() as session:
+            highest = await session.scalar(select(func.max(Revocation.id))) or 0
+            live = select(Revocation).where(Revocation.expires_at > utcnow())
+            rows = list(await session.scalars(live))
+        for row in rows:
+            self.apply(row)
+        self._floor = max(0, highest - STARTUP_LOOKBACK_IDS)
+        self._seen_above_floor = {row.id for row in rows if row.id > self._floor}
+
+    async def poll(self) -> None:
+        """Reads rows this worker has not seen yet."""
+        query = (
+            select(Revocation)
+            .where(Revocation.id > self._floor, Revocation.expires_at > utcnow())
+            .order_by(Revocation.id)
+        )
+        async with self._database.sessions() as session:
+            rows = list(await session.scalars(query))
+        for row in rows:
+            if row.id not in self._seen_above_floor:
+                self.apply(row)
+                self._seen_above_floor.add(row.id)
+        self._advance_floor()
+
+    def _advance_floor(self) -> None:
+        if not self._seen_above_floor:
+            return
+        now = time.monotonic()
+        highest = max(self._seen_above_floor)
+        for missing in range(self._floor + 1, highest):
+            if missing not in self._seen_above_floor:
+                self._gaps.setdefault(missing, now)
+        while self._floor < highest:
+            following = self._floor + 1
+            given_up = now - self._gaps.get(following, now) >= GAP_PATIENCE_SECONDS
+            if following not in self._seen_above_floor and not given_up:
+                break
+            self._seen_above_floor.discard(following)
+            self._gaps.pop(following, None)
+            self._floor = following
+
+    async def _keep_fresh(self) -> None:
+        while True:
+            await asyncio.sleep(self._poll_seconds)
+            try:
+                await self.poll()
+                if time.monotonic() - self._purged_at >= PURGE_EVERY_SECONDS:
+                    await self.purge()
+            except Exception:  # the database may be away for a moment; try again next time
+                logger.warning("could not refresh the revocation list", exc_info=True)
+
+    async def purge(self) -> None:
+        """Forgets, here and in the table, revocations whose tokens have all expired."""
+        self._purged_at = time.monotonic()
+        now = time.time()
+        self._tokens = {jti: until for jti, until in self._tokens.items() if until > now}
+        self._subjects = {key: kept for key, kept in self._subjects.items() if kept[1] > now}
+        async with self._database.sessions() as session:
+            await session.execute(delete(Revocation).where(Revocation.expires_at <= utcnow()))
+            await session.commit()

@@ -10,6 +10,8 @@ from app.oauth.keys import KeyRing
 from app.oauth.scopes import format_scope
 
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 (RFC 9068 §2.1 media type, not a secret)
+# A shopper's login token, signed by the same keys but never accepted as an access token.
+CUSTOMER_TOKEN_TYPE = "customer+jwt"  # noqa: S105 (a JWT `typ`, not a secret)
 
 
 @dataclass(slots=True)  # per request: not frozen, which triples the cost to build

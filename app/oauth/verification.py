@@ -1,0 +1,179 @@
+"""Verifying the JWTs this server signed: for the bearer dependency and for introspection.
+
+Tokens are verified against the key ring's published keys (RFC 7519 §7.2, RFC 9068 §4). A
+verified token is remembered until it expires, so checking it again costs a dictionary lookup;
+whether it has been revoked is asked on every check, of the in-memory revocation list.
+"""
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from app.errors import KeyhouseError
+from app.oauth.keys import KeyRing
+from app.oauth.revocation import RevocationList
+from app.oauth.tokens import ACCESS_TOKEN_TYPE, CUSTOMER_TOKEN_TYPE
+
+LEEWAY_SECONDS = 30  # clock skew allowed on `exp`, `iat`
+MAX_REMEMBERED_TOKENS = 10_000
+REQUIRED_CLAIMS = ["iss", "aud", "exp", "iat", "sub", "jti", "store_id"]
+REALM = 'realm="keyhouse"'
+
+
+class InvalidTokenError(KeyhouseError):
+    """RFC 6750 §3.1 `invalid_token`: malformed, expired, revoked, foreign or otherwise unusable."""
+
+    status_code = 401
+    title = "Unauthorized"
+    default_detail = "The access token is malformed, expired or was not issued here."
+
+    def response_headers(self) -> dict[str, str]:
+        challenge = f'Bearer {REALM}, error="invalid_token"'
+        return {**self.headers, "WWW-Authenticate": challenge}
+
+
+@dataclass(frozen=True, slots=True)
+class AccessToken:
+    """A verified access token (RFC 9068)."""
+
+    token_id: str
+    client_id: str
+    store_id: uuid.UUID
+    scopes: frozenset[str]
+    grant_type: str
+    issued_at: int
+    expires_at: int
+    claims: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerToken:
+    """A verified customer token: a shopper logged in with email and password."""
+
+    token_id: str
+    customer_id: uuid.UUID
+    store_id: uuid.UUID
+    issued_at: int
+    expires_at: int
+    claims: dict[str, Any]
+
+
+VerifiedToken = AccessToken | CustomerToken
+
+
+def _access_token(claims: dict[str, Any]) -> AccessToken:
+    return AccessToken(
+        token_id=claims["jti"],
+        client_id=claims["sub"],
+        store_id=uuid.UUID(claims["store_id"]),
+        scopes=frozenset(str(claims.get("scope", "")).split()),
+        grant_type=str(claims.get("grant_type", "")),
+        issued_at=int(claims["iat"]),
+        expires_at=int(claims["exp"]),
+        claims=claims,
+    )
+
+
+def _customer_token(claims: dict[str, Any]) -> CustomerToken:
+    return CustomerToken(
+        token_id=claims["jti"],
+        customer_id=uuid.UUID(claims["sub"]),
+        store_id=uuid.UUID(claims["store_id"]),
+        issued_at=int(claims["iat"]),
+        expires_at=int(claims["exp"]),
+        claims=claims,
+    )
+
+
+class TokenVerifier:
+    """Verifies JWTs signed here, remembers good ones, and refuses revoked ones."""
+
+    def __init__(
+        self,
+        keyring: KeyRing,
+        revocations: RevocationList,
+        *,
+        issuer: str,
+        audience: str,
+    ) -> None:
+        self._keyring = keyring
+        self._revocations = revocations
+        self._issuer = issuer
+        self._audience = audience
+        self._remembered: dict[tuple[str, str], VerifiedToken] = {}
+
+    async def access_token(self, token: str) -> AccessToken:
+        verified = await self._verify(token, ACCESS_TOKEN_TYPE, _access_token)
+        assert isinstance(verified, AccessToken)
+        if self._revocations.is_revoked(
+            verified.token_id, "client", verified.client_id, verified.issued_at
+        ):
+            raise InvalidTokenError()
+        return verified
+
+    async def customer_token(self, token: str) -> CustomerToken:
+        verified = await self._verify(token, CUSTOMER_TOKEN_TYPE, _customer_token)
+        assert isinstance(verified, CustomerToken)
+        if self._revocations.is_revoked(
+            verified.token_id, "customer", str(verified.customer_id), verified.issued_at
+        ):
+            raise InvalidTokenError()
+        return verified
+
+    async def any_token(self, token: str) -> VerifiedToken | None:
+        """An access or customer token that is valid now, or None (for introspection)."""
+        for verify in (self.access_token, self.customer_token):
+            try:
+                return await verify(token)
+            except InvalidTokenError:
+                continue
+        return None
+
+    async def _verify(
+        self,
+        token: str,
+        typ: str,
+        parse: Callable[[dict[str, Any]], VerifiedToken],
+    ) -> VerifiedToken:
+        remembered = self._remembered.get((typ, token))
+        if remembered is not None:
+            if remembered.expires_at + LEEWAY_SECONDS > time.time():
+                return remembered
+            del self._remembered[(typ, token)]
+        claims = await self._claims(token, typ)
+        try:
+            verified = parse(claims)
+        except (KeyError, ValueError, TypeError, AttributeError) as error:  # malformed claims
+            raise InvalidTokenError() from error
+        self._remember((typ, token), verified)
+        return verified
+
+    async def _claims(self, token: str, typ: str) -> dict[str, Any]:
+        try:
+            header = jwt.get_unverified_header(token)
+            if header.get("typ") != typ or not isinstance(header.get("kid"), str):
+                raise InvalidTokenError()
+            key = await self._keyring.verification_key(header["kid"])
+            if key is None or header.get("alg") != key.algorithm_name:
+                raise InvalidTokenError()
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key.key,
+                algorithms=[key.algorithm_name],
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=LEEWAY_SECONDS,
+                options={"require": REQUIRED_CLAIMS},
+            )
+        except jwt.PyJWTError as error:
+            raise InvalidTokenError() from error
+        return claims
+
+    def _remember(self, key: tuple[str, str], verified: VerifiedToken) -> None:
+        if len(self._remembered) >= MAX_REMEMBERED_TOKENS:
+            self._remembered.pop(next(iter(self._remembered)))  # the oldest
+        self._remembered[key] = verified
