@@ -65,7 +65,8 @@ class AuditEvent(Base):
 
 def record(
     session: AsyncSession,
-    name: AuditEventName,
+    event_name: AuditEventName,
+    /,
     *,
     store_id: uuid.UUID | None = None,
     actor: str | None = None,
@@ -75,7 +76,7 @@ def record(
 ) -> AuditEvent:
     """Adds an event to `session`; it is written and logged when the session commits."""
     audit_event = AuditEvent(
-        event=name,
+        event=event_name,
         store_id=store_id,
         actor=actor,
         subject=subject,
@@ -89,12 +90,13 @@ def record(
 
 async def record_now(
     database: Database,
-    name: AuditEventName,
+    event_name: AuditEventName,
+    /,
     **fields: Any,
 ) -> None:
     """Records an event in a transaction of its own (for events that change nothing else)."""
     async with database.sessions() as session:
-        record(session, name, **fields)
+        record(session, event_name, **fields)
         await session.commit()
 
 

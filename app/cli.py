@@ -211,9 +211,12 @@ def clients_list(
 
 @clients_cli.command("disable")
 def clients_disable(client_id: str, as_json: JsonFlag = False) -> None:
-    """Disable a client: it gets no new tokens."""
+    """Disable a client: it gets no new tokens, and its tokens stop working within a second."""
+    lag = get_settings().client_cache_seconds + 1
     client = _with_session(
-        lambda session: client_service.disable_client(session, client_id=client_id)
+        lambda session: client_service.disable_client(
+            session, client_id=client_id, issuing_lag_seconds=lag
+        )
     )
     if client is None:
         _fail("no client has that id")

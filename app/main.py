@@ -54,9 +54,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.clients = clients
         app.state.keyring = keyring
         app.state.revocations = revocations
-        app.state.grants = GrantRegistry(
-            ClientAuthenticator(clients, ClientSecretHasher(server_keys.client_secret_hmac))
+        authenticator = ClientAuthenticator(
+            clients, ClientSecretHasher(server_keys.client_secret_hmac)
         )
+        app.state.client_authenticator = authenticator
+        app.state.grants = GrantRegistry(authenticator)
         app.state.token_issuer = TokenIssuer(
             keyring,
             issuer=settings.issuer,

@@ -78,3 +78,18 @@ class ClientAuthenticator:
         if client is None or not client.enabled:
             raise InvalidClientError()
         return client
+
+    async def authenticate_endpoint_client(
+        self, request: TokenRequest, *, allow_public: bool
+    ) -> ClientRecord:
+        """The client calling revocation or introspection (RFC 7009 §2.1, RFC 7662 §2.1):
+        a confidential client with its secret, or, where allowed, a public client by id."""
+        credentials = presented_credentials(request)
+        if credentials.client_secret is not None:
+            return await self.authenticate(credentials)
+        if not allow_public or credentials.client_id is None:
+            raise InvalidClientError()
+        client = await self.identify(credentials)
+        if not client.is_public:
+            raise InvalidClientError()  # a confidential client must prove who it is
+        return client

@@ -4,15 +4,17 @@ import secrets
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from sqlalchemy import JSON, ForeignKey, String, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 
+from app.audit import record
 from app.db import Base, utcnow
 from app.oauth.errors import InvalidClientMetadataError, InvalidScopeError
+from app.oauth.revocation import revoke_subject
 from app.oauth.scopes import READ, SUPPORTED_SCOPES, format_scope, parse_scope
 from app.passwords import ClientSecretHasher, generate_client_secret
 
@@ -20,6 +22,9 @@ IMPLICIT = "implicit"
 CLIENT_CREDENTIALS = "client_credentials"
 GRANT_TYPES = (CLIENT_CREDENTIALS, IMPLICIT)
 MAX_TOKEN_TTL = 86_400
+DEFAULT_SECRET_GRACE_SECONDS = 86_400
+MAX_SECRET_GRACE_SECONDS = 30 * 86_400
+OPERATOR = "cli"  # the audit trail's actor for the operator's command line
 
 
 class OAuthClient(Base):
@@ -66,6 +71,15 @@ class CreatedClient:
 
     client: OAuthClient
     client_secret: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RotatedSecret:
+    """A client's new secret in clear (shown once), and when the older ones stop working."""
+
+    client: OAuthClient
+    client_secret: str
+    previous_expire_at: datetime | None
 
 
 def normalize_origin(origin: str) -> str:
@@ -139,6 +153,15 @@ async def create_client(
     else:
         client.secrets = []
     session.add(client)
+    record(
+        session,
+        "client.created",
+        store_id=store_id,
+        actor=OPERATOR,
+        subject=client.id,
+        client_name=client.name,
+        public=public,
+    )
     await session.commit()
     return CreatedClient(client=client, client_secret=secret)
 
@@ -152,10 +175,70 @@ async def list_clients(
     return list(await session.scalars(query))
 
 
-async def disable_client(session: AsyncSession, *, client_id: str) -> OAuthClient | None:
+async def disable_client(
+    session: AsyncSession, *, client_id: str, issuing_lag_seconds: float
+) -> OAuthClient | None:
+    """Stops the client getting tokens and revokes every token it has: workers notice within
+    their client cache time (`issuing_lag_seconds`), and tokens issued until then are refused
+    too."""
     client = await session.get(OAuthClient, client_id)
     if client is None:
         return None
     client.enabled = False
+    revoke_subject(
+        session,
+        kind="client",
+        subject=client.id,
+        max_token_lifetime=MAX_TOKEN_TTL,
+        issuing_lag_seconds=issuing_lag_seconds,
+    )
+    record(session, "client.disabled", store_id=client.store_id, actor=OPERATOR, subject=client.id)
     await session.commit()
     return client
+
+
+async def rotate_client_secret(
+    session: AsyncSession,
+    *,
+    hasher: ClientSecretHasher,
+    client_id: str,
+    grace_seconds: int = DEFAULT_SECRET_GRACE_SECONDS,
+) -> RotatedSecret | None:
+    """Adds a new secret; the current ones keep working for `grace_seconds`, then fail.
+
+    Secrets already past their grace are deleted here, so rows do not pile up.
+    """
+    if not 0 <= grace_seconds <= MAX_SECRET_GRACE_SECONDS:
+        raise InvalidClientMetadataError("The grace period is 0 to 2592000 seconds.")
+    query = (
+        select(OAuthClient)
+        .where(OAuthClient.id == client_id)
+        .options(selectinload(OAuthClient.secrets))
+    )
+    client = (await session.scalars(query)).first()
+    if client is None:
+        return None
+    if client.is_public:
+        raise InvalidClientMetadataError("A public client has no secret to rotate.")
+    now = utcnow()
+    grace_ends = now + timedelta(seconds=grace_seconds)
+    kept: list[ClientSecret] = []
+    for old in client.secrets:
+        if old.expires_at is not None and old.expires_at <= now:
+            continue  # already dead: dropped (delete-orphan)
+        if old.expires_at is None or old.expires_at > grace_ends:
+            old.expires_at = grace_ends
+        kept.append(old)
+    secret = generate_client_secret()
+    client.secrets = [*kept, ClientSecret(secret_hash=hasher.hash(secret))]
+    record(
+        session,
+        "client.secret_rotated",
+        store_id=client.store_id,
+        actor=OPERATOR,
+        subject=client.id,
+        grace_seconds=grace_seconds,
+    )
+    await session.commit()
+    previous_expire_at = grace_ends if kept else None
+    return RotatedSecret(client=client, client_secret=secret, previous_expire_at=previous_expire_at)

@@ -1,4 +1,4 @@
-"""The issuing side's routes: the token endpoint and the discovery documents."""
+"""The issuing side's routes: the token endpoint, revocation, introspection, discovery."""
 
 from typing import Any
 
@@ -6,15 +6,20 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from app.oauth.authentication import AUTH_METHODS_SUPPORTED
+from app.audit import record
+from app.db import Database
+from app.oauth.authentication import AUTH_METHODS_SUPPORTED, ClientAuthenticator
 from app.oauth.clients import CLIENT_CREDENTIALS
 from app.oauth.cors import approve_origin
 from app.oauth.errors import NO_STORE
 from app.oauth.grants import GrantRegistry
+from app.oauth.introspection import introspection_response, may_revoke, token_parameter
 from app.oauth.keys import KeyRing
-from app.oauth.requests import read_token_request
+from app.oauth.requests import TokenRequest, read_token_request
+from app.oauth.revocation import RevocationList, revoke_token
 from app.oauth.scopes import SUPPORTED_SCOPES
 from app.oauth.tokens import TokenIssuer
+from app.oauth.verification import TokenVerifier
 from app.settings import Settings
 
 router = APIRouter(tags=["oauth"])
@@ -22,6 +27,8 @@ router = APIRouter(tags=["oauth"])
 TOKEN_PATH = "/oauth/access_token"  # noqa: S105 (a path, not a secret)
 TOKEN_ALIAS_PATH = "/oauth/token"  # noqa: S105 (a path)
 TOKEN_PATHS = frozenset({TOKEN_PATH, TOKEN_ALIAS_PATH})
+REVOKE_PATH = "/oauth/revoke"
+INTROSPECT_PATH = "/oauth/introspect"
 JWKS_PATH = "/.well-known/jwks.json"
 # Public documents: cached briefly, so resource servers soon see a new key. Whether a browser
 # may read them depends on its Origin, so a shared cache must keep one copy per Origin.
@@ -61,6 +68,56 @@ router.add_api_route(
 )
 
 
+async def _read_form(request: Request) -> TokenRequest:
+    settings: Settings = request.app.state.settings
+    return await read_token_request(request, max_bytes=settings.max_token_request_bytes)
+
+
+@router.post(REVOKE_PATH, summary="Revoke an access or customer token (RFC 7009)")
+async def revoke(request: Request) -> Response:
+    """Always 200 for a token that is unknown, expired, already revoked or not the caller's
+    (RFC 7009 §2.2): the answer tells nothing about the token."""
+    state = request.app.state
+    form = await _read_form(request)
+    authenticator: ClientAuthenticator = state.client_authenticator
+    client = await authenticator.authenticate_endpoint_client(form, allow_public=True)
+    verifier: TokenVerifier = state.token_verifier
+    verified = await verifier.any_token(token_parameter(form))
+    if verified is not None and may_revoke(client, verified):
+        database: Database = state.database
+        async with database.sessions() as session:
+            revocation = revoke_token(
+                session, token_id=verified.token_id, expires_at=verified.expires_at
+            )
+            record(
+                session,
+                "token.revoked",
+                store_id=verified.store_id,
+                actor=client.client_id,
+                subject=verified.token_id,
+                address=request.client.host if request.client else None,
+            )
+            await session.commit()
+        revocations: RevocationList = state.revocations
+        revocations.apply(revocation)  # this worker at once; the others at their next poll
+    if form.origin is not None and form.origin in client.allowed_origins:
+        approve_origin(request)  # a storefront logging its shopper out
+    response = Response(status_code=200)
+    response.raw_headers.extend(NO_STORE_RAW)
+    return response
+
+
+@router.post(INTROSPECT_PATH, summary="Introspect a token (RFC 7662; confidential clients)")
+async def introspect(request: Request) -> Response:
+    state = request.app.state
+    form = await _read_form(request)
+    authenticator: ClientAuthenticator = state.client_authenticator
+    client = await authenticator.authenticate_endpoint_client(form, allow_public=False)
+    verifier: TokenVerifier = state.token_verifier
+    verified = await verifier.any_token(token_parameter(form))
+    return _json(introspection_response(client, verified), NO_STORE)
+
+
 @router.get(JWKS_PATH, summary="Public signing keys (RFC 7517)")
 async def get_jwks(request: Request) -> Response:
     keyring: KeyRing = request.app.state.keyring
@@ -76,6 +133,11 @@ async def get_metadata(request: Request) -> Response:
             "issuer": issuer,
             "token_endpoint": issuer + TOKEN_PATH,
             "jwks_uri": issuer + JWKS_PATH,
+            "revocation_endpoint": issuer + REVOKE_PATH,
+            # A storefront (public client, id alone) may revoke its own shopper's token.
+            "revocation_endpoint_auth_methods_supported": [*AUTH_METHODS_SUPPORTED, "none"],
+            "introspection_endpoint": issuer + INTROSPECT_PATH,
+            "introspection_endpoint_auth_methods_supported": list(AUTH_METHODS_SUPPORTED),
             # The commerce API's `implicit` is answered here, at the token endpoint; RFC 8414
             # reserves the name for the redirect flow, which needs an authorization endpoint
             # we do not have, so standard clients would reject metadata that listed it.

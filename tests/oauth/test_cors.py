@@ -85,7 +85,7 @@ async def test_preflight_from_a_disabled_clients_origin_is_not_allowed(
     http: httpx.AsyncClient, storefront: CreatedClient, database: Database
 ) -> None:
     async with database.sessions() as session:
-        await disable_client(session, client_id=storefront.client.id)
+        await disable_client(session, client_id=storefront.client.id, issuing_lag_seconds=1)
     response = await preflight(http, SHOP)
     assert "access-control-allow-origin" not in response.headers
 

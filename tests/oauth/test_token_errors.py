@@ -38,7 +38,7 @@ class Clients:
 async def clients(make_client: MakeClient, database: Database) -> Clients:
     disabled = await make_client(name="disabled")
     async with database.sessions() as session:
-        await disable_client(session, client_id=disabled.client.id)
+        await disable_client(session, client_id=disabled.client.id, issuing_lag_seconds=1)
     return Clients(
         backend=await make_client(name="backend"),
         storefront=await make_client(name="storefront", public=True),

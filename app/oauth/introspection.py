@@ -1,0 +1,53 @@
+"""What revocation and introspection may do with a token, and the introspection answer."""
+
+import time
+from typing import Any
+
+from app.oauth.errors import InvalidRequestError
+from app.oauth.registry import ClientRecord
+from app.oauth.requests import TokenRequest
+from app.oauth.verification import AccessToken, VerifiedToken
+
+MISSING_TOKEN = "The token parameter is missing."  # noqa: S105 (a message)
+# Claims worth telling a resource server (RFC 7662 §2.2); all of them are in the token anyway.
+ACCESS_TOKEN_CLAIMS = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti")
+CUSTOMER_TOKEN_CLAIMS = ("sub", "aud", "iss", "exp", "iat", "jti")
+
+
+def token_parameter(request: TokenRequest) -> str:
+    token = request.params.get("token")
+    if token is None:
+        raise InvalidRequestError(MISSING_TOKEN)
+    return token
+
+
+def may_revoke(client: ClientRecord, token: VerifiedToken) -> bool:
+    """An access token only by the client it was issued to (RFC 7009 §2.1); a customer token
+    by any client of the shopper's store (the storefront logging its shopper out)."""
+    if isinstance(token, AccessToken):
+        return token.client_id == client.client_id
+    return token.store_id == client.store_id
+
+
+def introspection_response(client: ClientRecord, token: VerifiedToken | None) -> dict[str, Any]:
+    """RFC 7662 §2.2: the token's claims if it is active and of the caller's store; else only
+    `active: false`, whatever the reason (RFC 7662 §2.2 asks not to say why)."""
+    if token is None or token.store_id != client.store_id or token.expires_at <= time.time():
+        return {"active": False}
+    if isinstance(token, AccessToken):
+        claims = {name: token.claims[name] for name in ACCESS_TOKEN_CLAIMS if name in token.claims}
+        return {
+            "active": True,
+            **claims,
+            "token_type": "Bearer",
+            "store_id": str(token.store_id),
+            "grant_type": token.grant_type,
+        }
+    claims = {name: token.claims[name] for name in CUSTOMER_TOKEN_CLAIMS if name in token.claims}
+    return {
+        "active": True,
+        **claims,
+        "token_type": "customer",
+        "store_id": str(token.store_id),
+        "customer_id": str(token.customer_id),
+    }
