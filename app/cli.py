@@ -223,6 +223,37 @@ def clients_disable(client_id: str, as_json: JsonFlag = False) -> None:
     _print(_client_json(client), as_json, f"disabled {client.id}")
 
 
+@clients_cli.command("rotate-secret")
+def clients_rotate_secret(
+    client_id: str,
+    grace: Annotated[
+        int,
+        typer.Option(help="Seconds the current secret keeps working.", min=0),
+    ] = client_service.DEFAULT_SECRET_GRACE_SECONDS,
+    as_json: JsonFlag = False,
+) -> None:
+    """Give a confidential client a new secret (printed now and never again); the current
+    one keeps working for the grace period, so backends can switch without downtime."""
+    settings = get_settings()
+    hasher = ClientSecretHasher(load_server_keys(settings).client_secret_hmac)
+    rotated = _with_session(
+        lambda session: client_service.rotate_client_secret(
+            session, hasher=hasher, client_id=client_id, grace_seconds=grace
+        )
+    )
+    if rotated is None:
+        _fail("no client has that id")
+    expire_at = rotated.previous_expire_at
+    document = {
+        "client_id": rotated.client.id,
+        "client_secret": rotated.client_secret,
+        "store_id": str(rotated.client.store_id),
+        "previous_secret_expires_at": expire_at.isoformat() if expire_at else None,
+    }
+    text = "\n".join(f"{key}: {value}" for key, value in document.items())
+    _print(document, as_json, text + "\nThe secret is shown only this once; store it now.")
+
+
 def _read_password() -> str:
     """One line from stdin; at a terminal, typed without echo."""
     if sys.stdin.isatty():
@@ -293,6 +324,39 @@ def keys_list(as_json: JsonFlag = False) -> None:
         for key in keys
     ]
     _print(rows, as_json, "\n".join(f"{row['kid']}  {row['algorithm']}" for row in rows))
+
+
+@keys_cli.command("rotate")
+def keys_rotate(
+    prepublication: Annotated[
+        int,
+        typer.Option(help="Seconds the new key is published before it signs.", min=0),
+    ] = key_service.DEFAULT_PREPUBLICATION_SECONDS,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a new signing key: published in the JWKS at once, signing after the
+    pre-publication period; the keys it replaces stay published until their tokens expire."""
+    settings = get_settings()
+    rotated = _with_session(
+        lambda session: key_service.rotate_signing_key(
+            session,
+            algorithm=settings.signing_algorithm,
+            encryption_key=load_server_keys(settings).signing_key_encryption,
+            max_token_lifetime=max(client_service.MAX_TOKEN_TTL, settings.customer_token_ttl),
+            prepublication_seconds=prepublication,
+        )
+    )
+    new_key = rotated.new_key
+    document = {
+        "kid": new_key.kid,
+        "algorithm": new_key.algorithm,
+        "activates_at": new_key.activated_at.isoformat() if new_key.activated_at else None,
+        "retiring": [
+            {"kid": key.kid, "retires_at": key.retired_at.isoformat() if key.retired_at else None}
+            for key in rotated.retiring
+        ],
+    }
+    _print(document, as_json, f"new key {new_key.kid} signs from {document['activates_at']}")
 
 
 async def _bootstrap(session: AsyncSession, settings: Settings) -> None:

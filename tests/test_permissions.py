@@ -184,6 +184,7 @@ ROWS = [
     Row("GET",    CUSTOMERS,               403,     403,     None,  200, check=all_customers),
     Row("GET",    CUSTOMER,                403,     200,     404,   200),
     Row("PUT",    CUSTOMER,                403,     200,     404,   200, renamed("customer")),
+    Row("DELETE", CUSTOMER,                403,     403,     403,   204),
     Row("GET",    ADDRESSES,               403,     200,     404,   200),
     Row("GET",    ADDRESS_URL,             403,     200,     404,   200),
     Row("POST",   ADDRESSES,               403,     201,     404,   201, address),

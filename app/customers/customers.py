@@ -12,9 +12,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.audit import record
 from app.db import Base, utcnow
 from app.jsonapi import ConflictError, Filterable, Page, fetch_page, timestamps, utc_datetime
+from app.oauth.revocation import Revocation, revoke_subject
 from app.passwords import PasswordHasher
+from app.settings import MAX_CUSTOMER_TOKEN_TTL
 
 EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 EMAIL_TAKEN = "A customer with this email already exists."
@@ -162,6 +165,27 @@ async def update_customer(
         await session.rollback()
         raise ConflictError(EMAIL_TAKEN) from error
     return customer
+
+
+async def delete_customer(session: AsyncSession, *, customer: Customer, actor: str) -> Revocation:
+    """Deletes the customer with their addresses (their orders stay, without the link) and
+    revokes every customer token they hold; the caller applies the revocation to its worker."""
+    await session.delete(customer)
+    revocation = revoke_subject(
+        session,
+        kind="customer",
+        subject=str(customer.id),
+        max_token_lifetime=MAX_CUSTOMER_TOKEN_TTL,
+    )
+    record(
+        session,
+        "customer.deleted",
+        store_id=customer.store_id,
+        actor=actor,
+        subject=str(customer.id),
+    )
+    await session.commit()
+    return revocation
 
 
 async def authenticate_customer(

@@ -4,7 +4,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from app.customers import customers as service
 from app.customers.customers import CUSTOMER_FILTERS, Customer, CustomerIn, CustomerUpdate
@@ -12,6 +12,7 @@ from app.customers.tokens import CustomerTokenIssuer, CustomerTokenRequest
 from app.db import SessionDep
 from app.errors import KeyhouseError, NotFoundError
 from app.jsonapi import Body, filter_of, list_document, page_of
+from app.oauth.revocation import RevocationList
 from app.oauth.scopes import WRITE
 from app.oauth.stores import Store
 from app.oauth.verification import REALM
@@ -81,6 +82,27 @@ async def list_customers(request: Request, session: SessionDep, caller: WriteCal
     return list_document(
         request, [service.customer_json(c) for c in customers], page=page, total=total
     )
+
+
+@router.delete(
+    "/{customer_id}",
+    status_code=204,
+    summary="Delete a customer and revoke their customer tokens (write)",
+)
+async def delete_customer(
+    request: Request, customer_id: uuid.UUID, session: SessionDep, caller: WriteCaller
+) -> Response:
+    customer = await service.get_customer(
+        session, store_id=caller.store_id, customer_id=customer_id
+    )
+    if customer is None:
+        raise NotFoundError()
+    revocation = await service.delete_customer(
+        session, customer=customer, actor=caller.token.client_id
+    )
+    revocations: RevocationList = request.app.state.revocations
+    revocations.apply(revocation)  # this worker at once; the others at their next poll
+    return Response(status_code=204)
 
 
 @router.post("/tokens", summary="Log a customer in with email and password")

@@ -3,13 +3,19 @@
 A key is published (in `/.well-known/jwks.json`) from creation until retirement, and signs
 only between activation and retirement, so resource servers can learn a key before they meet
 a token signed with it (RFC 7517, RFC 7638 thumbprints as `kid`).
+
+Rotation (`rotate_signing_key`) creates a key that activates only after a pre-publication
+period: the JWKS is cached by resource servers for `JWKS_MAX_AGE_SECONDS` and re-read by
+workers every `KEYRING_REFRESH_SECONDS`, so by then everyone has seen it. The newest active key
+signs; older keys stop signing when it activates and stay published until every token they
+signed has expired (`retired_at`, set in the future at rotation).
 """
 
 import json
 import os
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes
@@ -24,15 +30,21 @@ from cryptography.hazmat.primitives.serialization import (
 from jwt import PyJWK
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from jwt.utils import base64url_encode
-from sqlalchemy import JSON, LargeBinary, String, select
+from sqlalchemy import JSON, LargeBinary, String, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.audit import record
 from app.db import Base, Database, utcnow
 from app.oauth.jws import CompactSigner, PrivateKey
 
 KEYRING_REFRESH_SECONDS = 30.0
+JWKS_MAX_AGE_SECONDS = 300  # Cache-Control on the JWKS (router.py)
+# A new key waits this long before signing: every cache of the JWKS has seen it by then.
+DEFAULT_PREPUBLICATION_SECONDS = int(JWKS_MAX_AGE_SECONDS + KEYRING_REFRESH_SECONDS + 30)
 UNKNOWN_KID_REFRESH_SECONDS = 1.0
+# Tokens are accepted this long past `exp` (clock skew), so keys stay published a while longer.
+RETIREMENT_MARGIN_SECONDS = 300
 NONCE_BYTES = 12
 
 
@@ -46,7 +58,14 @@ class SigningKey(Base):
     private_key_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     activated_at: Mapped[datetime | None]
+    # From then on the key is no longer published; None while no newer key replaces it.
     retired_at: Mapped[datetime | None]
+
+    def is_published(self, now: datetime) -> bool:
+        return self.retired_at is None or self.retired_at > now
+
+    def may_sign(self, now: datetime) -> bool:
+        return self.activated_at is not None and self.activated_at <= now and self.is_published(now)
 
 
 def _generate_private_key(algorithm: str) -> PrivateKey:
@@ -89,22 +108,76 @@ def _decrypt(blob: bytes, *, kid: str, key: bytes) -> PrivateKey:
     return private_key
 
 
-async def create_signing_key(
-    session: AsyncSession, *, algorithm: str, encryption_key: bytes, activate: bool = True
+def _new_signing_key(
+    *, algorithm: str, encryption_key: bytes, activated_at: datetime | None
 ) -> SigningKey:
     private_key = _generate_private_key(algorithm)
     jwk = _public_jwk(private_key)
     kid = jwk_thumbprint(jwk)
-    key = SigningKey(
+    return SigningKey(
         kid=kid,
         algorithm=algorithm,
         public_jwk={**jwk, "kid": kid, "use": "sig", "alg": algorithm},
         private_key_encrypted=_encrypt(private_key, kid=kid, key=encryption_key),
+        activated_at=activated_at,
+    )
+
+
+async def create_signing_key(
+    session: AsyncSession, *, algorithm: str, encryption_key: bytes, activate: bool = True
+) -> SigningKey:
+    key = _new_signing_key(
+        algorithm=algorithm,
+        encryption_key=encryption_key,
         activated_at=utcnow() if activate else None,
     )
     session.add(key)
+    record(session, "key.created", actor="cli", subject=key.kid, algorithm=algorithm)
     await session.commit()
     return key
+
+
+@dataclass(frozen=True, slots=True)
+class RotatedKeys:
+    new_key: SigningKey
+    retiring: list[SigningKey]
+
+
+async def rotate_signing_key(
+    session: AsyncSession,
+    *,
+    algorithm: str,
+    encryption_key: bytes,
+    max_token_lifetime: int,
+    prepublication_seconds: int = DEFAULT_PREPUBLICATION_SECONDS,
+) -> RotatedKeys:
+    """A new key, published now and signing after `prepublication_seconds`; the keys it
+    replaces stay published until `max_token_lifetime` after that (plus verification leeway)."""
+    now = utcnow()
+    activates_at = now + timedelta(seconds=prepublication_seconds)
+    new_key = _new_signing_key(
+        algorithm=algorithm, encryption_key=encryption_key, activated_at=activates_at
+    )
+    retires_at = activates_at + timedelta(seconds=max_token_lifetime + RETIREMENT_MARGIN_SECONDS)
+    published = select(SigningKey).where(
+        or_(SigningKey.retired_at.is_(None), SigningKey.retired_at > now)
+    )
+    retiring = [key for key in await session.scalars(published) if key.activated_at is not None]
+    for key in retiring:
+        if key.retired_at is None or key.retired_at > retires_at:
+            key.retired_at = retires_at
+    session.add(new_key)
+    record(
+        session,
+        "key.rotated",
+        actor="cli",
+        subject=new_key.kid,
+        algorithm=algorithm,
+        activates_at=activates_at.isoformat(),
+        retiring=",".join(key.kid for key in retiring),
+    )
+    await session.commit()
+    return RotatedKeys(new_key=new_key, retiring=retiring)
 
 
 async def list_signing_keys(session: AsyncSession) -> list[SigningKey]:
@@ -115,11 +188,14 @@ async def list_signing_keys(session: AsyncSession) -> list[SigningKey]:
 async def ensure_signing_key(
     session: AsyncSession, *, algorithm: str, encryption_key: bytes
 ) -> SigningKey:
-    """The newest active key, created first if there is none."""
+    """The newest key that may sign now, created first if there is none."""
     now = utcnow()
     query = (
         select(SigningKey)
-        .where(SigningKey.activated_at <= now, SigningKey.retired_at.is_(None))
+        .where(
+            SigningKey.activated_at <= now,
+            or_(SigningKey.retired_at.is_(None), SigningKey.retired_at > now),
+        )
         .order_by(SigningKey.activated_at.desc())
         .limit(1)
     )
@@ -175,10 +251,10 @@ class KeyRing:
             await self.refresh()
 
     async def refresh(self) -> None:
-        async with self._database.sessions() as session:
-            keys = [key for key in await list_signing_keys(session) if key.retired_at is None]
         now = utcnow()
-        signing = [key for key in keys if key.activated_at is not None and key.activated_at <= now]
+        async with self._database.sessions() as session:
+            keys = [key for key in await list_signing_keys(session) if key.is_published(now)]
+        signing = [key for key in keys if key.may_sign(now)]
         newest = max(signing, key=lambda key: key.activated_at or now, default=None)
         if newest is not None and (self._active is None or self._active.kid != newest.kid):
             self._active = self._activate(newest)

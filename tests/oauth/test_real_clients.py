@@ -240,7 +240,6 @@ def test_metadata_passes_authlib_rfc8414_validation(live_server: LiveServer) -> 
     AuthorizationServerMetadata(metadata).validate()
 
 
-@pytest.mark.xfail(strict=True, reason="contract §2 lists them; not published yet")
 def test_metadata_names_revocation_and_introspection(live_server: LiveServer) -> None:
     metadata = requests.get(live_server.url + METADATA_PATH, timeout=10).json()
     assert metadata["revocation_endpoint"] == live_server.url + "/oauth/revoke"
