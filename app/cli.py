@@ -228,7 +228,7 @@ def clients_rotate_secret(
     client_id: str,
     grace: Annotated[
         int,
-        typer.Option(help="Seconds the current secret keeps working.", min=0),
+        typer.Option(help="Seconds the current secret keeps working (up to 30 days)."),
     ] = client_service.DEFAULT_SECRET_GRACE_SECONDS,
     as_json: JsonFlag = False,
 ) -> None:
@@ -330,12 +330,14 @@ def keys_list(as_json: JsonFlag = False) -> None:
 def keys_rotate(
     prepublication: Annotated[
         int,
-        typer.Option(help="Seconds the new key is published before it signs.", min=0),
+        typer.Option(help="Seconds the new key is published before it signs."),
     ] = key_service.DEFAULT_PREPUBLICATION_SECONDS,
     as_json: JsonFlag = False,
 ) -> None:
     """Create a new signing key: published in the JWKS at once, signing after the
     pre-publication period; the keys it replaces stay published until their tokens expire."""
+    if prepublication < 0:
+        _fail("--prepublication is a number of seconds, 0 or more")
     settings = get_settings()
     rotated = _with_session(
         lambda session: key_service.rotate_signing_key(

@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -292,6 +293,10 @@ BAD_INPUT = {
     "blank name": ["clients", "create", "--name", "  "],
     "list of unknown store": ["clients", "list", "--store", str(uuid.UUID(int=1))],
     "disable unknown client": ["clients", "disable", "no-such-client"],
+    "rotate unknown client": ["clients", "rotate-secret", "no-such-client"],
+    "rotate with a negative grace": ["clients", "rotate-secret", "x", "--grace", "-1"],
+    "rotate with a grace over 30 days": ["clients", "rotate-secret", "x", "--grace", "2592001"],
+    "keys rotate with negative pre-publication": ["keys", "rotate", "--prepublication", "-5"],
 }  # fmt: skip
 
 
@@ -346,6 +351,83 @@ def test_keys_list_shows_the_key_made_at_startup(migrated: Keyhouse) -> None:
     assert key["algorithm"] == "ES256"
     assert key["activated_at"] is not None
     assert key["retired_at"] is None
+
+
+def test_rotated_secret_keeps_the_old_one_working_for_the_grace_period(
+    migrated: Keyhouse,
+) -> None:
+    created = migrated.json("clients", "create", "--name", "backend")
+    client_id, old_secret = created["client_id"], created["client_secret"]
+    rotated = migrated.json("clients", "rotate-secret", client_id, "--grace", "2")
+    assert set(rotated) == {"client_id", "client_secret", "store_id", "previous_secret_expires_at"}
+    new_secret = rotated["client_secret"]
+    assert new_secret != old_secret and len(new_secret) >= 43
+    assert new_secret not in json.dumps(migrated.json("clients", "list"))
+    settings = migrated.settings()
+
+    async def statuses(http: httpx.AsyncClient) -> tuple[int, int]:
+        form = {"grant_type": "client_credentials"}
+        old = await http.post(TOKEN_PATH, data=form, auth=(client_id, old_secret))
+        new = await http.post(TOKEN_PATH, data=form, auth=(client_id, new_secret))
+        return old.status_code, new.status_code
+
+    assert with_app(settings, statuses) == (200, 200)  # during the grace period
+    time.sleep(2.1)
+    assert with_app(settings, statuses) == (401, 200)  # after it
+
+
+def test_rotating_a_public_client_is_refused(migrated: Keyhouse) -> None:
+    created = migrated.json("clients", "create", "--name", "storefront", "--public")
+    result = migrated("clients", "rotate-secret", created["client_id"], "--json")
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert "public client" in result.stderr
+
+
+def test_rotation_is_in_the_audit_trail_without_the_secret(migrated: Keyhouse) -> None:
+    created = migrated.json("clients", "create", "--name", "backend")
+    rotated = migrated.json("clients", "rotate-secret", created["client_id"])
+    with sqlite3.connect(migrated.data_dir / "keyhouse.db") as connection:
+        events = connection.execute("SELECT event, subject, details FROM audit_event").fetchall()
+    assert [event for event, _, _ in events] == ["client.created", "client.secret_rotated"]
+    assert all(subject == created["client_id"] for _, subject, _ in events)
+    trail = json.dumps(events)
+    assert created["client_secret"] not in trail and rotated["client_secret"] not in trail
+
+
+def test_key_rotation_publishes_first_and_signs_later(migrated: Keyhouse) -> None:
+    created = migrated.json("clients", "create", "--name", "backend")
+    settings = migrated.settings()
+    before, _ = client_credentials(settings, created["client_id"], created["client_secret"])
+    (old_key,) = migrated.json("keys", "list")
+
+    rotated = migrated.json("keys", "rotate")
+    assert set(rotated) == {"kid", "algorithm", "activates_at", "retiring"}
+    assert [key["kid"] for key in rotated["retiring"]] == [old_key["kid"]]
+    # Published at once, but the old key keeps signing during the pre-publication period.
+    during, jwks = client_credentials(settings, created["client_id"], created["client_secret"])
+    assert {key["kid"] for key in jwks["keys"]} == {old_key["kid"], rotated["kid"]}
+    assert jwt.get_unverified_header(during.json()["access_token"])["kid"] == old_key["kid"]
+    # The old key's tokens outlive the switch: it stays published past their expiry.
+    retires_at = datetime.fromisoformat(rotated["retiring"][0]["retires_at"])
+    activates_at = datetime.fromisoformat(rotated["activates_at"])
+    assert (retires_at - activates_at).total_seconds() >= 86_400
+    verified_claims(before.json()["access_token"], jwks, TEST_ISSUER)
+
+
+def test_after_pre_publication_the_new_key_signs_and_old_tokens_still_verify(
+    migrated: Keyhouse,
+) -> None:
+    created = migrated.json("clients", "create", "--name", "backend")
+    settings = migrated.settings()
+    before, _ = client_credentials(settings, created["client_id"], created["client_secret"])
+    rotated = migrated.json("keys", "rotate", "--prepublication", "0")
+    after, jwks = client_credentials(settings, created["client_id"], created["client_secret"])
+    assert jwt.get_unverified_header(after.json()["access_token"])["kid"] == rotated["kid"]
+    verified_claims(before.json()["access_token"], jwks, TEST_ISSUER)
+    verified_claims(after.json()["access_token"], jwks, TEST_ISSUER)
+    kinds = {key["kid"]: key for key in migrated.json("keys", "list")}
+    assert kinds[rotated["kid"]]["retired_at"] is None
 
 
 # serve
