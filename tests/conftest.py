@@ -145,7 +145,7 @@ def make_store(database: Database) -> Callable[[str], Awaitable[Store]]:
     return make
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
@@ -179,7 +179,7 @@ class LiveServer:
 
 @pytest.fixture
 def live_server(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
-    port = _free_port()
+    port = free_port()
     settings = make_settings(database_url, tmp_path, issuer=f"http://127.0.0.1:{port}")
     server = LiveServer(settings, port)
     server.start()
