@@ -13,7 +13,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import JSON, String, event
+from sqlalchemy import JSON, String, event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -98,6 +98,16 @@ async def record_now(
     async with database.sessions() as session:
         record(session, event_name, **fields)
         await session.commit()
+
+
+async def list_events(
+    session: AsyncSession, *, event_name: str | None = None, limit: int = 100
+) -> list[AuditEvent]:
+    """The newest events first, optionally of one kind."""
+    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+    if event_name is not None:
+        query = query.where(AuditEvent.event == event_name)
+    return list(await session.scalars(query))
 
 
 @event.listens_for(Session, "after_commit")

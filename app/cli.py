@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import app
+from app import audit as audit_service
 from app.customers import customers as customer_service
 from app.db import Database
 from app.errors import KeyhouseError
@@ -39,14 +40,17 @@ stores_cli = typer.Typer(no_args_is_help=True, help="Stores (tenants).")
 clients_cli = typer.Typer(no_args_is_help=True, help="OAuth clients.")
 customers_cli = typer.Typer(no_args_is_help=True, help="Customers (shoppers).")
 keys_cli = typer.Typer(no_args_is_help=True, help="Token signing keys.")
+audit_cli = typer.Typer(no_args_is_help=True, help="The audit trail.")
 db_cli = typer.Typer(no_args_is_help=True, help="The database schema.")
 cli.add_typer(stores_cli, name="stores")
 cli.add_typer(clients_cli, name="clients")
 cli.add_typer(customers_cli, name="customers")
 cli.add_typer(keys_cli, name="keys")
+cli.add_typer(audit_cli, name="audit")
 cli.add_typer(db_cli, name="db")
 
 T = TypeVar("T")
+MAX_AUDIT_EVENTS_LISTED = 10_000
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
 
 
@@ -309,6 +313,27 @@ def customers_create(
     _print(document, as_json, f"created customer {customer.id}")
 
 
+@customers_cli.command("delete")
+def customers_delete(customer_id: str, as_json: JsonFlag = False) -> None:
+    """Delete a customer (their addresses too; orders stay) and revoke their customer tokens."""
+    try:
+        parsed_id = uuid.UUID(customer_id)
+    except ValueError:
+        _fail("a customer id is a UUID")
+
+    async def delete(session: AsyncSession) -> customer_service.Customer | None:
+        customer = await session.get(customer_service.Customer, parsed_id)
+        if customer is not None:
+            await customer_service.delete_customer(session, customer=customer, actor="cli")
+        return customer
+
+    customer = _with_session(delete)
+    if customer is None:
+        _fail("no customer has that id")
+    document = {"id": str(customer.id), "store_id": str(customer.store_id), "deleted": True}
+    _print(document, as_json, f"deleted customer {customer.id}")
+
+
 @keys_cli.command("list")
 def keys_list(as_json: JsonFlag = False) -> None:
     """List signing keys and their state (never the private halves)."""
@@ -359,6 +384,29 @@ def keys_rotate(
         ],
     }
     _print(document, as_json, f"new key {new_key.kid} signs from {document['activates_at']}")
+
+
+@audit_cli.command("list")
+def audit_list(
+    event: Annotated[str | None, typer.Option(help="Only this event, e.g. token.revoked.")] = None,
+    limit: Annotated[int, typer.Option(help="The newest N events (1 to 10000).")] = 100,
+    as_json: JsonFlag = False,
+) -> None:
+    """The newest audit events first."""
+    if not 1 <= limit <= MAX_AUDIT_EVENTS_LISTED:
+        _fail("--limit is 1 to 10000")
+    events = _with_session(
+        lambda session: audit_service.list_events(session, event_name=event, limit=limit)
+    )
+    rows = [
+        {"id": row.id, "occurred_at": row.occurred_at.isoformat(), **row.log_fields()}
+        for row in events
+    ]
+    lines = [
+        f"{row['occurred_at']}  {row['event']}  {row['actor'] or '-'}  {row['subject'] or '-'}"
+        for row in rows
+    ]
+    _print(rows, as_json, "\n".join(lines))
 
 
 async def _bootstrap(session: AsyncSession, settings: Settings) -> None:

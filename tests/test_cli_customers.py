@@ -144,3 +144,45 @@ def test_bad_input_is_one_line_on_stderr(migrated: Keyhouse, args: list[str], st
         assert secret not in result.stderr
     with sqlite3.connect(migrated.data_dir / "keyhouse.db") as connection:
         assert connection.execute("SELECT count(*) FROM customer").fetchone() == (0,)
+
+
+def test_delete_removes_the_customer_and_refuses_their_customer_token(migrated: Keyhouse) -> None:
+    created = one_document(
+        create_customer(migrated, "--email", "ron@example.com", "--password-stdin")
+    )
+    storefront = migrated.json("clients", "create", "--name", "web", "--public")
+
+    async def log_in(http: httpx.AsyncClient) -> tuple[str, str]:
+        form = {"grant_type": "implicit", "client_id": storefront["client_id"]}
+        bearer = (await http.post("/oauth/access_token", data=form)).json()["access_token"]
+        body = {"data": {"type": "token", "email": "ron@example.com", "password": PASSWORD}}
+        login = await http.post(
+            "/v2/customers/tokens", json=body, headers={"Authorization": f"Bearer {bearer}"}
+        )
+        return bearer, login.json()["data"]["token"]
+
+    bearer, customer_token = with_app(migrated.settings(), log_in)
+    deleted = migrated.json("customers", "delete", created["id"])
+    assert deleted == {"id": created["id"], "store_id": created["store_id"], "deleted": True}
+
+    async def use_token(http: httpx.AsyncClient) -> int:
+        sent = {"Authorization": f"Bearer {bearer}", "X-Moltin-Customer-Token": customer_token}
+        return (await http.get("/v2/products", headers=sent)).status_code
+
+    assert with_app(migrated.settings(), use_token) == 401
+    again = migrated("customers", "delete", created["id"], "--json")
+    assert_one_line_error(again)
+    assert_one_line_error(migrated("customers", "delete", "not-a-uuid", "--json"))
+
+
+def test_audit_list_shows_the_newest_events_first(migrated: Keyhouse) -> None:
+    one_document(create_customer(migrated, "--email", "ron@example.com", "--password-stdin"))
+    client = migrated.json("clients", "create", "--name", "backend")
+    migrated.json("clients", "disable", client["client_id"])
+    events = migrated.json("audit", "list")
+    assert [event["event"] for event in events] == ["client.disabled", "client.created"]
+    assert events[0]["subject"] == client["client_id"] and events[0]["actor"] == "cli"
+    only = migrated.json("audit", "list", "--event", "client.created", "--limit", "1")
+    assert [event["event"] for event in only] == ["client.created"]
+    assert client["client_secret"] not in json.dumps(events)
+    assert_one_line_error(migrated("audit", "list", "--limit", "0", "--json"))
