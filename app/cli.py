@@ -7,6 +7,8 @@ these command forms, so they stay stable.
 import asyncio
 import getpass
 import json
+import logging
+import logging.config
 import os
 import sys
 import uuid
@@ -25,6 +27,7 @@ from app import audit as audit_service
 from app.customers import customers as customer_service
 from app.db import Database
 from app.errors import KeyhouseError
+from app.logs import logging_config
 from app.oauth import clients as client_service
 from app.oauth import keys as key_service
 from app.oauth import stores as store_service
@@ -92,10 +95,13 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade_database(settings: Settings) -> None:
+def upgrade_database(settings: Settings, *, keep_logging: bool = False) -> None:
     if settings.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    command.upgrade(alembic_config(settings.database_url), "head")
+    config = alembic_config(settings.database_url)
+    # alembic.ini's logging setup would replace the server's (JSON on stderr).
+    config.attributes["configure_logging"] = not keep_logging
+    command.upgrade(config, "head")
 
 
 @db_cli.command("upgrade")
@@ -434,10 +440,16 @@ def serve(
         os.environ["KEYHOUSE_ISSUER"] = f"http://{host}:{port}"
         get_settings.cache_clear()
         settings = get_settings()
+    # Applied here for the migrations and the bootstrap, and by Uvicorn again in each worker.
+    logging.config.dictConfig(_log_config(settings))
     if settings.is_sqlite:
-        upgrade_database(settings)
+        upgrade_database(settings, keep_logging=True)
     _with_session(lambda session: _bootstrap(session, settings))
-    typer.echo(f"Keyhouse serving {settings.issuer} (token endpoint /oauth/access_token)", err=True)
+    logging.getLogger("keyhouse").info(
+        "Keyhouse serving %s (token endpoint /oauth/access_token)",
+        settings.issuer,
+        extra={"issuer": settings.issuer, "workers": workers},
+    )
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -446,7 +458,12 @@ def serve(
         workers=workers,
         access_log=access_log,
         proxy_headers=True,
+        log_config=_log_config(settings),
     )
+
+
+def _log_config(settings: Settings) -> dict[str, Any]:
+    return logging_config(level=settings.log_level, log_format=settings.log_format)
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
+from starlette.types import ASGIApp
 
 from app.customers.router import router as customers_router
 from app.customers.tokens import CustomerTokenIssuer
@@ -21,6 +22,7 @@ from app.oauth.router import router as oauth_router
 from app.oauth.tokens import TokenIssuer
 from app.oauth.verification import TokenVerifier
 from app.passwords import ClientSecretHasher, PasswordHasher
+from app.request_id import RequestIdMiddleware
 from app.server_secret import load_server_keys
 from app.settings import Settings, get_settings
 from app.store.address_routes import router as address_router
@@ -29,6 +31,14 @@ from app.store.order_routes import router as order_router
 from app.store.product_routes import router as product_router
 
 NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+
+
+class Keyhouse(FastAPI):
+    """FastAPI with the request-id layer outside all others, Starlette's 500 handler included,
+    so that every response carries `X-Request-Id` and every log line of a request its id."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return RequestIdMiddleware(super().build_middleware_stack())
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -82,7 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.password_hasher.close()
             await database.dispose()
 
-    app = FastAPI(
+    app = Keyhouse(
         title="Keyhouse",
         summary="Tokens for storefronts, backends and shoppers.",
         version="0.1.0",

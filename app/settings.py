@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     revocation_poll_seconds: float = Field(default=0.25, gt=0, le=1)
     # How many password hashes may run at once; each holds 32 MiB while it runs.
     password_hash_concurrency: int = Field(default_factory=default_hash_concurrency, ge=1, le=64)
+    # Server logs on stderr: one JSON object per line, or `text` for people at a terminal.
+    log_format: Literal["json", "text"] = "json"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
     @field_validator("issuer")
     @classmethod
@@ -53,6 +56,11 @@ class Settings(BaseSettings):
         # A validator, not an assignment below: assigning would mark the issuer as configured
         # (`model_fields_set`), and `keyhouse serve` would no longer default it to its address.
         return issuer.rstrip("/")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_any_case(cls, level: object) -> object:
+        return level.upper() if isinstance(level, str) else level
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> "Settings":

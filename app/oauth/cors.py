@@ -20,6 +20,8 @@ ALLOWED_HEADERS = frozenset(
 )
 ALLOWED_HEADER_PREFIX = "x-moltin-"
 PREFLIGHT_MAX_AGE = "600"
+# Response headers a browser script may read besides the simple ones.
+EXPOSED_HEADERS = "X-Request-Id"
 APPROVED_STATE_KEY = "cors_origin_approved"
 
 
@@ -75,6 +77,7 @@ class ClientOriginCORSMiddleware:
                     approved = await registry.is_registered_origin(origin)
                 if approved:
                     response_headers["Access-Control-Allow-Origin"] = origin
+                    response_headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
             await send(message)
 
         await self.app(scope, receive, send_with_cors)
