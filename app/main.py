@@ -19,6 +19,7 @@ from app.oauth.registry import ClientRegistry
 from app.oauth.router import router as oauth_router
 from app.oauth.tokens import TokenIssuer
 from app.passwords import ClientSecretHasher, PasswordHasher
+from app.ratelimit import Counters, RateLimits
 from app.security import TokenVerifier
 from app.server_secret import load_server_keys
 from app.settings import Settings, get_settings
@@ -69,9 +70,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             audience=settings.audience,
             ttl=settings.customer_token_ttl,
         )
+        counters = Counters.from_settings(settings)
+        app.state.rate_limits = RateLimits(counters, settings)
         try:
             yield
         finally:
+            await counters.close()
             app.state.password_hasher.close()
             await database.dispose()
 
