@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 
+from app.customers.lockout import LoginGuard
 from app.customers.router import router as customers_router
 from app.customers.tokens import CustomerTokenIssuer
 from app.db import Database
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         counters = Counters.from_settings(settings)
         app.state.rate_limits = RateLimits(counters, settings)
+        app.state.login_guard = LoginGuard(counters, settings, key=server_keys.login_attempt_hmac)
         try:
             yield
         finally:
