@@ -182,16 +182,23 @@ class LoginGuard:
             self._counters.failed(error)
 
 
+def _printable(text: str) -> str:
+    # The email is as sent, unvalidated: no control characters into the table or the log
+    # (PostgreSQL refuses NUL in text outright).
+    return "".join(char if char.isprintable() else "\ufffd" for char in text)
+
+
 def record_failed_login(
     session: AsyncSession, attempt: LoginAttempt, failure: FailedLogin, *, window: int
 ) -> None:
     """Adds the audit events of a failed login to `session`: never the password."""
-    address = attempt.host[:MAX_AUDITED_ADDRESS]
+    address = _printable(attempt.host[:MAX_AUDITED_ADDRESS])
+    email = _printable(attempt.email)
     record(
         session,
         "customer.login_failed",
         store_id=attempt.store_id,
-        subject=attempt.email,
+        subject=email,
         address=address,
         failures=failure.pair_failures,
         account_failures=failure.account_failures,
@@ -208,7 +215,7 @@ def record_failed_login(
             session,
             "customer.lockout_started",
             store_id=attempt.store_id,
-            subject=attempt.email if scope != "address" else None,
+            subject=email if scope != "address" else None,
             address=address,
             scope=scope,
             failures=counts[scope],

@@ -13,7 +13,9 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from app.audit import AuditEvent
+from app.customers.lockout import FailedLogin, LoginAttempt, record_failed_login
 from app.db import Database
+from app.oauth.stores import Store
 from app.settings import Settings
 
 from ..conftest import LiveServer, MakeClient, http_client, make_settings, serving
@@ -188,6 +190,32 @@ async def test_failed_logins_and_lockouts_are_audited_without_the_password(
     assert (started.subject, started.address) == (shopper.email, "127.0.0.1")
     written = json.dumps([event.log_fields() for event in [*failed, started]])
     assert "hunter2" not in written
+
+
+async def test_audited_emails_and_addresses_carry_no_control_characters(
+    database: Database, default_store: Store
+) -> None:
+    # The email of a failed login is as sent; PostgreSQL would refuse a NUL in it outright.
+    attempt = LoginAttempt(
+        store_id=default_store.id,
+        email="ron\x00@example.com\n",
+        host="192.0.2.1\r",
+        pair="p",
+        account="a",
+        address="d",
+        guess="g",
+    )
+    failure = FailedLogin(5, 5, 5, False, ("pair",))
+    async with database.sessions() as session:
+        record_failed_login(session, attempt, failure, window=WINDOW)
+        await session.commit()
+    events = [
+        *await audit_events(database, "customer.login_failed"),
+        *await audit_events(database, "customer.lockout_started"),
+    ]
+    assert [(e.subject, e.address) for e in events] == [
+        ("ron\ufffd@example.com\ufffd", "192.0.2.1\ufffd")
+    ] * 2
 
 
 @counted
