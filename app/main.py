@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 from starlette.types import ASGIApp
 
+from app.customers.lockout import LoginGuard
 from app.customers.router import router as customers_router
 from app.customers.tokens import CustomerTokenIssuer
 from app.db import Database
@@ -22,6 +23,7 @@ from app.oauth.router import router as oauth_router
 from app.oauth.tokens import TokenIssuer
 from app.oauth.verification import TokenVerifier
 from app.passwords import ClientSecretHasher, PasswordHasher
+from app.ratelimit import Counters, RateLimits
 from app.request_id import RequestIdMiddleware
 from app.server_secret import load_server_keys
 from app.settings import Settings, get_settings
@@ -85,10 +87,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             audience=settings.audience,
             ttl=settings.customer_token_ttl,
         )
+        counters = Counters.from_settings(settings)
+        app.state.rate_limits = RateLimits(counters, settings)
+        app.state.login_guard = LoginGuard(counters, settings, key=server_keys.login_attempt_hmac)
         try:
             yield
         finally:
             await revocations.stop()
+            await counters.close()
             app.state.password_hasher.close()
             await database.dispose()
 

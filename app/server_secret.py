@@ -21,6 +21,8 @@ class ServerKeys:
 
     client_secret_hmac: bytes
     signing_key_encryption: bytes
+    # Keys the hashes of failed login attempts (app/ratelimit.py), so counters hold no password.
+    login_attempt_hmac: bytes
 
 
 def _derive(secret: bytes, purpose: str) -> bytes:
@@ -56,4 +58,5 @@ def load_server_keys(settings: Settings) -> ServerKeys:
     return ServerKeys(
         client_secret_hmac=_derive(secret, "client-secret-hmac"),
         signing_key_encryption=_derive(secret, "signing-key-encryption"),
+        login_attempt_hmac=_derive(secret, "login-attempt-hmac"),
     )

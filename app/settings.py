@@ -5,6 +5,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+import limits
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -49,6 +50,22 @@ class Settings(BaseSettings):
     # Server logs on stderr: one JSON object per line, or `text` for people at a terminal.
     log_format: Literal["json", "text"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # Rate limits and login lockout (app/ratelimit.py). Unset, counters live in each worker's
+    # memory; set (redis:// or rediss://), they live in Redis and hold across workers.
+    redis_url: str | None = None
+    redis_key_prefix: str = Field(default="keyhouse", min_length=1, max_length=64)
+    # Limits in `limits` notation ("600/minute"). Per client: only clients that authenticated
+    # with their secret; a public client id alone is anyone's to send.
+    token_rate_limit_per_client: str = "6000/minute"  # noqa: S105 (a limit, not a secret)
+    token_rate_limit_per_address: str = "600/minute"  # noqa: S105 (a limit)
+    login_rate_limit_per_client: str = "1200/minute"
+    login_rate_limit_per_address: str = "60/minute"
+    # Failed logins within the window lock (store, email, address), put the account under
+    # attack (only addresses without a failure may still try), or lock the address.
+    lockout_window_seconds: int = Field(default=900, ge=1, le=86_400)
+    lockout_pair_failures: int = Field(default=5, ge=1)
+    lockout_account_failures: int = Field(default=20, ge=1)
+    lockout_address_failures: int = Field(default=50, ge=1)
 
     @field_validator("issuer")
     @classmethod
@@ -61,6 +78,28 @@ class Settings(BaseSettings):
     @classmethod
     def _level_in_any_case(cls, level: object) -> object:
         return level.upper() if isinstance(level, str) else level
+
+    @field_validator(
+        "token_rate_limit_per_client",
+        "token_rate_limit_per_address",
+        "login_rate_limit_per_client",
+        "login_rate_limit_per_address",
+    )
+    @classmethod
+    def _one_rate_limit(cls, value: str) -> str:
+        parsed = limits.parse_many(value)  # a ValueError names the rule, not a secret
+        if len(parsed) != 1 or parsed[0].amount < 1:
+            raise ValueError("one limit of at least 1, such as 600/minute")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, url: str | None) -> str | None:
+        if not url:
+            return None  # an empty KEYHOUSE_REDIS_URL means none
+        if not url.startswith(("redis://", "rediss://")):
+            raise ValueError("a redis:// or rediss:// URL")
+        return url
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> "Settings":

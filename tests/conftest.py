@@ -9,12 +9,15 @@ import os
 import socket
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import redis
 import uvicorn
 from fastapi import FastAPI
 from pydantic import SecretStr
@@ -30,6 +33,8 @@ from app.server_secret import load_server_keys
 from app.settings import Settings
 
 POSTGRES_URL = os.environ.get("KEYHOUSE_TEST_DATABASE_URL", "")
+# Rate-limit counters in Redis: a logical database of the tests' own, and keys of each test's own.
+REDIS_URL = os.environ.get("KEYHOUSE_TEST_REDIS_URL", "redis://127.0.0.1:6379/1")
 TEST_ISSUER = "http://keyhouse.test"
 TEST_SERVER_SECRET = SecretStr("test-server-secret-" + "x" * 32)
 
@@ -86,9 +91,41 @@ def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settin
     return Settings(**values)
 
 
+def _require_redis() -> None:
+    try:
+        with redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1) as connection:
+            connection.ping()
+    except redis.RedisError:
+        message = f"Redis is not reachable at {REDIS_URL} (set KEYHOUSE_TEST_REDIS_URL)"
+        if os.environ.get("CI"):  # CI starts Redis: its absence there is a failure
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+
+
+@pytest.fixture(params=["memory", "redis"])
+def counter_storage(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    """Settings that keep rate-limit counters in memory, then in Redis (keys removed after)."""
+    if request.param == "memory":
+        yield {}
+        return
+    _require_redis()
+    prefix = f"keyhouse-test-{uuid.uuid4().hex}"
+    yield {"redis_url": REDIS_URL, "redis_key_prefix": prefix}
+    with redis.Redis.from_url(REDIS_URL) as connection:
+        for key in connection.scan_iter(match=f"{prefix}:*"):
+            connection.delete(key)
+
+
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
-    return make_settings(database_url, tmp_path)
+def settings(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) -> Settings:
+    """The test settings; `@pytest.mark.settings(name=value)` overrides some for one test, and
+    a test that uses `counter_storage` runs with its counters in memory and in Redis."""
+    overrides: dict[str, Any] = {}
+    if "counter_storage" in request.fixturenames:
+        overrides.update(request.getfixturevalue("counter_storage"))
+    marker = request.node.get_closest_marker("settings")
+    overrides.update(marker.kwargs if marker else {})
+    return make_settings(database_url, tmp_path, **overrides)
 
 
 @pytest.fixture
@@ -98,18 +135,30 @@ async def database(settings: Settings) -> AsyncIterator[Database]:
     await database.dispose()
 
 
-@pytest.fixture
-async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+@asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[FastAPI]:
+    """An app, started (its lifespan entered) and stopped."""
     application = create_app(settings)
     async with application.router.lifespan_context(application):
         yield application
 
 
 @pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    async with serving(settings) as application:
+        yield application
+
+
+def http_client(app: FastAPI, address: str = "127.0.0.1") -> httpx.AsyncClient:
+    """An HTTP client talking to the app in-process, from the client address `address`."""
+    transport = httpx.ASGITransport(app=app, client=(address, 50_000))
+    return httpx.AsyncClient(transport=transport, base_url=TEST_ISSUER)
+
+
+@pytest.fixture
 async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client talking to the app in-process."""
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url=TEST_ISSUER) as client:
+    async with http_client(app) as client:
         yield client
 
 
@@ -178,9 +227,13 @@ class LiveServer:
 
 
 @pytest.fixture
-def live_server(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+def live_server(
+    request: pytest.FixtureRequest, database_url: str, tmp_path: Path
+) -> Iterator[LiveServer]:
     port = free_port()
-    settings = make_settings(database_url, tmp_path, issuer=f"http://127.0.0.1:{port}")
+    marker = request.node.get_closest_marker("settings")
+    overrides = marker.kwargs if marker else {}
+    settings = make_settings(database_url, tmp_path, issuer=f"http://127.0.0.1:{port}", **overrides)
     server = LiveServer(settings, port)
     server.start()
     yield server

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.audit import record
+from app.customers.lockout import LoginGuard, record_failed_login
 from app.db import Base, utcnow
 from app.jsonapi import ConflictError, Filterable, Page, fetch_page, timestamps, utc_datetime
 from app.oauth.revocation import Revocation, revoke_subject
@@ -203,3 +204,28 @@ async def authenticate_customer(
         customer.password_hash = check.upgraded_hash
         await session.commit()
     return customer
+
+
+async def log_in_customer(
+    session: AsyncSession,
+    *,
+    hasher: PasswordHasher,
+    guard: LoginGuard,
+    store_id: uuid.UUID,
+    email: str,
+    password: str,
+    host: str,
+) -> Customer | None:
+    """`authenticate_customer` behind the lockout (lockout.py); failures go to the audit trail.
+
+    Raises `TooManyRequestsError` for a locked attempt, before any hashing."""
+    attempt = await guard.admit(store_id=store_id, email=email, password=password, host=host)
+    customer = await authenticate_customer(
+        session, hasher=hasher, store_id=store_id, email=email, password=password
+    )
+    if customer is not None:
+        await guard.succeeded(attempt)
+        return customer
+    record_failed_login(session, attempt, await guard.failed(attempt), window=guard.window)
+    await session.commit()
+    return None

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse, Response
 
 from app.customers import customers as service
 from app.customers.customers import CUSTOMER_FILTERS, Customer, CustomerIn, CustomerUpdate
+from app.customers.lockout import LoginGuard
 from app.customers.tokens import CustomerTokenIssuer, CustomerTokenRequest
 from app.db import SessionDep
 from app.errors import KeyhouseError, NotFoundError
@@ -17,7 +18,8 @@ from app.oauth.scopes import WRITE
 from app.oauth.stores import Store
 from app.oauth.verification import REALM
 from app.passwords import PasswordHasher
-from app.security import InsufficientScopeError, ReadCaller, WriteCaller
+from app.ratelimit import RateLimits, TooManyRequestsError, address_key, client_host
+from app.security import Caller, InsufficientScopeError, ReadCaller, WriteCaller
 
 router = APIRouter(prefix="/v2/customers", tags=["customers"])
 
@@ -105,6 +107,17 @@ async def delete_customer(
     return Response(status_code=204)
 
 
+async def _limit_logins(request: Request, caller: Caller, host: str) -> None:
+    """Login requests per address, and per client for backends: a storefront's client id is
+    anyone's, and a limit on it would let one abuser stop every shopper of the store."""
+    limits: RateLimits = request.app.state.rate_limits
+    wait = await limits.login_per_address.hit(address_key(host))
+    if not wait and caller.is_backend:
+        wait = await limits.login_per_client.hit(caller.token.client_id)
+    if wait:
+        raise TooManyRequestsError(retry_after=wait)
+
+
 @router.post("/tokens", summary="Log a customer in with email and password")
 async def create_customer_token(
     request: Request,
@@ -113,12 +126,17 @@ async def create_customer_token(
     caller: ReadCaller,
     hasher: HasherDep,
 ) -> Any:
-    customer = await service.authenticate_customer(
+    host = client_host(request.scope)
+    await _limit_logins(request, caller, host)
+    guard: LoginGuard = request.app.state.login_guard
+    customer = await service.log_in_customer(
         session,
         hasher=hasher,
+        guard=guard,
         store_id=caller.store_id,
         email=body.data.email,
         password=body.data.password,
+        host=host,
     )
     if customer is None:
         raise InvalidCredentialsError()

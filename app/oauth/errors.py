@@ -72,3 +72,15 @@ class InvalidClientMetadataError(OAuthError):
 
     error = "invalid_client_metadata"
     default_detail = "The client metadata is invalid."
+
+
+class SlowDownError(OAuthError):
+    """Too many requests: 429 with `Retry-After` (RFC 6585 §4), in the shape of RFC 8628 §3.5's
+    `slow_down`, the one RFC code for it."""
+
+    status_code = 429
+    error = "slow_down"
+    default_detail = "Too many requests; try again after the time in the Retry-After header."
+
+    def __init__(self, *, retry_after: int) -> None:
+        super().__init__(headers={"Retry-After": str(retry_after)})

@@ -11,7 +11,7 @@ from app.db import Database
 from app.oauth.authentication import AUTH_METHODS_SUPPORTED, ClientAuthenticator
 from app.oauth.clients import CLIENT_CREDENTIALS
 from app.oauth.cors import approve_origin
-from app.oauth.errors import NO_STORE
+from app.oauth.errors import NO_STORE, SlowDownError
 from app.oauth.grants import GrantRegistry
 from app.oauth.introspection import introspection_response, may_revoke, token_parameter
 from app.oauth.keys import KeyRing
@@ -20,6 +20,7 @@ from app.oauth.revocation import RevocationList, revoke_token
 from app.oauth.scopes import SUPPORTED_SCOPES
 from app.oauth.tokens import TokenIssuer
 from app.oauth.verification import TokenVerifier
+from app.ratelimit import RateLimits, address_key, client_host
 from app.settings import Settings
 
 router = APIRouter(tags=["oauth"])
@@ -45,10 +46,20 @@ def _json(body: dict[str, Any], headers: dict[str, str] | None = None) -> Respon
 async def issue_token(request: Request) -> Response:
     """RFC 6749 §4.4 and the commerce API's implicit grant; errors per §5.2."""
     state = request.app.state
+    limits: RateLimits = state.rate_limits
+    wait = await limits.token_per_address.hit(address_key(client_host(request.scope)))
+    if wait:
+        raise SlowDownError(retry_after=wait)
     settings: Settings = state.settings
     token_request = await read_token_request(request, max_bytes=settings.max_token_request_bytes)
     grants: GrantRegistry = state.grants
     grant = await grants.grant_for(token_request).grant(token_request)
+    # Per client only once it proved its secret: a public client id is anyone's to send, and
+    # a limit on it would let one abuser deny tokens to every shopper of the store.
+    if grant.grant_type == CLIENT_CREDENTIALS:
+        wait = await limits.token_per_client.hit(grant.client.client_id)
+        if wait:
+            raise SlowDownError(retry_after=wait)
     issuer: TokenIssuer = state.token_issuer
     token = await issuer.issue(grant)
     if token_request.origin is not None:

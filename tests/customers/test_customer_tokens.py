@@ -298,6 +298,8 @@ async def test_unknown_email_costs_what_a_wrong_password_costs(
     assert statistics.median(unknown) > 0.005
 
 
+# 40 parallel logins of one shopper from one address: more than the lockout lets through at once.
+@pytest.mark.settings(lockout_pair_failures=50)
 async def test_a_login_flood_leaves_database_connections_for_other_requests(
     http: httpx.AsyncClient, backend: str, make_shopper: MakeShopper
 ) -> None:

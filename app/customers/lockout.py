@@ -1,0 +1,223 @@
+"""The login lockout: someone guessing a shopper's password is slowed, then stopped.
+
+Failed logins are counted within a window (15 minutes by default), in the rate-limit counters
+(`app/ratelimit.py`: memory, or Redis across workers and replicas), three ways:
+
+- per (account, address), account being (store, email): 5 failures lock that pair;
+- per account, from everywhere: 20 failures put the account *under attack*, and then only
+  addresses with no failure for it in the window may still try, so a guesser gets at most
+  one guess per address per window;
+- per address, across accounts: 50 failures lock the address.
+
+Why not lock the account itself: a lockout keyed by the account alone lets anyone lock a
+shopper out for as long as they keep failing logins on purpose. Keyed by (account, address)
+plus the under-attack rule, an attacker can never stop the shopper logging in from an address
+that has not failed, and every lock ends at most one window after its first failure (windows
+are fixed: refused attempts do not extend them).
+
+The checks run before the password hash, so a locked attempt costs no hashing, and they refuse
+the right password too (that is what a lockout is). Each attempt is counted against its pair
+*before* the hash as well, so a burst of parallel guesses cannot all pass a check made before
+any of them failed; a success clears the pair. A wrong password repeated for the same account
+within the window counts once: the JavaScript SDKs resend a refused login several times, and
+one typo must not cost four failures. Repeats are recognised by an HMAC of the account and
+the password under a key derived from the server secret, truncated to 128 bits; neither the
+password nor a plain hash of it is ever stored. Accounts are keyed by an HMAC too, so the
+counters hold no email addresses.
+
+Known emails and unknown ones are counted alike, so the lockout tells nothing about which
+accounts exist. If the counters cannot be reached, logins are refused with a 503.
+"""
+
+import hmac
+import uuid
+from dataclasses import dataclass
+from typing import Literal
+
+from limits.aio.storage import Storage
+from limits.errors import StorageError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit import record
+from app.ratelimit import (
+    Counters,
+    CountersUnavailableError,
+    TooManyRequestsError,
+    address_key,
+    retry_after,
+)
+from app.settings import Settings
+
+Scope = Literal["pair", "account", "address"]
+DIGEST_BYTES = 16
+LOCKED = "Too many failed logins; try again after the time in the Retry-After header."
+MAX_AUDITED_ADDRESS = 64  # the audit column's width
+
+
+@dataclass(slots=True)
+class LoginAttempt:
+    """One login on its way through the lockout: its counter keys, and what was counted."""
+
+    store_id: uuid.UUID
+    email: str
+    host: str
+    pair: str
+    account: str
+    address: str
+    guess: str
+    repeated: bool = False
+    pair_failures: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FailedLogin:
+    """The counts after a failed login, and the locks it started."""
+
+    pair_failures: int
+    account_failures: int
+    address_failures: int
+    repeated: bool
+    lockouts: tuple[Scope, ...]
+
+
+class LoginGuard:
+    """Counts failed customer logins and refuses locked ones (429 with `Retry-After`)."""
+
+    def __init__(self, counters: Counters, settings: Settings, *, key: bytes) -> None:
+        self._counters = counters
+        self._storage: Storage = counters.storage
+        self._key = key
+        self.window = settings.lockout_window_seconds
+        self._limits: dict[Scope, int] = {
+            "pair": settings.lockout_pair_failures,
+            "account": settings.lockout_account_failures,
+            "address": settings.lockout_address_failures,
+        }
+
+    def _digest(self, *parts: str) -> str:
+        message = "\0".join(parts).encode("utf-8", "surrogatepass")
+        return hmac.digest(self._key, message, "sha256")[:DIGEST_BYTES].hex()
+
+    def _attempt(self, store_id: uuid.UUID, email: str, password: str, host: str) -> LoginAttempt:
+        email = email.strip().lower()
+        account = self._digest("account", str(store_id), email)
+        address = address_key(host)
+        return LoginAttempt(
+            store_id=store_id,
+            email=email,
+            host=host,
+            pair=f"lockout/pair/{account}/{address}",
+            account=f"lockout/account/{account}",
+            address=f"lockout/address/{address}",
+            guess=f"lockout/guess/{self._digest('guess', str(store_id), email, password)}",
+        )
+
+    async def admit(
+        self, *, store_id: uuid.UUID, email: str, password: str, host: str
+    ) -> LoginAttempt:
+        """The attempt, if no lock refuses it; counted against its pair unless a repeat."""
+        attempt = self._attempt(store_id, email, password, host)
+        if self._counters.is_down():
+            raise CountersUnavailableError()
+        try:
+            await self._check(attempt)
+        except StorageError as error:
+            self._counters.failed(error)
+            raise CountersUnavailableError() from error
+        return attempt
+
+    async def _check(self, attempt: LoginAttempt) -> None:
+        storage = self._storage
+        if await storage.get(attempt.address) >= self._limits["address"]:
+            raise await self._locked(attempt.address)
+        attempt.repeated = await storage.get(attempt.guess) > 0
+        if attempt.repeated:
+            earlier = attempt.pair_failures = await storage.get(attempt.pair)
+        else:
+            attempt.pair_failures = await storage.incr(attempt.pair, self.window)
+            earlier = attempt.pair_failures - 1
+        if earlier >= self._limits["pair"]:
+            raise await self._locked(attempt.pair)
+        if earlier and await storage.get(attempt.account) >= self._limits["account"]:
+            raise await self._locked(attempt.pair, attempt.account)  # under attack
+
+    async def _locked(self, *keys: str) -> TooManyRequestsError:
+        # The refusal lifts when the first of these counters expires.
+        expiries = [await self._storage.get_expiry(key) for key in keys]
+        return TooManyRequestsError(LOCKED, retry_after=retry_after(min(expiries)))
+
+    async def failed(self, attempt: LoginAttempt) -> FailedLogin:
+        """Counts a wrong password (or unknown email); a repeated guess counts once."""
+        try:
+            return await self._count_failure(attempt)
+        except StorageError as error:
+            self._counters.failed(error)  # the next attempts are refused until it answers
+            return FailedLogin(attempt.pair_failures, 0, 0, attempt.repeated, ())
+
+    async def _count_failure(self, attempt: LoginAttempt) -> FailedLogin:
+        storage = self._storage
+        if not attempt.repeated:
+            # Two parallel sends of one new guess: the second is a repeat after all.
+            attempt.repeated = await storage.incr(attempt.guess, self.window) > 1
+        if attempt.repeated:
+            account = await storage.get(attempt.account)
+            address = await storage.get(attempt.address)
+            return FailedLogin(attempt.pair_failures, account, address, True, ())
+        account = await storage.incr(attempt.account, self.window)
+        address = await storage.incr(attempt.address, self.window)
+        counts: dict[Scope, int] = {
+            "pair": attempt.pair_failures,
+            "account": account,
+            "address": address,
+        }
+        # Exactly one failure reaches each threshold: increments are atomic.
+        lockouts = tuple(scope for scope, count in counts.items() if count == self._limits[scope])
+        return FailedLogin(attempt.pair_failures, account, address, False, lockouts)
+
+    async def succeeded(self, attempt: LoginAttempt) -> None:
+        """A right password clears its pair's failures."""
+        try:
+            await self._storage.clear(attempt.pair)
+        except StorageError as error:
+            self._counters.failed(error)
+
+
+def _printable(text: str) -> str:
+    # The email is as sent, unvalidated: no control characters into the table or the log
+    # (PostgreSQL refuses NUL in text outright).
+    return "".join(char if char.isprintable() else "\ufffd" for char in text)
+
+
+def record_failed_login(
+    session: AsyncSession, attempt: LoginAttempt, failure: FailedLogin, *, window: int
+) -> None:
+    """Adds the audit events of a failed login to `session`: never the password."""
+    address = _printable(attempt.host[:MAX_AUDITED_ADDRESS])
+    email = _printable(attempt.email)
+    record(
+        session,
+        "customer.login_failed",
+        store_id=attempt.store_id,
+        subject=email,
+        address=address,
+        failures=failure.pair_failures,
+        account_failures=failure.account_failures,
+        address_failures=failure.address_failures,
+        repeated=failure.repeated,
+    )
+    counts = {
+        "pair": failure.pair_failures,
+        "account": failure.account_failures,
+        "address": failure.address_failures,
+    }
+    for scope in failure.lockouts:
+        record(
+            session,
+            "customer.lockout_started",
+            store_id=attempt.store_id,
+            subject=email if scope != "address" else None,
+            address=address,
+            scope=scope,
+            failures=counts[scope],
+            window_seconds=window,
+        )
