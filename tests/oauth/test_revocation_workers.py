@@ -7,6 +7,7 @@ both took part.
 """
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -31,9 +32,15 @@ BOUND_SECONDS = 1.0
 
 
 class Workers:
-    def __init__(self, url: str, process: "subprocess.Popen[bytes]") -> None:
+    def __init__(self, url: str, process: "subprocess.Popen[bytes]", log: Path) -> None:
         self.url = url
         self.process = process
+        self.log = log
+
+    def pids_that_answered(self, path: str) -> set[int]:
+        """Which worker processes logged an access line for `path`."""
+        lines = [json.loads(line) for line in self.log.read_text().splitlines() if line]
+        return {line["pid"] for line in lines if line.get("path") == path}
 
     def probe(self, token: str, rounds: int = PROBES) -> list[tuple[float, int]]:
         """When each GET /v2/products was answered, and its status; each on a new connection,
@@ -58,9 +65,11 @@ def two_workers(tmp_path: Path, default_store: Store, database_url: str) -> Iter
         "KEYHOUSE_SERVER_SECRET": TEST_SERVER_SECRET.get_secret_value(),
     }
     command = [str(KEYHOUSE), "serve", "--port", str(port), "--workers", "2"]
-    process = subprocess.Popen(
-        command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    log = tmp_path / "server.log"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            command, env=environment, stdout=subprocess.DEVNULL, stderr=stderr
+        )
     try:
         deadline = time.monotonic() + START_SECONDS
         while True:
@@ -71,7 +80,7 @@ def two_workers(tmp_path: Path, default_store: Store, database_url: str) -> Iter
             except httpx.TransportError:
                 assert time.monotonic() < deadline, "keyhouse serve did not start"
                 time.sleep(0.1)
-        yield Workers(url, process)
+        yield Workers(url, process, log)
     finally:
         process.terminate()
         process.wait(timeout=20)
