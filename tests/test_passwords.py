@@ -21,9 +21,11 @@ def hasher() -> ClientSecretHasher:
 def record(*secret_hashes: tuple[str, float | None]) -> ClientRecord:
     """A client whose secrets expire the given seconds from now (None: never)."""
     now = time.time()
+    store_id = uuid.uuid4()
     return ClientRecord(
         client_id="client",
-        store_id=uuid.uuid4(),
+        store_id=store_id,
+        store_claim=str(store_id),
         is_public=False,
         enabled=True,
         grant_types=frozenset({"client_credentials"}),

@@ -35,6 +35,7 @@ class ClientRecord:
 
     client_id: str
     store_id: uuid.UUID
+    store_claim: str  # `store_id` as tokens carry it, formatted once rather than per token
     is_public: bool
     enabled: bool
     grant_types: frozenset[str]
@@ -54,6 +55,7 @@ def _record(client: OAuthClient) -> ClientRecord:
     return ClientRecord(
         client_id=client.id,
         store_id=client.store_id,
+        store_claim=str(client.store_id),
         is_public=client.is_public,
         enabled=client.enabled,
         grant_types=frozenset(client.grant_types),

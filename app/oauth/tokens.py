@@ -84,7 +84,7 @@ class TokenIssuer:
             claims={
                 "client_id": client_id,
                 "scope": scope,
-                "store_id": str(grant.client.store_id),
+                "store_id": grant.client.store_claim,
                 "grant_type": grant.grant_type,
             },
         )
