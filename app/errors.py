@@ -149,7 +149,8 @@ def database_outage(error: BaseException, *, method: str, path: str) -> bool:
     """
     if not is_unavailable(error):
         return False
-    logger.warning("database unavailable on %s %s: %s", method, path, _describe(error))
+    # The path goes last: "…/access_token: …" would read as a token to the log's redaction.
+    logger.warning("database unavailable (%s) on %s %s", _describe(error), method, path)
     return True
 
 
