@@ -1,11 +1,15 @@
 """The ORM base, engines and sessions: one `Database` per process, one session per request."""
 
+import errno
+import socket
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar
 
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -62,23 +66,93 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_engine(url: str) -> AsyncEngine:
+# PostgreSQL: when the server is away, requests fail within these bounds instead of hanging.
+CONNECT_TIMEOUT_SECONDS = 3.0  # asyncpg's default is 60
+POOL_TIMEOUT_SECONDS = 5.0  # waiting for a free pooled connection; SQLAlchemy's default is 30
+# Each statement of the server (not of migrations, which may rightly take longer): every query
+# Keyhouse sends takes milliseconds, so this only bounds a server that stopped answering.
+COMMAND_TIMEOUT_SECONDS = 10.0
+
+
+def create_engine(url: str, *, command_timeout: float | None = None) -> AsyncEngine:
     # Statement parameters include password and secret hashes: SQLAlchemy leaves them out of
     # its exception messages (which reach the error log) and of its own logging.
     if url.startswith("sqlite"):
         engine = create_async_engine(url, hide_parameters=True)
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
         return engine
+    # Pre-ping: after the server restarts, a pooled connection that died with it is replaced
+    # on checkout instead of failing the request that drew it.
     return create_async_engine(
-        url, hide_parameters=True, pool_pre_ping=True, pool_size=10, max_overflow=10
+        url,
+        hide_parameters=True,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=10,
+        pool_timeout=POOL_TIMEOUT_SECONDS,
+        connect_args={"timeout": CONNECT_TIMEOUT_SECONDS, "command_timeout": command_timeout},
     )
+
+
+# SQLSTATEs that say the server cannot serve now, not that the statement was wrong: connection
+# exceptions (class 08), shutting down or starting up (57P01-57P03), too many connections.
+UNAVAILABLE_SQLSTATES = frozenset(
+    {"08000", "08001", "08003", "08004", "08006", "57P01", "57P02", "57P03", "53300"}
+)
+# Network failures the driver may raise as they are, from the pool's connect or mid-query.
+UNAVAILABLE_ERRNOS = frozenset(
+    {
+        errno.ECONNREFUSED,
+        errno.ECONNRESET,
+        errno.ECONNABORTED,
+        errno.EPIPE,
+        errno.ETIMEDOUT,
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+        errno.ENETDOWN,
+        errno.EHOSTDOWN,
+    }
+)
+# SQLite: busy or locked beyond busy_timeout. Others (no such table, constraint...) are bugs.
+UNAVAILABLE_SQLITE_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Whether `error` says the database cannot be reached or cannot serve right now.
+
+    A constraint violation, a programming error or bad data is not: those are bugs or the
+    client's mistakes, and stay what they are.
+    """
+    if isinstance(error, sa_exc.DBAPIError):
+        return error.connection_invalidated or _driver_unavailable(error.orig)
+    # The pool's own timeout, waiting for a free connection.
+    return isinstance(error, sa_exc.TimeoutError) or _driver_unavailable(error)
+
+
+def _driver_unavailable(error: BaseException | None) -> bool:
+    # asyncpg errors reach us wrapped in SQLAlchemy's emulated DBAPI errors, with the
+    # SQLSTATE copied; connect failures (refused, timed out) come through unwrapped.
+    for _ in range(4):  # the error, the driver's, and what the driver wrapped
+        if error is None:
+            return False
+        if getattr(error, "sqlstate", None) in UNAVAILABLE_SQLSTATES:
+            return True
+        if isinstance(error, sqlite3.Error):
+            code = getattr(error, "sqlite_errorcode", 0) & 0xFF  # without the extended bits
+            return code in UNAVAILABLE_SQLITE_CODES
+        if isinstance(error, (TimeoutError, ConnectionError, socket.gaierror)):
+            return True
+        if isinstance(error, OSError):
+            return error.errno in UNAVAILABLE_ERRNOS
+        error = getattr(error, "orig", None) or error.__cause__
+    return False
 
 
 class Database:
     """An engine and its session factory."""
 
     def __init__(self, url: str) -> None:
-        self.engine = create_engine(url)
+        self.engine = create_engine(url, command_timeout=COMMAND_TIMEOUT_SECONDS)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     async def dispose(self) -> None:

@@ -14,12 +14,18 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+
+from app.db import is_unavailable
 
 logger = logging.getLogger("keyhouse.errors")
 
 JSON_API = "application/json"
+# What a 503 asks clients to wait: PostgreSQL restarts in about a second, and the pool
+# reconnects on the next request once it is back.
+RETRY_AFTER_SECONDS = 2
 
 
 class KeyhouseError(Exception):
@@ -60,6 +66,21 @@ class InternalError(KeyhouseError):
     status_code = 500
     title = "Internal Server Error"
     default_detail = "Something went wrong on our side; the error has been logged."
+
+
+class ServiceUnavailableError(KeyhouseError):
+    """503 with `Retry-After` (RFC 9110 §15.6.4): something Keyhouse needs, such as the
+    database, is away for a moment; the same request may well succeed later."""
+
+    status_code = 503
+    title = "Service Unavailable"
+    default_detail = (
+        "The service is unavailable for a moment; try again after the time in the "
+        "Retry-After header."
+    )
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = RETRY_AFTER_SECONDS):
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
 
 
 class HTTPStatusError(KeyhouseError):
@@ -120,6 +141,35 @@ async def _handle_validation_error(_request: Request, exc: Exception) -> Respons
     return render(KeyhouseError(f"Invalid {_location(first.get('loc', ()))}: {message}."))
 
 
+def database_outage(error: BaseException, *, method: str, path: str) -> bool:
+    """Whether `error` says the database is away; if so, logs it in one warning line.
+
+    The line names the error's classes and SQLSTATE, never its message (SQLAlchemy's quotes
+    the statement), and carries no traceback: a database that is away is not a bug.
+    """
+    if not is_unavailable(error):
+        return False
+    # The path goes last: "…/access_token: …" would read as a token to the log's redaction.
+    logger.warning("database unavailable (%s) on %s %s", _describe(error), method, path)
+    return True
+
+
+def _describe(error: BaseException) -> str:
+    names = [type(error).__name__]
+    driver = getattr(error, "orig", None)
+    while driver is not None and len(names) < 3:  # SQLAlchemy's, the adapter's, the driver's
+        names.append(type(driver).__name__)
+        driver = getattr(driver, "orig", None)
+    sqlstate = getattr(getattr(error, "orig", None), "sqlstate", None)
+    return " from ".join(names) + (f", SQLSTATE {sqlstate}" if sqlstate else "")
+
+
+async def _handle_database_error(request: Request, exc: Exception) -> Response:
+    if not database_outage(exc, method=request.method, path=request.url.path):
+        raise exc  # a bug, not an outage: on to the 500 handler below
+    return render(ServiceUnavailableError())
+
+
 async def _handle_unexpected(request: Request, exc: Exception) -> Response:
     # Logged with its traceback for operators; the client only learns that it failed.
     logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
@@ -130,4 +180,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(KeyhouseError, _handle_keyhouse_error)
     app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
     app.add_exception_handler(RequestValidationError, _handle_validation_error)
+    # The errors a database that is away raises (and OSError: connect failures come unwrapped)
+    app.add_exception_handler(SQLAlchemyError, _handle_database_error)
+    app.add_exception_handler(OSError, _handle_database_error)
     app.add_exception_handler(Exception, _handle_unexpected)

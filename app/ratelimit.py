@@ -33,7 +33,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from starlette.types import Scope
 
-from app.errors import KeyhouseError
+from app.errors import KeyhouseError, ServiceUnavailableError
 from app.settings import Settings
 
 logger = logging.getLogger("keyhouse.ratelimit")
@@ -55,15 +55,13 @@ class TooManyRequestsError(KeyhouseError):
         super().__init__(detail, headers={"Retry-After": str(retry_after)})
 
 
-class CountersUnavailableError(KeyhouseError):
+class CountersUnavailableError(ServiceUnavailableError):
     """503: the lockout cannot count attempts, so it refuses them rather than allow them."""
 
-    status_code = 503
-    title = "Service Unavailable"
     default_detail = "Logins are unavailable for a moment; try again shortly."
 
     def __init__(self) -> None:
-        super().__init__(headers={"Retry-After": str(math.ceil(RETRY_SECONDS))})
+        super().__init__(retry_after=math.ceil(RETRY_SECONDS))
 
 
 def client_host(scope: Scope) -> str:

@@ -11,6 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.db import is_unavailable
+from app.errors import ServiceUnavailableError, database_outage, render
 from app.oauth.registry import ClientRegistry
 
 ALLOWED_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
@@ -43,6 +45,17 @@ def _header_allowed(name: str) -> bool:
     return name in ALLOWED_HEADERS or name.startswith(ALLOWED_HEADER_PREFIX)
 
 
+async def _is_registered(registry: ClientRegistry, origin: str) -> bool:
+    """Whether a response may be read by this origin; not if the database is away and this
+    worker has not read the origins yet (the response is sent anyway)."""
+    try:
+        return await registry.is_registered_origin(origin)
+    except Exception as error:
+        if not is_unavailable(error):
+            raise
+        return False
+
+
 class ClientOriginCORSMiddleware:
     """Pure ASGI middleware (no BaseHTTPMiddleware: it would cost every request a task)."""
 
@@ -62,7 +75,12 @@ class ClientOriginCORSMiddleware:
         registry: ClientRegistry = scope["app"].state.clients
         headers = Headers(scope=scope)
         if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
-            response = await self._preflight(registry, origin, headers)
+            try:
+                response = await self._preflight(registry, origin, headers)
+            except Exception as error:  # outside FastAPI's exception handlers
+                if not database_outage(error, method="OPTIONS", path=scope["path"]):
+                    raise
+                response = render(ServiceUnavailableError())
             await response(scope, receive, send)
             return
         state = scope.setdefault("state", {})
@@ -74,7 +92,7 @@ class ClientOriginCORSMiddleware:
                     response_headers.add_vary_header("Origin")
                 approved = state.get(APPROVED_STATE_KEY)
                 if approved is None:
-                    approved = await registry.is_registered_origin(origin)
+                    approved = await _is_registered(registry, origin)
                 if approved:
                     response_headers["Access-Control-Allow-Origin"] = origin
                     response_headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS

@@ -12,7 +12,8 @@ FastAPI. FastAPI still documents the endpoint (router.py).
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.errors import KeyhouseError, render
+from app.errors import KeyhouseError, database_outage, render
+from app.oauth.errors import TemporarilyUnavailableError
 from app.oauth.router import TOKEN_PATHS, issue_token
 
 
@@ -33,4 +34,10 @@ class TokenEndpoint:
             response = await issue_token(Request(scope, receive))
         except KeyhouseError as error:
             response = render(error)
+        except Exception as error:
+            # No FastAPI exception handlers out here: a database that is away is answered
+            # here, in the token endpoint's own error body; anything else is a bug (500).
+            if not database_outage(error, method="POST", path=scope["path"]):
+                raise
+            response = render(TemporarilyUnavailableError())
         await response(scope, receive, send)

@@ -6,7 +6,7 @@ that the commerce SDKs read, so one response satisfies both kinds of client.
 
 from typing import Any
 
-from app.errors import KeyhouseError
+from app.errors import KeyhouseError, ServiceUnavailableError
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -84,3 +84,10 @@ class SlowDownError(OAuthError):
 
     def __init__(self, *, retry_after: int) -> None:
         super().__init__(headers={"Retry-After": str(retry_after)})
+
+
+class TemporarilyUnavailableError(OAuthError, ServiceUnavailableError):
+    """503 with `Retry-After`, in the shape of RFC 6749 §4.1.2.1's `temporarily_unavailable`:
+    the database is away for a moment. A `ServiceUnavailableError` in the OAuth body."""
+
+    error = "temporarily_unavailable"

@@ -12,6 +12,7 @@ signed has expired (`retired_at`, set in the future at rotation).
 """
 
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -35,10 +36,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.audit import record
-from app.db import Base, Database, utcnow
+from app.db import Base, Database, is_unavailable, utcnow
 from app.oauth.jws import CompactSigner, PrivateKey
 
+logger = logging.getLogger("keyhouse.keys")
+
 KEYRING_REFRESH_SECONDS = 30.0
+KEYRING_RETRY_SECONDS = 2.0  # after a refresh failed because the database was away
 JWKS_MAX_AGE_SECONDS = 300  # Cache-Control on the JWKS (router.py)
 # A new key waits this long before signing: every cache of the JWKS has seen it by then.
 DEFAULT_PREPUBLICATION_SECONDS = int(JWKS_MAX_AGE_SECONDS + KEYRING_REFRESH_SECONDS + 30)
@@ -216,7 +220,8 @@ class ActiveKey:
 
 
 class KeyRing:
-    """This worker's view of the signing keys, re-read from the database every 30 seconds."""
+    """This worker's view of the signing keys, re-read from the database every 30 seconds;
+    while the database is away, the keys it read last go on serving."""
 
     def __init__(self, database: Database, *, encryption_key: bytes) -> None:
         self._database = database
@@ -225,6 +230,7 @@ class KeyRing:
         self._jwks: dict[str, Any] = {"keys": []}
         self._verification_keys: dict[str, PyJWK] = {}
         self._loaded_at = float("-inf")
+        self._retry_at = float("-inf")  # after a failed refresh, the next try
 
     async def active_key(self) -> ActiveKey:
         await self._refresh_if_stale()
@@ -247,8 +253,19 @@ class KeyRing:
         return key
 
     async def _refresh_if_stale(self) -> None:
-        if time.monotonic() - self._loaded_at >= KEYRING_REFRESH_SECONDS:
+        now = time.monotonic()
+        if now - self._loaded_at < KEYRING_REFRESH_SECONDS or now < self._retry_at:
+            return
+        try:
             await self.refresh()
+        except Exception as error:
+            # Keys change only with a pre-publication period of minutes, so while the
+            # database is away the keys already read keep signing and verifying.
+            never_loaded = self._loaded_at == float("-inf")
+            if never_loaded or not is_unavailable(error):
+                raise
+            self._retry_at = now + KEYRING_RETRY_SECONDS
+            logger.warning("key ring: database unavailable, serving the keys read before")
 
     async def refresh(self) -> None:
         now = utcnow()

@@ -4,6 +4,10 @@ A worker keeps each client it has seen for `client_cache_seconds` (one second by
 issuing a token costs no database round trip while a disabled client or a rotated secret is
 still noticed within that bound on every worker. When an entry expires, one request reloads it
 and the others in flight wait for that one load instead of each querying the database.
+
+While the database is away, a client is served from the cache only until its entry expires:
+serving it longer would break that bound (a client disabled just before the outage would get
+tokens its revocation does not cover), so its token requests then get a 503.
 """
 
 import asyncio
@@ -17,7 +21,7 @@ from typing import Generic, TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from app.db import Database
+from app.db import Database, is_unavailable
 from app.oauth.clients import OAuthClient
 
 # Client ids we issue are URL-safe base64; anything else cannot name a client, so it is never
@@ -116,6 +120,7 @@ class ClientRegistry:
             cache_seconds, MAX_CACHED_CLIENTS
         )
         self._origins: ExpiringCache[frozenset[str]] = ExpiringCache(ORIGINS_CACHE_SECONDS, 1)
+        self._last_origins: frozenset[str] | None = None
 
     async def find(self, client_id: str) -> ClientRecord | None:
         """The client, or None if no client has this id."""
@@ -139,6 +144,16 @@ class ClientRegistry:
 
     async def _load_origins(self) -> frozenset[str]:
         query = select(OAuthClient.allowed_origins).where(OAuthClient.enabled.is_(True))
-        async with self._database.sessions() as session:
-            rows = await session.scalars(query)
-            return frozenset(origin for origins in rows for origin in origins)
+        try:
+            async with self._database.sessions() as session:
+                rows = await session.scalars(query)
+                origins = frozenset(origin for origins in rows for origin in origins)
+        except Exception as error:
+            # Origins only open preflights and let browsers read error responses; each token
+            # request is still held to its own client's origins. So while the database is
+            # away the last list serves on (cached again for ORIGINS_CACHE_SECONDS).
+            if self._last_origins is None or not is_unavailable(error):
+                raise
+            return self._last_origins
+        self._last_origins = origins
+        return origins

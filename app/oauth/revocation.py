@@ -24,7 +24,7 @@ from sqlalchemy import String, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, Database, utcnow
+from app.db import Base, Database, is_unavailable, utcnow
 
 logger = logging.getLogger("keyhouse.revocation")
 
@@ -187,14 +187,24 @@ class RevocationList:
             self._floor = following
 
     async def _keep_fresh(self) -> None:
+        away_since: float | None = None  # while the database is away: one line, not 4 a second
         while True:
             await asyncio.sleep(self._poll_seconds)
             try:
                 await self.poll()
                 if time.monotonic() - self._purged_at >= PURGE_EVERY_SECONDS:
                     await self.purge()
-            except Exception:  # the database may be away for a moment; try again next time
-                logger.warning("could not refresh the revocation list", exc_info=True)
+            except Exception as error:  # try again at the next poll, whatever it was
+                if not is_unavailable(error):
+                    logger.warning("could not refresh the revocation list", exc_info=True)
+                elif away_since is None:
+                    away_since = time.monotonic()
+                    logger.warning("revocation list: database unavailable; polling on")
+                continue
+            if away_since is not None:
+                away = time.monotonic() - away_since
+                logger.info("revocation list: database back after %.1f s", away)
+                away_since = None
 
     async def purge(self) -> None:
         """Forgets, here and in the table, revocations whose tokens have all expired."""

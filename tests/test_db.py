@@ -1,0 +1,188 @@
+"""A database that is away is a 503 with `Retry-After`, never a 500; a bug is still a 500.
+
+In-process, on SQLite and on PostgreSQL: the app starts on the test database, then its
+`Database` is pointed at a PostgreSQL port where nothing listens, so every query meets a real
+refused connection. `tests/test_database_outage.py` restarts a real server under load.
+"""
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
+
+from app.db import Database, is_unavailable
+
+from .conftest import MakeClient, free_port
+from .customers.shoppers import backend_token, headers
+
+TOKEN_URL = "/oauth/access_token"
+SHOP = "https://shop.example"
+PRODUCT = {
+    "data": {
+        "type": "product",
+        "name": "Lamp",
+        "slug": "lamp",
+        "sku": "LAMP-1",
+        "manage_stock": False,
+        "price": [{"amount": 1999, "currency": "USD", "includes_tax": True}],
+        "status": "live",
+        "commodity_type": "physical",
+    }
+}
+OUTAGE_DETAIL = (
+    "The service is unavailable for a moment; try again after the time in the Retry-After header."
+)
+
+
+@contextmanager
+def database_away(app: FastAPI) -> Iterator[None]:
+    """Every component of the app now meets a refused connection; then the real one again."""
+    database: Database = app.state.database
+    real_engine, real_sessions = database.engine, database.sessions
+    away = Database(f"postgresql+asyncpg://keyhouse@127.0.0.1:{free_port()}/keyhouse")
+    database.engine, database.sessions = away.engine, away.sessions
+    try:
+        yield
+    finally:
+        database.engine, database.sessions = real_engine, real_sessions
+
+
+def assert_unavailable(response: httpx.Response, *, oauth: bool) -> None:
+    assert response.status_code == 503, response.text
+    assert response.headers["Retry-After"] == "2"
+    error = {"status": 503, "detail": OUTAGE_DETAIL}
+    if oauth:
+        assert response.json() == {
+            "error": "temporarily_unavailable",
+            "error_description": OUTAGE_DETAIL,
+            "errors": [{**error, "title": "temporarily_unavailable"}],
+        }
+        assert response.headers["Cache-Control"] == "no-store"
+    else:
+        assert response.json() == {"errors": [{**error, "title": "Service Unavailable"}]}
+
+
+async def test_routes_answer_503_while_the_database_is_away_and_recover(
+    app: FastAPI,
+    http: httpx.AsyncClient,
+    make_client: MakeClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    backend = await make_client(name="backend")
+    token = await backend_token(http, backend)
+    caplog.set_level(logging.WARNING, logger="keyhouse.errors")
+    with database_away(app):
+        created = await http.post("/v2/products", json=PRODUCT, headers=headers(token))
+        assert_unavailable(created, oauth=False)
+        listed = await http.get("/v2/products", headers=headers(token))
+        assert_unavailable(listed, oauth=False)
+    warnings = [r for r in caplog.records if r.name == "keyhouse.errors"]
+    assert [r.levelno for r in warnings] == [logging.WARNING] * 2
+    assert all(r.exc_info is None for r in warnings)  # one line each, no traceback
+    message = "database unavailable (ConnectionRefusedError) on POST /v2/products"
+    assert warnings[0].getMessage() == message
+
+    created = await http.post("/v2/products", json=PRODUCT, headers=headers(token))
+    assert created.status_code == 201, created.text
+
+
+async def test_token_endpoint_answers_in_its_own_error_body(
+    app: FastAPI, http: httpx.AsyncClient, make_client: MakeClient
+) -> None:
+    storefront = await make_client(name="storefront", public=True)
+    with database_away(app):
+        response = await http.post(
+            TOKEN_URL, data={"grant_type": "implicit", "client_id": storefront.client.id}
+        )
+    assert_unavailable(response, oauth=True)
+
+
+@pytest.mark.settings(client_cache_seconds=60)
+async def test_cached_clients_and_keys_still_get_tokens(
+    app: FastAPI, http: httpx.AsyncClient, make_client: MakeClient
+) -> None:
+    backend = await make_client(name="backend", origins=[SHOP])
+    await backend_token(http, backend)  # the client is now in this worker's cache
+    await preflight(http)  # and so are the registered origins
+    app.state.keyring._loaded_at -= 3600  # the key ring is due for a refresh
+    with database_away(app):
+        assert await backend_token(http, backend)
+        app.state.clients._origins._entries.clear()  # due for a reload too
+        allowed = await preflight(http)
+        assert allowed.status_code == 204
+        assert allowed.headers["Access-Control-Allow-Origin"] == SHOP
+        unknown = await http.post(TOKEN_URL, data={"grant_type": "implicit", "client_id": "x"})
+        assert_unavailable(unknown, oauth=True)
+
+
+async def test_a_preflight_that_cannot_read_the_origins_is_a_503(
+    app: FastAPI, http: httpx.AsyncClient, make_client: MakeClient
+) -> None:
+    await make_client(name="storefront", public=True, origins=[SHOP])
+    with database_away(app):
+        response = await preflight(http)
+    assert_unavailable(response, oauth=False)
+
+
+async def preflight(http: httpx.AsyncClient) -> httpx.Response:
+    return await http.options(
+        TOKEN_URL,
+        headers={
+            "Origin": SHOP,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        },
+    )
+
+
+async def test_a_bug_in_a_query_is_still_a_500(app: FastAPI) -> None:
+    async def broken() -> None:
+        async with app.state.database.sessions() as session:
+            await session.execute(text("SELECT * FROM no_such_table"))
+
+    app.router.add_api_route("/broken", broken)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://keyhouse.test") as client:
+        response = await client.get("/broken")
+    assert response.status_code == 500
+
+
+async def raised(database: Database, *statements: str) -> BaseException:
+    """What the last statement raises, the ones before it having run."""
+    try:
+        async with database.engine.connect() as connection:
+            for statement in statements:
+                await connection.execute(text(statement))
+    except Exception as error:
+        return error
+    raise AssertionError("no error")
+
+
+async def test_constraint_and_programming_errors_are_not_outages(database: Database) -> None:
+    table = "CREATE TEMPORARY TABLE outage_probe (id INTEGER PRIMARY KEY)"
+    insert = "INSERT INTO outage_probe (id) VALUES (1)"
+    duplicate = await raised(database, table, insert, insert)
+    assert isinstance(duplicate, sa_exc.IntegrityError)
+    assert not is_unavailable(duplicate)
+    missing_table = await raised(database, "SELECT * FROM no_such_table")
+    assert isinstance(missing_table, sa_exc.DBAPIError)
+    assert not is_unavailable(missing_table)
+    syntax = await raised(database, "SELEC 1")
+    assert not is_unavailable(syntax)
+    assert not is_unavailable(ValueError("bad data"))
+    assert not is_unavailable(FileNotFoundError(2, "No such file or directory"))
+
+
+async def test_connection_failures_are_outages() -> None:
+    away = Database(f"postgresql+asyncpg://keyhouse@127.0.0.1:{free_port()}/keyhouse")
+    refused = await raised(away, "SELECT 1")
+    await away.dispose()
+    assert isinstance(refused, ConnectionRefusedError)
+    assert is_unavailable(refused)
+    assert is_unavailable(TimeoutError())  # connecting took longer than the connect timeout
+    assert is_unavailable(sa_exc.TimeoutError("QueuePool limit reached"))  # no free connection
