@@ -6,15 +6,18 @@ burst of 401s for one revoked token: one renewal, and every request retried once
 """
 
 import asyncio
+import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 
 from app.oauth.clients import CreatedClient
+from keyhouse_client import KeyhouseAuth
 
 from ..conftest import LiveServer
-from .conftest import PRODUCTS, Recorder, backend_auth, revoke
+from .conftest import PRODUCTS, TOKEN_PATH, Recorder, backend_auth, revoke
 
 CONCURRENT = 16
 
@@ -82,3 +85,45 @@ async def test_tasks_refused_together_renew_once(
     revoke(live_server, backend, auth.token.access_token)
     assert await _agather(ahttp, auth) == [200] * CONCURRENT
     assert recorder.token_requests() == 2
+
+
+def _flaky_token_endpoint(recorder: Recorder) -> httpx.MockTransport:
+    """The first token request fails on the network; everything after it works."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        recorder.record(request)
+        if request.url.path == TOKEN_PATH and recorder.token_requests() == 1:
+            raise httpx.ConnectError("connection refused", request=request)
+        if request.url.path == TOKEN_PATH:
+            return httpx.Response(200, json={"access_token": "t", "expires": 0, "expires_in": 60})
+        return httpx.Response(200, json={"data": []})
+
+    return httpx.MockTransport(answer)
+
+
+def test_a_failed_token_request_releases_the_lock(recorder: Recorder) -> None:
+    """The lock is held across the token request: an error there must not leave it held."""
+    auth = KeyhouseAuth.implicit("http://keyhouse.test", client_id="c")
+    results: list[int] = []
+    with httpx.Client(transport=_flaky_token_endpoint(recorder)) as http:
+
+        def two_requests() -> None:
+            with contextlib.suppress(httpx.ConnectError):
+                http.get(f"http://keyhouse.test{PRODUCTS}", auth=auth)
+            results.append(http.get(f"http://keyhouse.test{PRODUCTS}", auth=auth).status_code)
+
+        worker = threading.Thread(target=two_requests, daemon=True)
+        worker.start()
+        worker.join(timeout=10)
+    assert results == [200]
+
+
+async def test_async_a_failed_token_request_releases_the_lock(recorder: Recorder) -> None:
+    auth = KeyhouseAuth.implicit("http://keyhouse.test", client_id="c")
+    async with httpx.AsyncClient(transport=_flaky_token_endpoint(recorder)) as http:
+        with pytest.raises(httpx.ConnectError):
+            await http.get(f"http://keyhouse.test{PRODUCTS}", auth=auth)
+        response = await asyncio.wait_for(
+            http.get(f"http://keyhouse.test{PRODUCTS}", auth=auth), 10
+        )
+    assert response.status_code == 200
