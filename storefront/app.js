@@ -1,0 +1,325 @@
+// A storefront on its own origin, calling Keyhouse with plain fetch() and a public client id.
+//
+// Every call is cross-origin: the token request is a simple form POST, and the /v2 calls carry
+// an Authorization header (and X-Moltin-Customer-Token for a shopper), so the browser asks
+// Keyhouse with a preflight first. Keyhouse answers both for origins its clients registered
+// (`keyhouse clients create --public --origin http://127.0.0.1:3000`).
+//
+// Lessons from the JavaScript SDKs, applied here too: concurrent calls share one token
+// request, and the token's end is computed from `expires_in` on the page's own clock.
+'use strict';
+
+const params = new URLSearchParams(window.location.search);
+const config = {
+  keyhouse: (params.get('keyhouse') || '').replace(/\/+$/, ''),
+  clientId: params.get('client_id') || '',
+};
+const RENEWAL_MARGIN_SECONDS = 60;
+
+// The cart reference is the page's to choose (contract §4); kept for this tab only.
+const cartRef = sessionStorage.getItem('cartRef') || newCartRef();
+sessionStorage.setItem('cartRef', cartRef);
+
+let access = null; // {token, renewAt}
+let pendingToken = null; // the one token request in flight, shared by concurrent callers
+let shopper = null; // {token, customerId, email}: in memory only, gone on reload
+let addresses = [];
+
+function newCartRef() {
+  const bytes = crypto.getRandomValues(new Uint8Array(12));
+  return 'cart-' + Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+function now() {
+  return performance.now() / 1000;
+}
+
+class KeyhouseError extends Error {
+  constructor(status, body) {
+    const first = (body && Array.isArray(body.errors) && body.errors[0]) || {};
+    super((body && body.error_description) || first.detail || `HTTP ${status}`);
+    this.status = status;
+    this.error = body && body.error;
+  }
+}
+
+async function readJson(response) {
+  const text = await response.text();
+  return text ? JSON.parse(text) : null;
+}
+
+// --- tokens -------------------------------------------------------------------------------
+
+async function fetchToken() {
+  const response = await fetch(`${config.keyhouse}/oauth/access_token`, {
+    method: 'POST',
+    body: new URLSearchParams({ grant_type: 'implicit', client_id: config.clientId }),
+  });
+  const body = await readJson(response);
+  if (!response.ok) throw new KeyhouseError(response.status, body);
+  const margin = Math.min(RENEWAL_MARGIN_SECONDS, body.expires_in / 2);
+  access = { token: body.access_token, renewAt: now() + body.expires_in - margin };
+  return access.token;
+}
+
+function accessToken() {
+  if (access && now() < access.renewAt) return Promise.resolve(access.token);
+  if (!pendingToken) {
+    pendingToken = fetchToken().finally(() => {
+      pendingToken = null;
+    });
+  }
+  return pendingToken;
+}
+
+// One call to the store API. A 401 means the access token (or the shopper's token) was
+// refused: renew the access token and try once more; still refused with a shopper logged in,
+// it is their token that ended, so they must log in again. (The page cannot tell which token
+// was refused: the WWW-Authenticate header is not exposed to cross-origin scripts.)
+async function api(method, path, data, { attempts = 2 } = {}) {
+  for (let attempt = 0; attempt < attempts; attempt += 1) {
+    const token = await accessToken();
+    const headers = { Authorization: `Bearer ${token}` };
+    if (shopper) headers['X-Moltin-Customer-Token'] = shopper.token;
+    const init = { method, headers };
+    if (data !== undefined) {
+      headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify({ data });
+    }
+    const response = await fetch(config.keyhouse + path, init);
+    if (response.status === 401 && attempt + 1 < attempts) {
+      if (access && access.token === token) access = null;
+      continue;
+    }
+    const body = await readJson(response);
+    if (response.status === 401 && shopper) {
+      forgetShopper();
+      throw new KeyhouseError(401, { error_description: 'Please log in again.' });
+    }
+    if (!response.ok) throw new KeyhouseError(response.status, body);
+    return body;
+  }
+  throw new Error('no attempt made');
+}
+
+// --- rendering (text only: nothing from the API is ever parsed as HTML) ----------------------
+
+function $(id) {
+  return document.getElementById(id);
+}
+
+function element(tag, text, attributes = {}) {
+  const node = document.createElement(tag);
+  if (text !== undefined) node.textContent = text;
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+  return node;
+}
+
+function formatted(price) {
+  if (!price) return '–';
+  const digits = { JPY: 0, KRW: 0 }[price.currency] ?? 2;
+  return `${(price.amount / 10 ** digits).toFixed(digits)} ${price.currency}`;
+}
+
+function showStatus(text) {
+  $('status').textContent = text;
+}
+
+function showError(error) {
+  const box = $('error');
+  box.hidden = !error;
+  box.textContent = error ? error.message : '';
+}
+
+function renderProducts(products) {
+  const list = $('products');
+  list.replaceChildren();
+  for (const product of products) {
+    const item = element('li', undefined, { 'data-sku': product.sku });
+    item.append(element('h3', product.name), element('p', product.description || ''));
+    item.append(element('p', formatted(product.price && product.price[0]), { class: 'price' }));
+    const add = element('button', 'Add to cart', { type: 'button' });
+    add.addEventListener('click', () => run(() => addToCart(product)));
+    item.append(add);
+    list.append(item);
+  }
+  if (!products.length) list.append(element('li', 'No products yet.'));
+}
+
+function renderCart(document) {
+  const list = $('cart');
+  list.replaceChildren();
+  for (const line of document.data) {
+    list.append(element('li', `${line.quantity} × ${line.name} — ${formatted(line.value)}`, {
+      'data-sku': line.sku,
+    }));
+  }
+  if (!document.data.length) list.append(element('li', 'Your cart is empty.', { class: 'empty' }));
+  const total = document.meta.display_price.with_tax;
+  $('cart-total').textContent = document.data.length ? total.formatted : '–';
+  updateCheckout(document.data.length > 0);
+}
+
+function renderAddresses() {
+  const list = $('addresses');
+  list.replaceChildren();
+  for (const address of addresses) {
+    const line = [address.first_name, address.last_name, address.line_1, address.city,
+      address.postcode, address.country].filter(Boolean).join(', ');
+    list.append(element('li', line, { 'data-id': address.id }));
+  }
+  if (!addresses.length) list.append(element('li', 'No address yet.', { class: 'empty' }));
+}
+
+function renderOrders(orders) {
+  const list = $('orders');
+  list.replaceChildren();
+  for (const order of orders) {
+    const total = order.meta.display_price.with_tax.formatted;
+    const text = `Order ${order.id.slice(0, 8)} — ${order.status}, ${order.payment} — ${total}`;
+    list.append(element('li', text, { 'data-id': order.id }));
+  }
+  if (!orders.length) list.append(element('li', 'No orders yet.', { class: 'empty' }));
+}
+
+let cartHasItems = false;
+function updateCheckout(hasItems = cartHasItems) {
+  cartHasItems = hasItems;
+  let missing = '';
+  if (!shopper) missing = 'Log in to check out.';
+  else if (!addresses.length) missing = 'Add an address to check out.';
+  else if (!cartHasItems) missing = 'Add something to the cart.';
+  $('checkout').disabled = Boolean(missing);
+  $('checkout-note').textContent = missing;
+  $('checkout-note').hidden = !missing;
+}
+
+function renderAccount() {
+  $('logged-out').hidden = Boolean(shopper);
+  $('logged-in').hidden = !shopper;
+  $('shopper-email').textContent = shopper ? shopper.email : '';
+  updateCheckout();
+}
+
+// --- the story ----------------------------------------------------------------------------
+
+async function loadProducts() {
+  renderProducts((await api('GET', '/v2/products')).data);
+}
+
+async function loadCart() {
+  renderCart(await api('GET', `/v2/carts/${cartRef}/items`));
+}
+
+async function loadAccount() {
+  addresses = (await api('GET', `/v2/customers/${shopper.customerId}/addresses`)).data;
+  renderAddresses();
+  renderOrders((await api('GET', '/v2/orders')).data);
+  updateCheckout();
+}
+
+async function addToCart(product) {
+  renderCart(await api('POST', `/v2/carts/${cartRef}/items`, {
+    type: 'cart_item', id: product.id, quantity: 1,
+  }));
+  showStatus(`Added ${product.name} to the cart.`);
+}
+
+async function signUp(form) {
+  const fields = Object.fromEntries(new FormData(form));
+  await api('POST', '/v2/customers', { type: 'customer', ...fields });
+  form.reset();
+  $('login-form').elements.email.value = fields.email;
+  showStatus(`Account created for ${fields.email}. Log in to shop.`);
+}
+
+async function logIn(form) {
+  const { email, password } = Object.fromEntries(new FormData(form));
+  form.elements.password.value = ''; // the password goes to Keyhouse and nowhere else
+  shopper = null;
+  // One attempt: a 401 here is a wrong email or password, and resending it would only count
+  // as a second failure (the access token is renewed before it ends, so it is rarely the cause).
+  const login = { type: 'token', email, password };
+  const token = (await api('POST', '/v2/customers/tokens', login, { attempts: 1 })).data;
+  shopper = { token: token.token, customerId: token.customer_id, email };
+  renderAccount();
+  showStatus(`Logged in as ${email}.`);
+  await loadAccount();
+}
+
+function forgetShopper() {
+  shopper = null;
+  addresses = [];
+  renderAccount();
+}
+
+async function logOut() {
+  const token = shopper && shopper.token;
+  forgetShopper();
+  if (token) {
+    // RFC 7009: a storefront may revoke its shopper's token with its public client id alone.
+    await fetch(`${config.keyhouse}/oauth/revoke`, {
+      method: 'POST',
+      body: new URLSearchParams({ token, client_id: config.clientId }),
+    });
+  }
+  showStatus('Logged out.');
+}
+
+async function addAddress(form) {
+  const fields = Object.fromEntries(new FormData(form));
+  fields.country = fields.country.toUpperCase();
+  await api('POST', `/v2/customers/${shopper.customerId}/addresses`, { type: 'address', ...fields });
+  form.reset();
+  await loadAccount();
+  showStatus('Address added.');
+}
+
+async function checkOut() {
+  const { id, type, meta, ...address } = addresses[0];
+  const order = (await api('POST', `/v2/carts/${cartRef}/checkout`, {
+    customer: { id: shopper.customerId },
+    billing_address: address,
+    shipping_address: address,
+  })).data;
+  await Promise.all([loadCart(), loadAccount()]);
+  showStatus(`Order ${order.id.slice(0, 8)} placed: ${order.meta.display_price.with_tax.formatted}.`);
+}
+
+// Runs one step of the story, showing its error instead of losing it in the console.
+async function run(step) {
+  showError(null);
+  try {
+    await step();
+  } catch (error) {
+    showError(error);
+  }
+}
+
+function onSubmit(id, handler) {
+  $(id).addEventListener('submit', (event) => {
+    event.preventDefault();
+    run(() => handler(event.target));
+  });
+}
+
+async function start() {
+  if (!config.keyhouse || !config.clientId) {
+    showStatus('Add ?keyhouse=URL&client_id=ID to this page\'s address.');
+    return;
+  }
+  onSubmit('signup-form', signUp);
+  onSubmit('login-form', logIn);
+  onSubmit('address-form', addAddress);
+  $('checkout').addEventListener('click', () => run(checkOut));
+  $('logout').addEventListener('click', () => run(logOut));
+  renderAccount();
+  await run(async () => {
+    // Both calls start at once and share one token request.
+    await Promise.all([loadProducts(), loadCart()]);
+    showStatus(`Connected to ${config.keyhouse} as ${config.clientId}.`);
+  });
+  document.body.dataset.ready = 'true';
+}
+
+start();

@@ -1,0 +1,1 @@
+"""Tests of the Python client (`sdk/keyhouse_client`) against a live Keyhouse."""
