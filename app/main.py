@@ -12,6 +12,7 @@ from app.customers.router import router as customers_router
 from app.customers.tokens import CustomerTokenIssuer
 from app.db import Database
 from app.errors import install_error_handlers
+from app.monitoring import router as monitoring_router
 from app.oauth.authentication import ClientAuthenticator
 from app.oauth.cors import ClientOriginCORSMiddleware
 from app.oauth.endpoint import TokenEndpoint
@@ -117,4 +118,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(product_router)
     app.include_router(cart_router)
     app.include_router(order_router)
+    app.include_router(monitoring_router)
     return app
