@@ -1,18 +1,58 @@
-"""Health and readiness (app/monitoring.py)."""
+"""Health, readiness and Prometheus metrics (app/monitoring.py, app/metrics.py).
+
+Metrics are per process and the suite shares one, so tests compare a scrape after with one
+before.
+"""
 
 import socket
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
 
 from app import monitoring
 from app.db import Database
+from app.oauth.clients import CreatedClient, disable_client
+from app.oauth.revocation import RevocationList
 
-from .conftest import free_port
+from .conftest import TEST_ISSUER, MakeClient, free_port
+from .customers.shoppers import backend_token, headers, implicit_token, log_in, new_email, sign_up
+
+Labels = frozenset[tuple[str, str]]
+Samples = dict[tuple[str, Labels], float]
+
+
+def parse(exposition: str) -> Samples:
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+    }
+
+
+async def scrape(http: httpx.AsyncClient) -> Samples:
+    response = await http.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    return parse(response.text)
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def grew(before: Samples, after: Samples, name: str, **labels: str) -> float:
+    return value(after, name, **labels) - value(before, name, **labels)
+
+
+REQUESTS = "keyhouse_http_requests_total"
+TIMED = "keyhouse_http_request_duration_seconds_count"
+
 
 # Health and readiness
 
@@ -81,3 +121,134 @@ async def test_readiness_gives_up_on_a_database_that_never_answers(
         finally:
             await app.state.database.dispose()
             app.state.database = served
+
+
+# What /metrics counts
+
+
+async def test_requests_are_counted_by_route_template_never_by_raw_path(
+    http: httpx.AsyncClient, make_client: MakeClient
+) -> None:
+    backend = await backend_token(http, await make_client(name="backend"))
+    storefront = await implicit_token(http, await make_client(name="storefront", public=True))
+    assert (await sign_up(http, backend, email=new_email())).status_code == 201
+    customers = (await http.get("/v2/customers", headers=headers(backend))).json()["data"]
+    customer_id = customers[0]["id"]
+    missing = str(uuid.uuid4())
+    before = await scrape(http)
+
+    for _ in range(3):
+        answer = await http.get(f"/v2/customers/{customer_id}", headers=headers(backend))
+        assert answer.status_code == 200
+    forbidden = await http.get(f"/v2/customers/{customer_id}", headers=headers(storefront))
+    assert forbidden.status_code == 403
+    assert (await http.get(f"/v2/nothing/{missing}")).status_code == 404
+    assert (await http.request("BREW", "/v2/products")).status_code == 405
+    for path in ("/healthz", "/readyz"):
+        assert (await http.get(path)).status_code == 200
+    after = await scrape(http)
+    text = (await http.get("/metrics")).text
+
+    route = "/v2/customers/{customer_id}"
+    assert grew(before, after, REQUESTS, route=route, method="GET", status="200") == 3
+    assert grew(before, after, REQUESTS, route=route, method="GET", status="403") == 1
+    assert grew(before, after, TIMED, route=route, method="GET") == 4
+    assert grew(before, after, REQUESTS, route="unmatched", method="GET", status="404") == 1
+    # A method the client made up is counted, but under a fixed name.
+    brewed = {"route": "/v2/products", "method": "other", "status": "405"}
+    assert grew(before, after, REQUESTS, **brewed) == 1
+    assert customer_id not in text and missing not in text and "BREW" not in text
+    # Probes and scrapes are not counted.
+    for path in ("/healthz", "/readyz", "/metrics"):
+        assert f'route="{path}"' not in text
+
+
+async def test_tokens_are_counted_by_grant_type(
+    http: httpx.AsyncClient, make_client: MakeClient
+) -> None:
+    confidential = await make_client(name="backend")
+    public = await make_client(name="storefront", public=True)
+    before = await scrape(http)
+
+    backend = await backend_token(http, confidential)
+    storefront = await implicit_token(http, public)
+    await implicit_token(http, public)
+    email = new_email()
+    assert (await sign_up(http, backend, email=email)).status_code == 201
+    assert (await log_in(http, storefront, email=email)).status_code == 200
+    refused = await http.post("/oauth/token", data={"grant_type": "implicit", "client_id": "x"})
+    assert refused.status_code == 401
+    after = await scrape(http)
+
+    for grant, count in [("client_credentials", 1), ("implicit", 2), ("customer", 1)]:
+        assert grew(before, after, "keyhouse_tokens_issued_total", grant_type=grant) == count
+    # The token endpoint is served ahead of routing, under its own fixed path (and its alias).
+    for route, status, count in [("/oauth/access_token", "200", 3), ("/oauth/token", "401", 1)]:
+        assert grew(before, after, REQUESTS, route=route, method="POST", status=status) == count
+
+
+@pytest.mark.settings(lockout_pair_failures=2)
+async def test_login_failures_and_lockouts_are_counted(
+    http: httpx.AsyncClient, make_client: MakeClient
+) -> None:
+    storefront = await implicit_token(http, await make_client(name="storefront", public=True))
+    email = new_email()
+    before = await scrape(http)
+
+    for number in range(2):
+        refused = await log_in(http, storefront, email=email, password=f"wrong {number}")
+        assert refused.status_code == 401
+    assert (await log_in(http, storefront, email=email)).status_code == 429  # locked: no failure
+    after = await scrape(http)
+
+    assert grew(before, after, "keyhouse_customer_login_failures_total") == 2
+    for scope, started in [("pair", 1), ("account", 0), ("address", 0)]:
+        assert grew(before, after, "keyhouse_lockouts_total", scope=scope) == started
+
+
+async def test_revocations_are_counted_by_kind(
+    app: FastAPI, http: httpx.AsyncClient, make_client: MakeClient, database: Database
+) -> None:
+    confidential = await make_client(name="backend")
+    assert confidential.client_secret is not None
+    backend = await backend_token(http, confidential)
+    email = new_email()
+    assert (await sign_up(http, backend, email=email)).status_code == 201
+    customers = (await http.get("/v2/customers", headers=headers(backend))).json()["data"]
+    before = await scrape(http)
+
+    auth = (confidential.client.id, confidential.client_secret)
+    revoked = await http.post("/oauth/revoke", data={"token": backend}, auth=auth)
+    assert revoked.status_code == 200
+    backend = await backend_token(http, confidential)
+    deleted = await http.delete(f"/v2/customers/{customers[0]['id']}", headers=headers(backend))
+    assert deleted.status_code == 204
+    await disable_client_elsewhere(app, database, await make_client(name="disabled"))
+    after = await scrape(http)
+
+    for kind in ("token", "customer"):
+        assert grew(before, after, "keyhouse_revocations_total", kind=kind) == 1
+    # What the worker holds, whoever made it: the CLI disables clients.
+    for kind in ("token", "client", "customer"):
+        assert value(after, "keyhouse_revocations_active", kind=kind) == 1
+
+
+async def disable_client_elsewhere(app: FastAPI, database: Database, client: CreatedClient) -> None:
+    """As `keyhouse clients disable` does it; the worker learns of it at its next poll."""
+    async with database.sessions() as session:
+        await disable_client(session, client_id=client.client.id, issuing_lag_seconds=1)
+    revocations: RevocationList = app.state.revocations
+    await revocations.poll()
+
+
+async def test_a_request_that_fails_is_counted_as_the_500_it_got(app: FastAPI) -> None:
+    async def fail() -> None:
+        raise RuntimeError("boom")
+
+    app.add_api_route("/v2/fails", fail, methods=["GET"])
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url=TEST_ISSUER) as http:
+        before = await scrape(http)
+        assert (await http.get("/v2/fails")).status_code == 500
+        after = await scrape(http)
+    assert grew(before, after, REQUESTS, route="/v2/fails", method="GET", status="500") == 1
