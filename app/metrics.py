@@ -2,17 +2,20 @@
 
 The metrics are `prometheus_client` objects made at import. With one worker they live in the
 process's memory. With `keyhouse serve --workers N` each worker is a process of its own, so
-`serve` is to set `PROMETHEUS_MULTIPROC_DIR` to a fresh private directory before the workers
-start: each worker then writes its values to files there, and whichever
-worker answers `/metrics` adds up every worker's files (prometheus_client's multiprocess mode,
-which it chooses once, when it is first imported, from that variable).
+`serve` sets `PROMETHEUS_MULTIPROC_DIR` to a fresh private directory before the workers start
+(`share_metrics_across_workers`): each worker then writes its values to files there, and
+whichever worker answers `/metrics` adds up every worker's files (prometheus_client's
+multiprocess mode, which it chooses once, when it is first imported, from that variable).
 
 Labels take only values from bounded sets (route templates, grant types, lockout scopes), and
 children are resolved once per label set and kept, since `labels()` costs more than `inc()`.
 """
 
+import atexit
 import functools
 import os
+import shutil
+import tempfile
 
 from prometheus_client import (
     REGISTRY,
@@ -122,3 +125,19 @@ def worker_stopped() -> None:
     """In multiprocess mode, drops this worker's gauge files: its counts stay in the sums."""
     if MULTIPROCESS:
         mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+
+def share_metrics_across_workers(workers: int) -> None:
+    """For several workers, a fresh private directory for their metrics files, in the
+    environment they inherit (they must see it before they import prometheus_client); it is
+    removed when this process exits."""
+    if workers == 1:
+        return  # the one worker is this process, which has imported prometheus_client already
+    directory = tempfile.mkdtemp(prefix="keyhouse-metrics-")  # mode 0700
+    os.environ[MULTIPROCESS_DIRECTORY_VARIABLE] = directory
+    atexit.register(_remove_directory, directory, owner=os.getpid())
+
+
+def _remove_directory(directory: str, *, owner: int) -> None:
+    if os.getpid() == owner:  # not in a forked child, which would remove it from under the rest
+        shutil.rmtree(directory, ignore_errors=True)
