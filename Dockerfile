@@ -38,6 +38,7 @@ ENV PATH=/opt/keyhouse/bin:$PATH \
     KEYHOUSE_WORKERS=2
 USER keyhouse
 EXPOSE 8000
+# Liveness only (/healthz never asks the database); a load balancer should use /readyz.
 HEALTHCHECK --interval=30s --timeout=3s --start-period=20s \
-  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/.well-known/jwks.json', timeout=2)"]
+  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
 CMD ["sh", "-c", "keyhouse db upgrade && exec keyhouse serve --host 0.0.0.0 --port 8000 --workers \"$KEYHOUSE_WORKERS\""]

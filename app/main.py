@@ -12,6 +12,9 @@ from app.customers.router import router as customers_router
 from app.customers.tokens import CustomerTokenIssuer
 from app.db import Database
 from app.errors import install_error_handlers
+from app.metrics import worker_stopped
+from app.monitoring import RequestMetrics
+from app.monitoring import router as monitoring_router
 from app.oauth.authentication import ClientAuthenticator
 from app.oauth.cors import ClientOriginCORSMiddleware
 from app.oauth.endpoint import TokenEndpoint
@@ -37,10 +40,11 @@ NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": Fal
 
 class Keyhouse(FastAPI):
     """FastAPI with the request-id layer outside all others, Starlette's 500 handler included,
-    so that every response carries `X-Request-Id` and every log line of a request its id."""
+    so that every response carries `X-Request-Id` and every log line of a request its id; and
+    the request metrics just inside it, so that they count those 500s too."""
 
     def build_middleware_stack(self) -> ASGIApp:
-        return RequestIdMiddleware(super().build_middleware_stack())
+        return RequestIdMiddleware(RequestMetrics(super().build_middleware_stack()))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -97,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await counters.close()
             app.state.password_hasher.close()
             await database.dispose()
+            worker_stopped()
 
     app = Keyhouse(
         title="Keyhouse",
@@ -117,4 +122,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(product_router)
     app.include_router(cart_router)
     app.include_router(order_router)
+    app.include_router(monitoring_router)
     return app

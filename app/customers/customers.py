@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app import metrics
 from app.audit import record
 from app.customers.lockout import LoginGuard, record_failed_login
 from app.db import Base, utcnow
@@ -226,6 +227,8 @@ async def log_in_customer(
     if customer is not None:
         await guard.succeeded(attempt)
         return customer
-    record_failed_login(session, attempt, await guard.failed(attempt), window=guard.window)
+    failure = await guard.failed(attempt)
+    record_failed_login(session, attempt, failure, window=guard.window)
     await session.commit()
+    metrics.login_failed(failure.lockouts)
     return None

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
+from app import metrics
 from app.customers import customers as service
 from app.customers.customers import CUSTOMER_FILTERS, Customer, CustomerIn, CustomerUpdate
 from app.customers.lockout import LoginGuard
@@ -104,6 +105,7 @@ async def delete_customer(
     )
     revocations: RevocationList = request.app.state.revocations
     revocations.apply(revocation)  # this worker at once; the others at their next poll
+    metrics.revoked("customer")
     return Response(status_code=204)
 
 

@@ -5,6 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app import metrics
 from app.customers.customers import Customer
 from app.oauth.keys import KeyRing
 from app.oauth.tokens import CUSTOMER_TOKEN_TYPE, TokenSigner
@@ -54,6 +55,7 @@ class CustomerTokenIssuer:
         signed = await self._signer.sign(
             subject=str(customer.id), ttl=self._ttl, claims={"store_id": str(customer.store_id)}
         )
+        metrics.token_issued(metrics.CUSTOMER_GRANT)
         return IssuedCustomerToken(
             token_id=signed.token_id,
             customer_id=str(customer.id),

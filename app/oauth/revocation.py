@@ -18,7 +18,7 @@ import logging
 import math
 import time
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, get_args
 
 from sqlalchemy import String, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -119,6 +119,14 @@ class RevocationList:
             return True
         revoked_subject = self._subjects.get((subject_kind, subject))
         return revoked_subject is not None and issued_at <= revoked_subject[0]
+
+    def counts(self) -> dict[str, int]:
+        """Revocations in force, by kind (for the metrics)."""
+        counts = dict.fromkeys(get_args(RevocationKind), 0)
+        counts["token"] = len(self._tokens)
+        for kind, _subject in self._subjects:
+            counts[kind] += 1
+        return counts
 
     def apply(self, revocation: Revocation) -> None:
         """Takes a row into account at once (the worker that wrote it needs no poll)."""

@@ -6,6 +6,7 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from app import metrics
 from app.audit import record
 from app.db import Database
 from app.oauth.authentication import AUTH_METHODS_SUPPORTED, ClientAuthenticator
@@ -111,6 +112,7 @@ async def revoke(request: Request) -> Response:
             await session.commit()
         revocations: RevocationList = state.revocations
         revocations.apply(revocation)  # this worker at once; the others at their next poll
+        metrics.revoked("token")
     if form.origin is not None and form.origin in client.allowed_origins:
         approve_origin(request)  # a storefront logging its shopper out
     response = Response(status_code=200)

@@ -5,6 +5,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from app import metrics
 from app.oauth.grants import TokenGrant
 from app.oauth.keys import KeyRing
 from app.oauth.scopes import format_scope
@@ -88,6 +89,7 @@ class TokenIssuer:
                 "grant_type": grant.grant_type,
             },
         )
+        metrics.token_issued(grant.grant_type)
         return IssuedToken(
             access_token=signed.token,
             expires_in=ttl,
