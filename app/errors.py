@@ -62,17 +62,6 @@ class MethodNotAllowedError(KeyhouseError):
     default_detail = "This method is not allowed on this path."
 
 
-class ServiceUnavailableError(KeyhouseError):
-    """503 with `Retry-After` (RFC 9110 §15.6.4): what Keyhouse needs (the database) is down."""
-
-    status_code = 503
-    title = "Service Unavailable"
-    default_detail = "The service is unavailable for a moment; try again after Retry-After."
-
-    def __init__(self, detail: str | None = None, *, retry_after: int = 5) -> None:
-        super().__init__(detail, headers={"Retry-After": str(retry_after)})
-
-
 class InternalError(KeyhouseError):
     status_code = 500
     title = "Internal Server Error"
