@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import JSON, ColumnElement, ForeignKey, String, select
+from sqlalchemy import JSON, BigInteger, ColumnElement, ForeignKey, String, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -37,7 +37,7 @@ class Order(Base):
     status: Mapped[str] = mapped_column(String(16), default="incomplete")
     payment: Mapped[str] = mapped_column(String(16), default="unpaid")
     shipping: Mapped[str] = mapped_column(String(16), default="unfulfilled")
-    total_amount: Mapped[int]
+    total_amount: Mapped[int] = mapped_column(BigInteger)  # up to 100 items of 1000 at 10**12
     currency: Mapped[str] = mapped_column(String(3))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -55,7 +55,7 @@ class OrderItem(Base):
     name: Mapped[str] = mapped_column(String(200))
     sku: Mapped[str] = mapped_column(String(64))
     quantity: Mapped[int]
-    unit_amount: Mapped[int]
+    unit_amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     includes_tax: Mapped[bool]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

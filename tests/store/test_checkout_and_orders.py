@@ -195,6 +195,27 @@ async def test_bad_checkout_is_400_and_changes_nothing(
     assert len(cart.json()["data"]) == 2
 
 
+async def test_the_largest_prices_and_quantities_add_up_exactly(
+    http: httpx.AsyncClient, backend: str, storefront: str, make_product: MakeProduct
+) -> None:
+    # A price is at most 10**12 minor units and a quantity at most 1000: amounts past 32 bits,
+    # which PostgreSQL's `integer` would refuse (a 500) where SQLite stores them.
+    largest = [{"amount": 10**12, "currency": "USD", "includes_tax": True}]
+    products = [await make_product(sku=f"GOLD-{n}", price=largest) for n in range(3)]
+    for product in products:
+        added = await add_to_cart(http, storefront, "abc", product["id"], 1000)
+        assert added.status_code == 201, added.text
+    items = await http.get("/v2/carts/abc/items", headers=headers(storefront))
+    assert items.json()["data"][0]["value"]["amount"] == 10**15
+    assert items.json()["meta"]["display_price"]["with_tax"]["amount"] == 3 * 10**15
+    response = await check_out(http, headers(storefront), checkout_body(GUEST))
+    assert response.status_code == 201, response.text
+    order = response.json()["data"]
+    assert order["meta"]["display_price"]["with_tax"]["amount"] == 3 * 10**15
+    order_items = await http.get(f"/v2/orders/{order['id']}/items", headers=headers(backend))
+    assert [item["unit_price"]["amount"] for item in order_items.json()["data"]] == [10**12] * 3
+
+
 async def test_a_product_withdrawn_since_is_409(
     http: httpx.AsyncClient,
     backend: str,
