@@ -9,11 +9,11 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 from urllib.parse import urlencode
 
-from pydantic import BaseModel, ConfigDict
-from sqlalchemy import ColumnElement, func, select
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import ColumnElement, String, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute
 from starlette.requests import Request
@@ -35,6 +35,13 @@ class ConflictError(KeyhouseError):
     status_code = 409
     title = "Conflict"
     default_detail = "The request conflicts with an existing resource."
+
+
+# Text as a database can store it: PostgreSQL refuses NUL characters. (Unpaired surrogates,
+# which neither database can encode, pydantic refuses on its own.) A pattern rather than a
+# validator, so that the OpenAPI schema says it and other constraints keep their own messages.
+NO_NUL = r"^[^\x00]*$"
+StorableText = Annotated[str, Field(pattern=NO_NUL)]
 
 
 class Body(BaseModel, Generic[T]):
@@ -59,11 +66,16 @@ class Page:
     offset: int
 
 
+MAX_PAGE_OFFSET = 10_000_000
+# ASCII digits only (`str.isdigit()` takes "²", which `int()` refuses), and few enough for `int()`.
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
+
+
 def _page_number(request: Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not _WHOLE_NUMBER.fullmatch(raw) or not low <= int(raw) <= high:
         raise BadRequestError(f"{name} must be a whole number from {low} to {high}.")
     return int(raw)
 
@@ -72,7 +84,7 @@ def page_of(request: Request) -> Page:
     """`page[limit]` (1-100, default 25) and `page[offset]` from the query string."""
     return Page(
         limit=_page_number(request, "page[limit]", DEFAULT_PAGE_LIMIT, 1, MAX_PAGE_LIMIT),
-        offset=_page_number(request, "page[offset]", 0, 0, 10_000_000),
+        offset=_page_number(request, "page[offset]", 0, 0, MAX_PAGE_OFFSET),
     )
 
 
@@ -131,7 +143,8 @@ MALFORMED_FILTER = (
     "The filter is malformed: use op(field,value) joined by ':', "
     "with op one of eq, like, gt, ge, lt, le, in, on a filterable field."
 )
-_CONDITION = re.compile(r"(?P<op>[a-z]+)\((?P<field>[a-z_]+),(?P<values>[^()]*)\)")
+# Values may hold anything but parentheses, and NUL (which PostgreSQL refuses in text).
+_CONDITION = re.compile(r"(?P<op>[a-z]+)\((?P<field>[a-z_]+),(?P<values>[^()\x00]*)\)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,9 +157,15 @@ class Filterable:
 
 def utc_datetime(value: str) -> datetime:
     """A filter's datetime, such as `gt(created_at,2026-01-01)`: no offset means UTC (the
-    timestamp columns refuse naive datetimes)."""
+    timestamp columns refuse naive datetimes). One that is not a time in UTC's years 1 to 9999
+    (`9999-12-31T23:59-12:00`) is a ValueError here, not an OverflowError in the database."""
     parsed = datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as error:
+        raise ValueError("out of range") from error
 
 
 def _condition(
@@ -158,6 +177,8 @@ def _condition(
         raise BadRequestError(MALFORMED_FILTER)
     value = values[0]
     if op == "like":
+        if not isinstance(column.type, String):  # PostgreSQL has no ILIKE on times or UUIDs
+            raise BadRequestError(MALFORMED_FILTER)
         # `*` is the commerce API's wildcard; SQL's own wildcards are matched literally.
         pattern = str(value).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         return column.ilike(pattern.replace("*", "%"), escape="\\")

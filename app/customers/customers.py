@@ -13,10 +13,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
-from app.jsonapi import ConflictError, Filterable, Page, fetch_page, timestamps, utc_datetime
+from app.jsonapi import (
+    ConflictError,
+    Filterable,
+    Page,
+    StorableText,
+    fetch_page,
+    timestamps,
+    utc_datetime,
+)
 from app.passwords import PasswordHasher
 
-EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+# No NUL either: PostgreSQL refuses it in text.
+EMAIL_PATTERN = re.compile(r"[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+")
 EMAIL_TAKEN = "A customer with this email already exists."
 
 
@@ -45,15 +54,20 @@ class Customer(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-def checked_email(value: str) -> str:
+def _checked_email(value: str) -> str:
     value = value.strip()
-    if len(value) > 254 or not EMAIL_PATTERN.fullmatch(value):
+    if not EMAIL_PATTERN.fullmatch(value):
         raise ValueError("not an email address")
     return value
 
 
-# An email address in a request body, trimmed; anything else is a 400 naming the field.
-Email = Annotated[str, AfterValidator(checked_email)]
+# An email address in a request body, at most 254 characters, trimmed; anything else is a 400
+# naming the field. The schema shows the same rule (`_checked_email` keeps its own message).
+Email = Annotated[
+    str,
+    Field(max_length=254, json_schema_extra={"pattern": rf"^\s*{EMAIL_PATTERN.pattern}\s*$"}),
+    AfterValidator(_checked_email),
+]
 
 
 class CustomerIn(BaseModel):
@@ -61,7 +75,7 @@ class CustomerIn(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     type: str = Field(pattern="^customer$")
-    name: str = Field(min_length=1, max_length=200)
+    name: StorableText = Field(min_length=1, max_length=200)
     email: Email
     password: str = Field(min_length=8, max_length=1024)
 
@@ -71,7 +85,7 @@ class CustomerUpdate(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     type: str = Field(pattern="^customer$")
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: Annotated[StorableText, Field(min_length=1, max_length=200)] | None = None
     email: Email | None = None
     password: str | None = Field(default=None, min_length=8, max_length=1024)
 

@@ -6,6 +6,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.customers.customers import Customer
+from app.jsonapi import StorableText
 from app.oauth.keys import KeyRing
 from app.oauth.tokens import TokenSigner
 from app.security import CUSTOMER_TOKEN_TYPE
@@ -16,7 +17,8 @@ class CustomerTokenRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     type: str = Field(pattern="^token$")
-    email: str = Field(max_length=254)
+    # Not checked as an email: whatever it is, an unknown email is the same 401 as a bad password.
+    email: StorableText = Field(max_length=254)
     password: str = Field(max_length=1024)
     authentication_mechanism: str = Field(default="password", pattern="^password$")
 

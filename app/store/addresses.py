@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
-from app.jsonapi import Page, fetch_page, timestamps
+from app.jsonapi import Page, StorableText, fetch_page, timestamps
 
 # The address shape of the commerce API, in the order it is answered.
 ADDRESS_FIELDS = (
@@ -55,11 +55,11 @@ class Address(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-RequiredText = Annotated[str, Field(min_length=1, max_length=200)]
-OptionalText = Annotated[str, Field(max_length=200)]
-Phone = Annotated[str, Field(max_length=50)]
-Instructions = Annotated[str, Field(max_length=1000)]
-Postcode = Annotated[str, Field(min_length=1, max_length=50)]
+RequiredText = Annotated[StorableText, Field(min_length=1, max_length=200)]
+OptionalText = Annotated[StorableText, Field(max_length=200)]
+Phone = Annotated[StorableText, Field(max_length=50)]
+Instructions = Annotated[StorableText, Field(max_length=1000)]
+Postcode = Annotated[StorableText, Field(min_length=1, max_length=50)]
 Country = Annotated[str, Field(min_length=2, max_length=2, pattern="^[A-Z]{2}$")]
 
 

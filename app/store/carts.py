@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from sqlalchemy import BigInteger, ForeignKey, String, UniqueConstraint, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -68,7 +68,7 @@ class CartItemIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
     type: str = Field(pattern="^cart_item$")
     id: uuid.UUID
-    quantity: int = Field(default=1, ge=1, le=MAX_QUANTITY)
+    quantity: StrictInt = Field(default=1, ge=1, le=MAX_QUANTITY)
 
 
 class CartItemUpdate(BaseModel):
@@ -76,7 +76,7 @@ class CartItemUpdate(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     type: str = Field(pattern="^cart_item$")
-    quantity: int = Field(ge=0, le=MAX_QUANTITY)
+    quantity: StrictInt = Field(ge=0, le=MAX_QUANTITY)
 
 
 def cart_item_json(item: CartItem) -> dict[str, Any]:

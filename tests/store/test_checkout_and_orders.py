@@ -179,6 +179,9 @@ async def test_empty_or_unknown_cart_is_400(http: httpx.AsyncClient, storefront:
         checkout_body(GUEST, shipping_address={**ADDRESS, "postcode": ""}),
         checkout_body({"id": "not-a-uuid"}),
         checkout_body(GUEST)["data"],
+        checkout_body({"email": "guest@example.com", "name": "Gu\x00est"}),
+        checkout_body({"email": "gu\x00est@example.com", "name": "Guest"}),
+        checkout_body(GUEST, billing_address={**ADDRESS, "city": "Lon\x00don"}),
     ],
 )
 async def test_bad_checkout_is_400_and_changes_nothing(
@@ -361,6 +364,13 @@ async def test_orders_are_filtered(
         {"filter": "gt(created_at,yesterday)"},
         {"filter": "eq(total,1)"},
         {"filter": "eq(status,complete"},
+        {"filter": "eq(status,\x00)"},
+        # PostgreSQL has no ILIKE on a timestamp or a UUID.
+        {"filter": "like(created_at,2026-01-01)"},
+        {"filter": "like(customer_id," + UNKNOWN_ID + ")"},
+        # Times that exist in their own zone but not in UTC's years 1 to 9999.
+        {"filter": "gt(created_at,9999-12-31T23:59:59-12:00)"},
+        {"filter": "lt(created_at,0001-01-01T00:00:00+01:00)"},
         {"page[limit]": "101"},
         {"page[offset]": "x"},
     ],
