@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute
 from starlette.requests import Request
 
-from app.errors import KeyhouseError
+from app.errors import KeyhouseError, error_responses
 
 T = TypeVar("T")
 M = TypeVar("M", bound=DeclarativeBase)
@@ -55,6 +55,71 @@ def timestamps(created_at: datetime, updated_at: datetime) -> dict[str, Any]:
     return {
         "timestamps": {"created_at": created_at.isoformat(), "updated_at": updated_at.isoformat()}
     }
+
+
+# --- answers, as the OpenAPI schema documents them ----------------------------------------
+# The routes build their answers as plain dicts (see the `*_json` functions); these models only
+# describe them, and tests/test_schema_fuzzing.py checks that every answer fits its description.
+
+
+class Output(BaseModel):
+    """A documented answer: exactly these fields, no others."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Timestamps(Output):
+    created_at: datetime
+    updated_at: datetime
+
+
+class TimestampsMeta(Output):
+    timestamps: Timestamps
+
+
+class Document(Output, Generic[T]):
+    """`{"data": {...}}`: one resource."""
+
+    data: T
+
+
+class Links(Output):
+    current: str
+    first: str
+    last: str
+    prev: str | None
+    next: str | None
+
+
+class PageMeta(Output):
+    limit: int
+    offset: int
+    current: int
+    total: int
+
+
+class Results(Output):
+    total: int
+
+
+class ListMeta(Output):
+    page: PageMeta
+    results: Results
+
+
+class ListDocument(Output, Generic[T]):
+    """A page of a list: `{"data": [...], "links": {...}, "meta": {...}}`."""
+
+    data: list[T]
+    links: Links
+    meta: ListMeta
+
+
+def answers(
+    model: type[BaseModel], *errors: int, status: int = 200
+) -> dict[int | str, dict[str, Any]]:
+    """A route's OpenAPI `responses`: its success body, and the errors it adds to its router's."""
+    return {status: {"model": model}, **error_responses(*errors)}
 
 
 # --- pagination ---------------------------------------------------------------------------
@@ -143,6 +208,7 @@ MALFORMED_FILTER = (
     "The filter is malformed: use op(field,value) joined by ':', "
     "with op one of eq, like, gt, ge, lt, le, in, on a filterable field."
 )
+OPERATORS = ("eq", "like", "gt", "ge", "lt", "le", "in")
 # Values may hold anything but parentheses, and NUL (which PostgreSQL refuses in text).
 _CONDITION = re.compile(r"(?P<op>[a-z]+)\((?P<field>[a-z_]+),(?P<values>[^()\x00]*)\)")
 
@@ -220,3 +286,36 @@ def parse_filter(raw: str | None, fields: Mapping[str, Filterable]) -> list[Colu
 
 def filter_of(request: Request, fields: Mapping[str, Filterable]) -> list[ColumnElement[bool]]:
     return parse_filter(request.query_params.get("filter"), fields)
+
+
+# --- the query of a list, in the OpenAPI schema ------------------------------------------
+# `page_of` and `filter_of` read the query themselves, so that a list refuses a token without
+# the right scope (403) before it finds fault with the query (400); FastAPI would validate
+# declared parameters first. So the parameters are documented here, by hand.
+
+
+def _page_parameter(name: str, low: int, high: int, default: int, about: str) -> dict[str, Any]:
+    schema = {"type": "integer", "minimum": low, "maximum": high, "default": default}
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": about}
+
+
+PAGE_PARAMETERS = [
+    _page_parameter("page[limit]", 1, MAX_PAGE_LIMIT, DEFAULT_PAGE_LIMIT, "Results per page."),
+    _page_parameter("page[offset]", 0, MAX_PAGE_OFFSET, 0, "Results to skip."),
+]
+
+
+def filter_pattern(fields: Mapping[str, Filterable]) -> str:
+    """The language `parse_filter` reads, as a regular expression (for the schema)."""
+    condition = rf"(?:{'|'.join(OPERATORS)})\((?:{'|'.join(fields)}),[^()\x00]*\)"
+    return rf"^(?:{condition}(?::{condition})*)?$"
+
+
+def list_parameters(fields: Mapping[str, Filterable] | None = None) -> dict[str, Any]:
+    """`openapi_extra` for a list route: its page parameters, and `filter` on `fields`."""
+    if not fields:
+        return {"parameters": PAGE_PARAMETERS}
+    about = f"Conditions joined by ':', such as eq(field,value), on {', '.join(fields)}."
+    schema = {"type": "string", "pattern": filter_pattern(fields)}
+    filter_parameter = {"name": "filter", "in": "query", "schema": schema, "description": about}
+    return {"parameters": [*PAGE_PARAMETERS, filter_parameter]}

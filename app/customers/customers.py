@@ -4,7 +4,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, ForeignKey, String, UniqueConstraint, select
@@ -16,8 +16,10 @@ from app.db import Base, utcnow
 from app.jsonapi import (
     ConflictError,
     Filterable,
+    Output,
     Page,
     StorableText,
+    TimestampsMeta,
     fetch_page,
     timestamps,
     utc_datetime,
@@ -95,6 +97,16 @@ CUSTOMER_FILTERS = {
     "email": Filterable(Customer.email_key, str.lower),
     "created_at": Filterable(Customer.created_at, utc_datetime),
 }
+
+
+class CustomerOut(Output):
+    """A customer on the wire (`customer_json`); never its password."""
+
+    type: Literal["customer"]
+    id: uuid.UUID
+    name: str
+    email: str
+    meta: TimestampsMeta
 
 
 def customer_json(customer: Customer) -> dict[str, object]:

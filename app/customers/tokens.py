@@ -1,12 +1,13 @@
 """Customer tokens: a shopper's login, sent as `X-Moltin-Customer-Token` beside the bearer."""
 
+import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.customers.customers import Customer
-from app.jsonapi import StorableText
+from app.jsonapi import Output, StorableText
 from app.oauth.keys import KeyRing
 from app.oauth.tokens import TokenSigner
 from app.security import CUSTOMER_TOKEN_TYPE
@@ -21,6 +22,17 @@ class CustomerTokenRequest(BaseModel):
     email: StorableText = Field(max_length=254)
     password: str = Field(max_length=1024)
     authentication_mechanism: str = Field(default="password", pattern="^password$")
+
+
+class CustomerTokenOut(Output):
+    """A customer token on the wire (`IssuedCustomerToken.document`)."""
+
+    type: Literal["token"]
+    id: str
+    customer_id: uuid.UUID
+    token: str
+    expires: int
+    expires_in: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,12 @@ from fastapi.responses import Response
 from app.oauth.authentication import AUTH_METHODS_SUPPORTED
 from app.oauth.clients import CLIENT_CREDENTIALS
 from app.oauth.cors import approve_origin
+from app.oauth.documents import (
+    TOKEN_ENDPOINT_OPENAPI,
+    TOKEN_ENDPOINT_RESPONSES,
+    JWKSet,
+    ServerMetadata,
+)
 from app.oauth.errors import NO_STORE
 from app.oauth.grants import GrantRegistry
 from app.oauth.keys import KeyRing
@@ -58,16 +64,22 @@ router.add_api_route(
     issue_token,
     methods=["POST"],
     summary="Issue an access token (implicit or client_credentials)",
+    responses=TOKEN_ENDPOINT_RESPONSES,
+    openapi_extra=TOKEN_ENDPOINT_OPENAPI,
 )
 
 
-@router.get(JWKS_PATH, summary="Public signing keys (RFC 7517)")
+@router.get(JWKS_PATH, summary="Public signing keys (RFC 7517)", responses={200: {"model": JWKSet}})
 async def get_jwks(request: Request) -> Response:
     keyring: KeyRing = request.app.state.keyring
     return _json(await keyring.jwks(), PUBLIC_CACHE)
 
 
-@router.get("/.well-known/oauth-authorization-server", summary="Server metadata (RFC 8414)")
+@router.get(
+    "/.well-known/oauth-authorization-server",
+    summary="Server metadata (RFC 8414)",
+    responses={200: {"model": ServerMetadata}},
+)
 async def get_metadata(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     issuer = settings.issuer

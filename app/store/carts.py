@@ -8,7 +8,7 @@ and a cart's single currency holds by construction. Deleting a product removes i
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from sqlalchemy import BigInteger, ForeignKey, String, UniqueConstraint, delete, select, update
@@ -17,8 +17,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
-from app.jsonapi import BadRequestError, ConflictError, timestamps
-from app.store.money import MIXED_CURRENCIES, display_price, line_json, total
+from app.jsonapi import BadRequestError, ConflictError, Output, Timestamps, timestamps
+from app.store.money import (
+    MIXED_CURRENCIES,
+    DisplayPriceMeta,
+    LineOut,
+    WithTax,
+    display_price,
+    line_json,
+    total,
+)
 from app.store.products import Product
 
 MAX_QUANTITY = 1000
@@ -77,6 +85,30 @@ class CartItemUpdate(BaseModel):
     model_config = ConfigDict(extra="ignore")
     type: str = Field(pattern="^cart_item$")
     quantity: StrictInt = Field(ge=0, le=MAX_QUANTITY)
+
+
+class CartItemOut(LineOut):
+    type: Literal["cart_item"]
+
+
+class CartItemsDocument(Output):
+    """A cart's items and their total (`items_document`)."""
+
+    data: list[CartItemOut]
+    meta: DisplayPriceMeta
+
+
+class CartMeta(Output):
+    display_price: WithTax
+    timestamps: Timestamps
+
+
+class CartOut(Output):
+    """A cart on the wire (`cart_json`): its id is the client's reference."""
+
+    type: Literal["cart"]
+    id: str
+    meta: CartMeta
 
 
 def cart_item_json(item: CartItem) -> dict[str, Any]:

@@ -12,8 +12,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
-from app.jsonapi import ConflictError, Filterable, Page, StorableText, fetch_page, timestamps
-from app.store.money import price_json
+from app.jsonapi import (
+    ConflictError,
+    Filterable,
+    Output,
+    Page,
+    StorableText,
+    TimestampsMeta,
+    fetch_page,
+    timestamps,
+)
+from app.store.money import Price, price_json
 
 SKU_TAKEN = "A product with this SKU already exists in this store."
 LIVE = "live"
@@ -97,6 +106,22 @@ PRODUCT_FILTERS = {
     "name": Filterable(Product.name),
     "commodity_type": Filterable(Product.commodity_type),
 }
+
+
+class ProductOut(Output):
+    """A product on the wire (`product_json`)."""
+
+    type: Literal["product"]
+    id: uuid.UUID
+    name: str
+    slug: str
+    sku: str
+    description: str
+    manage_stock: bool
+    price: list[Price]
+    status: Status
+    commodity_type: CommodityType
+    meta: TimestampsMeta
 
 
 def product_json(product: Product) -> dict[str, Any]:
