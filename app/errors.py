@@ -7,13 +7,14 @@ one registration covers every subclass, OAuth errors included.
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -93,6 +94,61 @@ class HTTPStatusError(KeyhouseError):
         except ValueError:
             self.title = "Error"
         super().__init__(f"{self.title}.", headers=headers)
+
+
+# --- the error body in the OpenAPI schema -----------------------------------------------------
+
+
+class ErrorObject(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: int
+    title: str
+    detail: str
+
+
+class ErrorDocument(BaseModel):
+    """The body of every error outside the token endpoint (`KeyhouseError.body`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    errors: list[ErrorObject] = Field(min_length=1)
+
+
+ERROR_DESCRIPTIONS = {
+    400: "The request is malformed: a body, query or path parameter is invalid.",
+    401: "No token, or a malformed, expired, revoked or foreign one; or wrong credentials.",
+    403: "A valid token without the scope this request needs.",
+    404: "No such resource, or none that this token may see.",
+    409: "The request conflicts with an existing resource.",
+    413: "The request body is larger than the server accepts.",
+    429: "Too many requests: try again after `Retry-After` seconds.",
+    503: "The database is away for a moment: try again after `Retry-After` seconds.",
+}
+
+
+def _header(description: str) -> dict[str, Any]:
+    return {"description": description, "required": True, "schema": {"type": "string"}}
+
+
+ERROR_HEADERS = {
+    401: {"WWW-Authenticate": _header("The authentication scheme and error (RFC 6750 §3).")},
+    403: {"WWW-Authenticate": _header("`insufficient_scope`, and the scope needed.")},
+    429: {"Retry-After": _header("Seconds to wait before trying again.")},
+    503: {"Retry-After": _header("Seconds to wait before trying again.")},
+}
+
+
+def error_responses(
+    *statuses: int, model: type[BaseModel] = ErrorDocument
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error statuses, each with `model` as its body."""
+    return {
+        status: {
+            "model": model,
+            "description": ERROR_DESCRIPTIONS[status],
+            **({"headers": ERROR_HEADERS[status]} if status in ERROR_HEADERS else {}),
+        }
+        for status in statuses
+    }
 
 
 def render(error: KeyhouseError) -> Response:
@@ -176,6 +232,25 @@ async def _handle_unexpected(request: Request, exc: Exception) -> Response:
     return render(InternalError())
 
 
+def _schema_without_422(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """`app.openapi`, less the 422 answers FastAPI documents for every route with parameters:
+    validation errors are 400 here (the handler above), in the documented error format."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()  # which FastAPI keeps in `app.openapi_schema`
+        for operations in schema["paths"].values():
+            for operation in operations.values():
+                operation["responses"].pop("422", None)
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(name, None)
+        return schema
+
+    return openapi
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(KeyhouseError, _handle_keyhouse_error)
     app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
@@ -184,3 +259,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(SQLAlchemyError, _handle_database_error)
     app.add_exception_handler(OSError, _handle_database_error)
     app.add_exception_handler(Exception, _handle_unexpected)
+    app.openapi = _schema_without_422(app)  # type: ignore[method-assign]

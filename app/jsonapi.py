@@ -9,16 +9,16 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 from urllib.parse import urlencode
 
-from pydantic import BaseModel, ConfigDict
-from sqlalchemy import ColumnElement, func, select
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import ColumnElement, String, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute
 from starlette.requests import Request
 
-from app.errors import KeyhouseError
+from app.errors import KeyhouseError, error_responses
 
 T = TypeVar("T")
 M = TypeVar("M", bound=DeclarativeBase)
@@ -37,6 +37,13 @@ class ConflictError(KeyhouseError):
     default_detail = "The request conflicts with an existing resource."
 
 
+# Text as a database can store it: PostgreSQL refuses NUL characters. (Unpaired surrogates,
+# which neither database can encode, pydantic refuses on its own.) A pattern rather than a
+# validator, so that the OpenAPI schema says it and other constraints keep their own messages.
+NO_NUL = r"^[^\x00]*$"
+StorableText = Annotated[str, Field(pattern=NO_NUL)]
+
+
 class Body(BaseModel, Generic[T]):
     """`{"data": {...}}`: the envelope of every request body."""
 
@@ -50,6 +57,71 @@ def timestamps(created_at: datetime, updated_at: datetime) -> dict[str, Any]:
     }
 
 
+# --- answers, as the OpenAPI schema documents them ----------------------------------------
+# The routes build their answers as plain dicts (see the `*_json` functions); these models only
+# describe them, and tests/test_schema_fuzzing.py checks that every answer fits its description.
+
+
+class Output(BaseModel):
+    """A documented answer: exactly these fields, no others."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Timestamps(Output):
+    created_at: datetime
+    updated_at: datetime
+
+
+class TimestampsMeta(Output):
+    timestamps: Timestamps
+
+
+class Document(Output, Generic[T]):
+    """`{"data": {...}}`: one resource."""
+
+    data: T
+
+
+class Links(Output):
+    current: str
+    first: str
+    last: str
+    prev: str | None
+    next: str | None
+
+
+class PageMeta(Output):
+    limit: int
+    offset: int
+    current: int
+    total: int
+
+
+class Results(Output):
+    total: int
+
+
+class ListMeta(Output):
+    page: PageMeta
+    results: Results
+
+
+class ListDocument(Output, Generic[T]):
+    """A page of a list: `{"data": [...], "links": {...}, "meta": {...}}`."""
+
+    data: list[T]
+    links: Links
+    meta: ListMeta
+
+
+def answers(
+    model: type[BaseModel], *errors: int, status: int = 200
+) -> dict[int | str, dict[str, Any]]:
+    """A route's OpenAPI `responses`: its success body, and the errors it adds to its router's."""
+    return {status: {"model": model}, **error_responses(*errors)}
+
+
 # --- pagination ---------------------------------------------------------------------------
 
 
@@ -59,11 +131,16 @@ class Page:
     offset: int
 
 
+MAX_PAGE_OFFSET = 10_000_000
+# ASCII digits only (`str.isdigit()` takes "²", which `int()` refuses), and few enough for `int()`.
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
+
+
 def _page_number(request: Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not _WHOLE_NUMBER.fullmatch(raw) or not low <= int(raw) <= high:
         raise BadRequestError(f"{name} must be a whole number from {low} to {high}.")
     return int(raw)
 
@@ -72,7 +149,7 @@ def page_of(request: Request) -> Page:
     """`page[limit]` (1-100, default 25) and `page[offset]` from the query string."""
     return Page(
         limit=_page_number(request, "page[limit]", DEFAULT_PAGE_LIMIT, 1, MAX_PAGE_LIMIT),
-        offset=_page_number(request, "page[offset]", 0, 0, 10_000_000),
+        offset=_page_number(request, "page[offset]", 0, 0, MAX_PAGE_OFFSET),
     )
 
 
@@ -131,7 +208,9 @@ MALFORMED_FILTER = (
     "The filter is malformed: use op(field,value) joined by ':', "
     "with op one of eq, like, gt, ge, lt, le, in, on a filterable field."
 )
-_CONDITION = re.compile(r"(?P<op>[a-z]+)\((?P<field>[a-z_]+),(?P<values>[^()]*)\)")
+OPERATORS = ("eq", "like", "gt", "ge", "lt", "le", "in")
+# Values may hold anything but parentheses, and NUL (which PostgreSQL refuses in text).
+_CONDITION = re.compile(r"(?P<op>[a-z]+)\((?P<field>[a-z_]+),(?P<values>[^()\x00]*)\)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,9 +223,15 @@ class Filterable:
 
 def utc_datetime(value: str) -> datetime:
     """A filter's datetime, such as `gt(created_at,2026-01-01)`: no offset means UTC (the
-    timestamp columns refuse naive datetimes)."""
+    timestamp columns refuse naive datetimes). One that is not a time in UTC's years 1 to 9999
+    (`9999-12-31T23:59-12:00`) is a ValueError here, not an OverflowError in the database."""
     parsed = datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as error:
+        raise ValueError("out of range") from error
 
 
 def _condition(
@@ -158,6 +243,8 @@ def _condition(
         raise BadRequestError(MALFORMED_FILTER)
     value = values[0]
     if op == "like":
+        if not isinstance(column.type, String):  # PostgreSQL has no ILIKE on times or UUIDs
+            raise BadRequestError(MALFORMED_FILTER)
         # `*` is the commerce API's wildcard; SQL's own wildcards are matched literally.
         pattern = str(value).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         return column.ilike(pattern.replace("*", "%"), escape="\\")
@@ -199,3 +286,36 @@ def parse_filter(raw: str | None, fields: Mapping[str, Filterable]) -> list[Colu
 
 def filter_of(request: Request, fields: Mapping[str, Filterable]) -> list[ColumnElement[bool]]:
     return parse_filter(request.query_params.get("filter"), fields)
+
+
+# --- the query of a list, in the OpenAPI schema ------------------------------------------
+# `page_of` and `filter_of` read the query themselves, so that a list refuses a token without
+# the right scope (403) before it finds fault with the query (400); FastAPI would validate
+# declared parameters first. So the parameters are documented here, by hand.
+
+
+def _page_parameter(name: str, low: int, high: int, default: int, about: str) -> dict[str, Any]:
+    schema = {"type": "integer", "minimum": low, "maximum": high, "default": default}
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": about}
+
+
+PAGE_PARAMETERS = [
+    _page_parameter("page[limit]", 1, MAX_PAGE_LIMIT, DEFAULT_PAGE_LIMIT, "Results per page."),
+    _page_parameter("page[offset]", 0, MAX_PAGE_OFFSET, 0, "Results to skip."),
+]
+
+
+def filter_pattern(fields: Mapping[str, Filterable]) -> str:
+    """The language `parse_filter` reads, as a regular expression (for the schema)."""
+    condition = rf"(?:{'|'.join(OPERATORS)})\((?:{'|'.join(fields)}),[^()\x00]*\)"
+    return rf"^(?:{condition}(?::{condition})*)?$"
+
+
+def list_parameters(fields: Mapping[str, Filterable] | None = None) -> dict[str, Any]:
+    """`openapi_extra` for a list route: its page parameters, and `filter` on `fields`."""
+    if not fields:
+        return {"parameters": PAGE_PARAMETERS}
+    about = f"Conditions joined by ':', such as eq(field,value), on {', '.join(fields)}."
+    schema = {"type": "string", "pattern": filter_pattern(fields)}
+    filter_parameter = {"name": "filter", "in": "query", "schema": schema, "description": about}
+    return {"parameters": [*PAGE_PARAMETERS, filter_parameter]}

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 from starlette.types import ASGIApp
 
+from app.bodylimit import BodySizeLimit
 from app.customers.lockout import LoginGuard
 from app.customers.router import router as customers_router
 from app.customers.tokens import CustomerTokenIssuer
@@ -112,7 +113,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # whether they are configured; Keyhouse exports no OpenTelemetry unless asked to.
         telemetry=None if settings.opentelemetry else NO_TELEMETRY,
     )
-    # Added last is outermost: CORS sees every response, the token endpoint's included.
+    # Added last is outermost: CORS sees every response, the token endpoint's included. The
+    # body limit is inside the token endpoint, which bounds its own bodies on its hot path.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(TokenEndpoint)
     app.add_middleware(ClientOriginCORSMiddleware)
     install_error_handlers(app)

@@ -10,18 +10,19 @@ metrics, nor is `/metrics` itself: probes and scrapes would only drown the real 
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import Counter, Histogram
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import metrics
 from app.db import Database
-from app.errors import ServiceUnavailableError
+from app.errors import ServiceUnavailableError, error_responses
 from app.oauth.revocation import RevocationList
 from app.oauth.router import TOKEN_PATHS
 
@@ -37,16 +38,37 @@ DATABASE_UNREACHABLE = "The database is unreachable; try again after the time in
 router = APIRouter(tags=["monitoring"])
 
 
+class HealthStatus(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["ok", "ready"]
+
+
+STATUS_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"model": HealthStatus}}
+METRICS_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Prometheus text exposition, or OpenMetrics if the scraper asks for it.",
+        "content": {
+            "text/plain": {"schema": {"type": "string"}},
+            "application/openmetrics-text": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
 def _json(body: dict[str, Any]) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
-@router.get(HEALTH_PATH, summary="Liveness: the process serves")
+@router.get(HEALTH_PATH, summary="Liveness: the process serves", responses=STATUS_RESPONSES)
 async def get_health() -> Response:
     return _json({"status": "ok"})
 
 
-@router.get(READINESS_PATH, summary="Readiness: the database answers (503 if not)")
+@router.get(
+    READINESS_PATH,
+    summary="Readiness: the database answers (503 if not)",
+    responses={**STATUS_RESPONSES, **error_responses(503)},
+)
 async def get_readiness(request: Request) -> Response:
     database: Database = request.app.state.database
     try:
@@ -59,7 +81,7 @@ async def get_readiness(request: Request) -> Response:
     return _json({"status": "ready"})
 
 
-@router.get(METRICS_PATH, summary="Prometheus metrics of every worker")
+@router.get(METRICS_PATH, summary="Prometheus metrics of every worker", responses=METRICS_RESPONSES)
 async def get_metrics(request: Request) -> Response:
     revocations: RevocationList = request.app.state.revocations
     body, content_type = metrics.exposition(

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     # How long a worker trusts its in-memory copy of a client before reading it again.
     client_cache_seconds: float = Field(default=1.0, ge=0, le=60)
     max_token_request_bytes: int = Field(default=16_384, ge=1024)
+    # Every other route: larger bodies are refused with 413 (bodylimit.py).
+    max_request_bytes: int = Field(default=65_536, ge=1024)
     # Let FastAPI's native OpenTelemetry integration trace and measure requests.
     opentelemetry: bool = False
     customer_token_ttl: int = Field(default=86_400, ge=60, le=MAX_CUSTOMER_TOKEN_TTL)

@@ -4,7 +4,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, ForeignKey, String, UniqueConstraint, select
@@ -16,12 +16,23 @@ from app import metrics
 from app.audit import record
 from app.customers.lockout import LoginGuard, record_failed_login
 from app.db import Base, utcnow
-from app.jsonapi import ConflictError, Filterable, Page, fetch_page, timestamps, utc_datetime
+from app.jsonapi import (
+    ConflictError,
+    Filterable,
+    Output,
+    Page,
+    StorableText,
+    TimestampsMeta,
+    fetch_page,
+    timestamps,
+    utc_datetime,
+)
 from app.oauth.revocation import Revocation, revoke_subject
 from app.passwords import PasswordHasher
 from app.settings import MAX_CUSTOMER_TOKEN_TTL
 
-EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+# No NUL either: PostgreSQL refuses it in text.
+EMAIL_PATTERN = re.compile(r"[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+")
 EMAIL_TAKEN = "A customer with this email already exists."
 
 
@@ -50,15 +61,20 @@ class Customer(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-def checked_email(value: str) -> str:
+def _checked_email(value: str) -> str:
     value = value.strip()
-    if len(value) > 254 or not EMAIL_PATTERN.fullmatch(value):
+    if not EMAIL_PATTERN.fullmatch(value):
         raise ValueError("not an email address")
     return value
 
 
-# An email address in a request body, trimmed; anything else is a 400 naming the field.
-Email = Annotated[str, AfterValidator(checked_email)]
+# An email address in a request body, at most 254 characters, trimmed; anything else is a 400
+# naming the field. The schema shows the same rule (`_checked_email` keeps its own message).
+Email = Annotated[
+    str,
+    Field(max_length=254, json_schema_extra={"pattern": rf"^\s*{EMAIL_PATTERN.pattern}\s*$"}),
+    AfterValidator(_checked_email),
+]
 
 
 class CustomerIn(BaseModel):
@@ -66,7 +82,7 @@ class CustomerIn(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     type: str = Field(pattern="^customer$")
-    name: str = Field(min_length=1, max_length=200)
+    name: StorableText = Field(min_length=1, max_length=200)
     email: Email
     password: str = Field(min_length=8, max_length=1024)
 
@@ -76,7 +92,7 @@ class CustomerUpdate(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     type: str = Field(pattern="^customer$")
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: Annotated[StorableText, Field(min_length=1, max_length=200)] | None = None
     email: Email | None = None
     password: str | None = Field(default=None, min_length=8, max_length=1024)
 
@@ -86,6 +102,16 @@ CUSTOMER_FILTERS = {
     "email": Filterable(Customer.email_key, str.lower),
     "created_at": Filterable(Customer.created_at, utc_datetime),
 }
+
+
+class CustomerOut(Output):
+    """A customer on the wire (`customer_json`); never its password."""
+
+    type: Literal["customer"]
+    id: uuid.UUID
+    name: str
+    email: str
+    meta: TimestampsMeta
 
 
 def customer_json(customer: Customer) -> dict[str, object]:

@@ -8,12 +8,27 @@ from fastapi.responses import JSONResponse, Response
 
 from app import metrics
 from app.customers import customers as service
-from app.customers.customers import CUSTOMER_FILTERS, Customer, CustomerIn, CustomerUpdate
+from app.customers.customers import (
+    CUSTOMER_FILTERS,
+    Customer,
+    CustomerIn,
+    CustomerOut,
+    CustomerUpdate,
+)
 from app.customers.lockout import LoginGuard
-from app.customers.tokens import CustomerTokenIssuer, CustomerTokenRequest
+from app.customers.tokens import CustomerTokenIssuer, CustomerTokenOut, CustomerTokenRequest
 from app.db import SessionDep
-from app.errors import KeyhouseError, NotFoundError
-from app.jsonapi import Body, filter_of, list_document, page_of
+from app.errors import KeyhouseError, NotFoundError, error_responses
+from app.jsonapi import (
+    Body,
+    Document,
+    ListDocument,
+    answers,
+    filter_of,
+    list_document,
+    list_parameters,
+    page_of,
+)
 from app.oauth.revocation import RevocationList
 from app.oauth.scopes import WRITE
 from app.oauth.stores import Store
@@ -22,7 +37,9 @@ from app.passwords import PasswordHasher
 from app.ratelimit import RateLimits, TooManyRequestsError, address_key, client_host
 from app.security import Caller, InsufficientScopeError, ReadCaller, WriteCaller
 
-router = APIRouter(prefix="/v2/customers", tags=["customers"])
+router = APIRouter(
+    prefix="/v2/customers", tags=["customers"], responses=error_responses(400, 401, 403)
+)
 
 
 class InvalidCredentialsError(KeyhouseError):
@@ -59,7 +76,12 @@ async def _customer_for(
 CustomerDep = Annotated[Customer, Depends(_customer_for)]
 
 
-@router.post("", status_code=201, summary="Sign a customer up (read; write for backends)")
+@router.post(
+    "",
+    status_code=201,
+    summary="Sign a customer up (read; write for backends)",
+    responses=answers(Document[CustomerOut], 409, 413, status=201),
+)
 async def create_customer(
     body: Body[CustomerIn], session: SessionDep, caller: ReadCaller, hasher: HasherDep
 ) -> JSONResponse:
@@ -73,7 +95,12 @@ async def create_customer(
     return JSONResponse({"data": service.customer_json(customer)}, status_code=201)
 
 
-@router.get("", summary="List customers (write)")
+@router.get(
+    "",
+    summary="List customers (write)",
+    responses=answers(ListDocument[CustomerOut]),
+    openapi_extra=list_parameters(CUSTOMER_FILTERS),
+)
 async def list_customers(request: Request, session: SessionDep, caller: WriteCaller) -> Any:
     page = page_of(request)
     customers, total = await service.list_customers(
@@ -91,6 +118,7 @@ async def list_customers(request: Request, session: SessionDep, caller: WriteCal
     "/{customer_id}",
     status_code=204,
     summary="Delete a customer and revoke their customer tokens (write)",
+    responses=error_responses(404),
 )
 async def delete_customer(
     request: Request, customer_id: uuid.UUID, session: SessionDep, caller: WriteCaller
@@ -120,7 +148,11 @@ async def _limit_logins(request: Request, caller: Caller, host: str) -> None:
         raise TooManyRequestsError(retry_after=wait)
 
 
-@router.post("/tokens", summary="Log a customer in with email and password")
+@router.post(
+    "/tokens",
+    summary="Log a customer in with email and password",
+    responses=answers(Document[CustomerTokenOut], 413, 429),
+)
 async def create_customer_token(
     request: Request,
     body: Body[CustomerTokenRequest],
@@ -146,12 +178,20 @@ async def create_customer_token(
     return (await issuer.issue(customer)).document()
 
 
-@router.get("/{customer_id}", summary="A customer (write, or that customer's own token)")
+@router.get(
+    "/{customer_id}",
+    summary="A customer (write, or that customer's own token)",
+    responses=answers(Document[CustomerOut], 404),
+)
 async def get_customer(customer: CustomerDep) -> Any:
     return {"data": service.customer_json(customer)}
 
 
-@router.put("/{customer_id}", summary="Update a customer (write, or that customer's own token)")
+@router.put(
+    "/{customer_id}",
+    summary="Update a customer (write, or that customer's own token)",
+    responses=answers(Document[CustomerOut], 404, 409, 413),
+)
 async def update_customer(
     body: Body[CustomerUpdate], session: SessionDep, customer: CustomerDep, hasher: HasherDep
 ) -> Any:

@@ -1,12 +1,14 @@
 """Customer tokens: a shopper's login, sent as `X-Moltin-Customer-Token` beside the bearer."""
 
+import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from app import metrics
 from app.customers.customers import Customer
+from app.jsonapi import Output, StorableText
 from app.oauth.keys import KeyRing
 from app.oauth.tokens import CUSTOMER_TOKEN_TYPE, TokenSigner
 
@@ -16,9 +18,21 @@ class CustomerTokenRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     type: str = Field(pattern="^token$")
-    email: str = Field(max_length=254)
+    # Not checked as an email: whatever it is, an unknown email is the same 401 as a bad password.
+    email: StorableText = Field(max_length=254)
     password: str = Field(max_length=1024)
     authentication_mechanism: str = Field(default="password", pattern="^password$")
+
+
+class CustomerTokenOut(Output):
+    """A customer token on the wire (`IssuedCustomerToken.document`)."""
+
+    type: Literal["token"]
+    id: str
+    customer_id: uuid.UUID
+    token: str
+    expires: int
+    expires_in: int
 
 
 @dataclass(frozen=True, slots=True)

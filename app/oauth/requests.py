@@ -73,8 +73,10 @@ def _wanted_headers(raw_headers: list[tuple[bytes, bytes]]) -> dict[bytes, str]:
 async def _read_body(receive: Receive, declared_length: str | None, max_bytes: int) -> bytes:
     if (
         declared_length is not None
+        and declared_length.isascii()  # `isdigit()` alone takes "²", which `int()` refuses
         and declared_length.isdigit()
-        and int(declared_length) > max_bytes
+        # Never more digits than `int()` converts (4300): so many are too large anyway.
+        and (len(declared_length) > 18 or int(declared_length) > max_bytes)
     ):
         raise InvalidRequestError(TOO_LARGE)  # refused before reading a byte of it
     chunks: list[bytes] = []
@@ -119,6 +121,7 @@ def _json_params(body: bytes) -> dict[str, str]:
     params: dict[str, str] = {}
     for name, value in document.items():
         if isinstance(value, str):
+            value.encode()  # an unpaired surrogate ("\ud800") has no UTF-8: a ValueError, so 400
             params[name] = value
         elif value is not None:  # numbers, lists and objects are not OAuth parameters
             raise ValueError("non-string parameter")

@@ -12,6 +12,15 @@ from app.db import Database
 from app.oauth.authentication import AUTH_METHODS_SUPPORTED, ClientAuthenticator
 from app.oauth.clients import CLIENT_CREDENTIALS
 from app.oauth.cors import approve_origin
+from app.oauth.documents import (
+    INTROSPECTION_RESPONSES,
+    REVOCATION_RESPONSES,
+    TOKEN_ENDPOINT_OPENAPI,
+    TOKEN_ENDPOINT_RESPONSES,
+    TOKEN_OPERATION_OPENAPI,
+    JWKSet,
+    ServerMetadata,
+)
 from app.oauth.errors import NO_STORE, SlowDownError
 from app.oauth.grants import GrantRegistry
 from app.oauth.introspection import introspection_response, may_revoke, token_parameter
@@ -77,6 +86,8 @@ router.add_api_route(
     issue_token,
     methods=["POST"],
     summary="Issue an access token (implicit or client_credentials)",
+    responses=TOKEN_ENDPOINT_RESPONSES,
+    openapi_extra=TOKEN_ENDPOINT_OPENAPI,
 )
 
 
@@ -85,7 +96,12 @@ async def _read_form(request: Request) -> TokenRequest:
     return await read_token_request(request, max_bytes=settings.max_token_request_bytes)
 
 
-@router.post(REVOKE_PATH, summary="Revoke an access or customer token (RFC 7009)")
+@router.post(
+    REVOKE_PATH,
+    summary="Revoke an access or customer token (RFC 7009)",
+    responses=REVOCATION_RESPONSES,
+    openapi_extra=TOKEN_OPERATION_OPENAPI,
+)
 async def revoke(request: Request) -> Response:
     """Always 200 for a token that is unknown, expired, already revoked or not the caller's
     (RFC 7009 §2.2): the answer tells nothing about the token."""
@@ -120,7 +136,12 @@ async def revoke(request: Request) -> Response:
     return response
 
 
-@router.post(INTROSPECT_PATH, summary="Introspect a token (RFC 7662; confidential clients)")
+@router.post(
+    INTROSPECT_PATH,
+    summary="Introspect a token (RFC 7662; confidential clients)",
+    responses=INTROSPECTION_RESPONSES,
+    openapi_extra=TOKEN_OPERATION_OPENAPI,
+)
 async def introspect(request: Request) -> Response:
     state = request.app.state
     form = await _read_form(request)
@@ -131,13 +152,17 @@ async def introspect(request: Request) -> Response:
     return _json(introspection_response(client, verified), NO_STORE)
 
 
-@router.get(JWKS_PATH, summary="Public signing keys (RFC 7517)")
+@router.get(JWKS_PATH, summary="Public signing keys (RFC 7517)", responses={200: {"model": JWKSet}})
 async def get_jwks(request: Request) -> Response:
     keyring: KeyRing = request.app.state.keyring
     return _json(await keyring.jwks(), PUBLIC_CACHE)
 
 
-@router.get("/.well-known/oauth-authorization-server", summary="Server metadata (RFC 8414)")
+@router.get(
+    "/.well-known/oauth-authorization-server",
+    summary="Server metadata (RFC 8414)",
+    responses={200: {"model": ServerMetadata}},
+)
 async def get_metadata(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     issuer = settings.issuer

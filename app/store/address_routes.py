@@ -8,13 +8,26 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from app.customers.router import CustomerDep
 from app.db import SessionDep
-from app.errors import NotFoundError
-from app.jsonapi import Body, list_document, page_of
+from app.errors import NotFoundError, error_responses
+from app.jsonapi import (
+    Body,
+    Document,
+    ListDocument,
+    answers,
+    list_document,
+    list_parameters,
+    page_of,
+)
 from app.security import ReadCaller
 from app.store import addresses as service
-from app.store.addresses import Address, AddressIn, AddressUpdate
+from app.store.addresses import Address, AddressIn, AddressOut, AddressUpdate
 
-router = APIRouter(prefix="/v2/customers/{customer_id}/addresses", tags=["addresses"])
+router = APIRouter(
+    prefix="/v2/customers/{customer_id}/addresses",
+    tags=["addresses"],
+    # Every route names a customer, who may not exist (or not for this token): 404.
+    responses=error_responses(400, 401, 403, 404),
+)
 
 
 async def _address_for(
@@ -31,7 +44,12 @@ async def _address_for(
 AddressDep = Annotated[Address, Depends(_address_for)]
 
 
-@router.get("", summary="List a customer's addresses (write, or that customer's own token)")
+@router.get(
+    "",
+    summary="List a customer's addresses (write, or that customer's own token)",
+    responses=answers(ListDocument[AddressOut]),
+    openapi_extra=list_parameters(),
+)
 async def list_addresses(
     request: Request, session: SessionDep, caller: ReadCaller, customer: CustomerDep
 ) -> Any:
@@ -43,12 +61,21 @@ async def list_addresses(
     return list_document(request, data, page=page, total=total)
 
 
-@router.get("/{address_id}", summary="An address (write, or that customer's own token)")
+@router.get(
+    "/{address_id}",
+    summary="An address (write, or that customer's own token)",
+    responses=answers(Document[AddressOut]),
+)
 async def get_address(address: AddressDep) -> Any:
     return {"data": service.address_json(address)}
 
 
-@router.post("", status_code=201, summary="Add an address (write, or that customer's own token)")
+@router.post(
+    "",
+    status_code=201,
+    summary="Add an address (write, or that customer's own token)",
+    responses=answers(Document[AddressOut], 413, status=201),
+)
 async def create_address(
     body: Body[AddressIn], session: SessionDep, caller: ReadCaller, customer: CustomerDep
 ) -> Any:
@@ -58,7 +85,11 @@ async def create_address(
     return {"data": service.address_json(address)}
 
 
-@router.put("/{address_id}", summary="Update an address (write, or that customer's own token)")
+@router.put(
+    "/{address_id}",
+    summary="Update an address (write, or that customer's own token)",
+    responses=answers(Document[AddressOut], 413),
+)
 async def update_address(
     body: Body[AddressUpdate], session: SessionDep, address: AddressDep
 ) -> Any:

@@ -2,7 +2,7 @@
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ForeignKey, String, select
@@ -10,24 +10,29 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
-from app.jsonapi import Page, fetch_page, timestamps
+from app.jsonapi import Output, Page, StorableText, TimestampsMeta, fetch_page, timestamps
 
-# The address shape of the commerce API, in the order it is answered.
-ADDRESS_FIELDS = (
-    "first_name",
-    "last_name",
-    "name",
-    "phone_number",
-    "instructions",
-    "company_name",
-    "line_1",
-    "line_2",
-    "city",
-    "postcode",
-    "county",
-    "region",
-    "country",
-)
+
+class AddressFields(Output):
+    """The address shape of the commerce API, in the order it is answered (saved addresses
+    and the addresses of orders)."""
+
+    first_name: str
+    last_name: str
+    name: str
+    phone_number: str
+    instructions: str
+    company_name: str
+    line_1: str
+    line_2: str
+    city: str
+    postcode: str
+    county: str
+    region: str
+    country: str
+
+
+ADDRESS_FIELDS = tuple(AddressFields.model_fields)
 
 
 class Address(Base):
@@ -55,11 +60,11 @@ class Address(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-RequiredText = Annotated[str, Field(min_length=1, max_length=200)]
-OptionalText = Annotated[str, Field(max_length=200)]
-Phone = Annotated[str, Field(max_length=50)]
-Instructions = Annotated[str, Field(max_length=1000)]
-Postcode = Annotated[str, Field(min_length=1, max_length=50)]
+RequiredText = Annotated[StorableText, Field(min_length=1, max_length=200)]
+OptionalText = Annotated[StorableText, Field(max_length=200)]
+Phone = Annotated[StorableText, Field(max_length=50)]
+Instructions = Annotated[StorableText, Field(max_length=1000)]
+Postcode = Annotated[StorableText, Field(min_length=1, max_length=50)]
 Country = Annotated[str, Field(min_length=2, max_length=2, pattern="^[A-Z]{2}$")]
 
 
@@ -101,6 +106,14 @@ class AddressUpdate(BaseModel):
     county: OptionalText | None = None
     region: OptionalText | None = None
     country: Country | None = None
+
+
+class AddressOut(AddressFields):
+    """A saved address on the wire (`address_json`)."""
+
+    type: Literal["address"]
+    id: uuid.UUID
+    meta: TimestampsMeta
 
 
 def address_json(address: Address) -> dict[str, Any]:

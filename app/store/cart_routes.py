@@ -7,14 +7,22 @@ from fastapi import APIRouter, Depends, Path
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import SessionDep
-from app.errors import NotFoundError
-from app.jsonapi import Body
+from app.errors import NotFoundError, error_responses
+from app.jsonapi import Body, Document, answers
 from app.security import ReadCaller
 from app.store import carts as service
-from app.store.carts import REFERENCE_PATTERN, Cart, CartItem, CartItemIn, CartItemUpdate
+from app.store.carts import (
+    REFERENCE_PATTERN,
+    Cart,
+    CartItem,
+    CartItemIn,
+    CartItemsDocument,
+    CartItemUpdate,
+    CartOut,
+)
 from app.store.products import get_product
 
-router = APIRouter(prefix="/v2/carts", tags=["carts"])
+router = APIRouter(prefix="/v2/carts", tags=["carts"], responses=error_responses(400, 401, 403))
 
 CartReference = Annotated[str, Path(pattern=REFERENCE_PATTERN)]
 
@@ -41,17 +49,26 @@ async def _items_document(session: AsyncSession, cart: Cart) -> dict[str, Any]:
     return service.items_document(await service.cart_items(session, cart=cart))
 
 
-@router.get("/{cart_ref}", summary="A cart and its total (read)")
+@router.get(
+    "/{cart_ref}", summary="A cart and its total (read)", responses=answers(Document[CartOut])
+)
 async def get_cart(session: SessionDep, cart: CartDep) -> Any:
     return {"data": service.cart_json(cart, await service.cart_items(session, cart=cart))}
 
 
-@router.get("/{cart_ref}/items", summary="A cart's items (read)")
+@router.get(
+    "/{cart_ref}/items", summary="A cart's items (read)", responses=answers(CartItemsDocument)
+)
 async def list_cart_items(session: SessionDep, cart: CartDep) -> Any:
     return await _items_document(session, cart)
 
 
-@router.post("/{cart_ref}/items", status_code=201, summary="Add a live product to a cart (read)")
+@router.post(
+    "/{cart_ref}/items",
+    status_code=201,
+    summary="Add a live product to a cart (read)",
+    responses=answers(CartItemsDocument, 404, 409, 413, status=201),
+)
 async def add_cart_item(
     body: Body[CartItemIn], session: SessionDep, caller: ReadCaller, cart_ref: CartReference
 ) -> Any:
@@ -66,7 +83,11 @@ async def add_cart_item(
     return await _items_document(session, cart)
 
 
-@router.put("/{cart_ref}/items/{item_id}", summary="Change an item's quantity (read)")
+@router.put(
+    "/{cart_ref}/items/{item_id}",
+    summary="Change an item's quantity (read)",
+    responses=answers(CartItemsDocument, 404, 413),
+)
 async def update_cart_item(
     body: Body[CartItemUpdate], session: SessionDep, cart: CartDep, item: CartItemDep
 ) -> Any:
@@ -74,7 +95,11 @@ async def update_cart_item(
     return await _items_document(session, cart)
 
 
-@router.delete("/{cart_ref}/items/{item_id}", summary="Remove an item from a cart (read)")
+@router.delete(
+    "/{cart_ref}/items/{item_id}",
+    summary="Remove an item from a cart (read)",
+    responses=answers(CartItemsDocument, 404),
+)
 async def delete_cart_item(session: SessionDep, cart: CartDep, item: CartItemDep) -> Any:
     await service.remove_item(session, cart=cart, item=item)
     return await _items_document(session, cart)

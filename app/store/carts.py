@@ -8,17 +8,25 @@ and a cart's single currency holds by construction. Deleting a product removes i
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import ForeignKey, String, UniqueConstraint, delete, select, update
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from sqlalchemy import BigInteger, ForeignKey, String, UniqueConstraint, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
-from app.jsonapi import BadRequestError, ConflictError, timestamps
-from app.store.money import MIXED_CURRENCIES, display_price, line_json, total
+from app.jsonapi import BadRequestError, ConflictError, Output, Timestamps, timestamps
+from app.store.money import (
+    MIXED_CURRENCIES,
+    DisplayPriceMeta,
+    LineOut,
+    WithTax,
+    display_price,
+    line_json,
+    total,
+)
 from app.store.products import Product
 
 MAX_QUANTITY = 1000
@@ -53,7 +61,8 @@ class CartItem(Base):
     )
     name: Mapped[str] = mapped_column(String(200))
     sku: Mapped[str] = mapped_column(String(64))
-    unit_amount: Mapped[int]
+    # Minor units up to 10**12 (products.PriceIn): past what a 32-bit `integer` holds.
+    unit_amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     includes_tax: Mapped[bool]
     quantity: Mapped[int]
@@ -67,7 +76,7 @@ class CartItemIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
     type: str = Field(pattern="^cart_item$")
     id: uuid.UUID
-    quantity: int = Field(default=1, ge=1, le=MAX_QUANTITY)
+    quantity: StrictInt = Field(default=1, ge=1, le=MAX_QUANTITY)
 
 
 class CartItemUpdate(BaseModel):
@@ -75,7 +84,31 @@ class CartItemUpdate(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     type: str = Field(pattern="^cart_item$")
-    quantity: int = Field(ge=0, le=MAX_QUANTITY)
+    quantity: StrictInt = Field(ge=0, le=MAX_QUANTITY)
+
+
+class CartItemOut(LineOut):
+    type: Literal["cart_item"]
+
+
+class CartItemsDocument(Output):
+    """A cart's items and their total (`items_document`)."""
+
+    data: list[CartItemOut]
+    meta: DisplayPriceMeta
+
+
+class CartMeta(Output):
+    display_price: WithTax
+    timestamps: Timestamps
+
+
+class CartOut(Output):
+    """A cart on the wire (`cart_json`): its id is the client's reference."""
+
+    type: Literal["cart"]
+    id: str
+    meta: CartMeta
 
 
 def cart_item_json(item: CartItem) -> dict[str, Any]:

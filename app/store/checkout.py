@@ -4,13 +4,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.customers.customers import checked_email
+from app.customers.customers import Email
 from app.db import utcnow
-from app.jsonapi import BadRequestError, ConflictError
+from app.jsonapi import BadRequestError, ConflictError, StorableText
 from app.store.addresses import ADDRESS_FIELDS, AddressIn, RequiredText
 from app.store.carts import Cart, CartItem, cart_items, empty_cart
 from app.store.money import total
@@ -34,9 +34,8 @@ class CheckoutCustomer(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     id: uuid.UUID | None = None
-    # The raw value is bounded before trimming, as guest details always were.
-    email: Annotated[str, Field(max_length=254), AfterValidator(checked_email)] | None = None
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    email: Email | None = None
+    name: Annotated[StorableText, Field(min_length=1, max_length=200)] | None = None
 
 
 class CheckoutIn(BaseModel):

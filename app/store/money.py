@@ -5,7 +5,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
-from app.jsonapi import BadRequestError, timestamps
+from app.jsonapi import BadRequestError, Output, TimestampsMeta, timestamps
 
 MIXED_CURRENCIES = "A cart or order holds one currency; this product is not priced in it."
 # ISO 4217 currencies whose minor unit is not a hundredth; every other one has two decimals.
@@ -24,6 +24,12 @@ def formatted(amount: int, currency: str | None) -> str:
     sign, digits = ("-" if amount < 0 else ""), str(abs(amount)).rjust(decimals + 1, "0")
     major = f"{digits[:-decimals]}.{digits[-decimals:]}" if decimals else digits
     return f"{sign}{major} {currency}"
+
+
+class Price(Output):
+    amount: int
+    currency: str
+    includes_tax: bool
 
 
 def price_json(amount: int, currency: str, includes_tax: bool) -> dict[str, Any]:
@@ -55,6 +61,20 @@ class PricedLine(Protocol):
     def updated_at(self) -> datetime: ...
 
 
+class LineOut(Output):
+    """A cart item or an order item on the wire (`line_json`)."""
+
+    type: str
+    id: uuid.UUID
+    product_id: uuid.UUID
+    name: str
+    sku: str
+    quantity: int
+    unit_price: Price
+    value: Price
+    meta: TimestampsMeta
+
+
 def line_json(line: PricedLine, *, kind: str) -> dict[str, Any]:
     """A cart item or order item on the wire, with its unit price and line value."""
     return {
@@ -68,6 +88,22 @@ def line_json(line: PricedLine, *, kind: str) -> dict[str, Any]:
         "value": price_json(line.unit_amount * line.quantity, line.currency, line.includes_tax),
         "meta": timestamps(line.created_at, line.updated_at),
     }
+
+
+class ShownPrice(Output):
+    amount: int
+    currency: str | None
+    formatted: str
+
+
+class WithTax(Output):
+    with_tax: ShownPrice
+
+
+class DisplayPriceMeta(Output):
+    """`meta.display_price` (`display_price`)."""
+
+    display_price: WithTax
 
 
 def display_price(amount: int, currency: str | None) -> dict[str, Any]:

@@ -8,16 +8,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.customers.customers import get_customer
 from app.db import SessionDep
-from app.errors import NotFoundError
-from app.jsonapi import Body, filter_of, list_document, page_of
+from app.errors import NotFoundError, error_responses
+from app.jsonapi import (
+    Body,
+    Document,
+    ListDocument,
+    answers,
+    filter_of,
+    list_document,
+    list_parameters,
+    page_of,
+)
 from app.oauth.scopes import WRITE
 from app.security import Caller, InsufficientScopeError, ReadCaller, WriteCaller
 from app.store import orders as service
 from app.store.cart_routes import CartReference
 from app.store.checkout import Buyer, CheckoutCustomer, CheckoutIn, checkout, guest
-from app.store.orders import ORDER_FILTERS, Order, OrderUpdate
+from app.store.orders import ORDER_FILTERS, Order, OrderItemOut, OrderOut, OrderUpdate
 
-router = APIRouter(tags=["orders"])
+router = APIRouter(tags=["orders"], responses=error_responses(400, 401, 403))
 
 
 async def _buyer(session: AsyncSession, caller: Caller, named: CheckoutCustomer | None) -> Buyer:
@@ -52,7 +61,12 @@ async def _order_document(session: AsyncSession, order: Order) -> dict[str, Any]
     return {"data": service.order_json(order, ids[order.id])}
 
 
-@router.post("/v2/carts/{cart_ref}/checkout", status_code=201, summary="Check a cart out (read)")
+@router.post(
+    "/v2/carts/{cart_ref}/checkout",
+    status_code=201,
+    summary="Check a cart out (read)",
+    responses=answers(Document[OrderOut], 404, 409, 413, status=201),
+)
 async def checkout_cart(
     body: Body[CheckoutIn], session: SessionDep, caller: ReadCaller, cart_ref: CartReference
 ) -> Any:
@@ -68,7 +82,12 @@ async def checkout_cart(
     return {"data": service.order_json(order, [item.id for item in items])}
 
 
-@router.get("/v2/orders", summary="List orders (write; a customer token: its own)")
+@router.get(
+    "/v2/orders",
+    summary="List orders (write; a customer token: its own)",
+    responses=answers(ListDocument[OrderOut]),
+    openapi_extra=list_parameters(ORDER_FILTERS),
+)
 async def list_orders(request: Request, session: SessionDep, caller: ReadCaller) -> Any:
     owner = caller.customer_filter()  # 403 before any 400 about the query
     page = page_of(request)
@@ -84,12 +103,21 @@ async def list_orders(request: Request, session: SessionDep, caller: ReadCaller)
     return list_document(request, data, page=page, total=total)
 
 
-@router.get("/v2/orders/{order_id}", summary="An order (write; a customer token: its own)")
+@router.get(
+    "/v2/orders/{order_id}",
+    summary="An order (write; a customer token: its own)",
+    responses=answers(Document[OrderOut], 404),
+)
 async def get_order(session: SessionDep, order: OrderDep) -> Any:
     return await _order_document(session, order)
 
 
-@router.get("/v2/orders/{order_id}/items", summary="An order's items (as the order)")
+@router.get(
+    "/v2/orders/{order_id}/items",
+    summary="An order's items (as the order)",
+    responses=answers(ListDocument[OrderItemOut], 404),
+    openapi_extra=list_parameters(),
+)
 async def list_order_items(request: Request, session: SessionDep, order: OrderDep) -> Any:
     page = page_of(request)
     items, total = await service.list_order_items(session, order=order, page=page)
@@ -97,7 +125,11 @@ async def list_order_items(request: Request, session: SessionDep, order: OrderDe
     return list_document(request, data, page=page, total=total)
 
 
-@router.put("/v2/orders/{order_id}", summary="Update status, payment, shipping (write)")
+@router.put(
+    "/v2/orders/{order_id}",
+    summary="Update status, payment, shipping (write)",
+    responses=answers(Document[OrderOut], 404, 413),
+)
 async def update_order(
     body: Body[OrderUpdate], session: SessionDep, _caller: WriteCaller, order: OrderDep
 ) -> Any:

@@ -11,13 +11,14 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import JSON, ColumnElement, ForeignKey, String, select
+from sqlalchemy import JSON, BigInteger, ColumnElement, ForeignKey, String, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
-from app.jsonapi import Filterable, Page, fetch_page, timestamps, utc_datetime
-from app.store.money import display_price, line_json
+from app.jsonapi import Filterable, Output, Page, Timestamps, fetch_page, timestamps, utc_datetime
+from app.store.addresses import AddressFields
+from app.store.money import LineOut, WithTax, display_price, line_json
 
 
 class Order(Base):
@@ -37,7 +38,7 @@ class Order(Base):
     status: Mapped[str] = mapped_column(String(16), default="incomplete")
     payment: Mapped[str] = mapped_column(String(16), default="unpaid")
     shipping: Mapped[str] = mapped_column(String(16), default="unfulfilled")
-    total_amount: Mapped[int]
+    total_amount: Mapped[int] = mapped_column(BigInteger)  # up to 100 items of 1000 at 10**12
     currency: Mapped[str] = mapped_column(String(3))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -55,11 +56,16 @@ class OrderItem(Base):
     name: Mapped[str] = mapped_column(String(200))
     sku: Mapped[str] = mapped_column(String(64))
     quantity: Mapped[int]
-    unit_amount: Mapped[int]
+    unit_amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     includes_tax: Mapped[bool]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+OrderStatus = Literal["incomplete", "complete", "cancelled"]
+PaymentStatus = Literal["unpaid", "paid", "refunded"]
+ShippingStatus = Literal["unfulfilled", "fulfilled"]
 
 
 class OrderUpdate(BaseModel):
@@ -67,9 +73,9 @@ class OrderUpdate(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     type: str = Field(pattern="^order$")
-    status: Literal["incomplete", "complete", "cancelled"] | None = None
-    payment: Literal["unpaid", "paid", "refunded"] | None = None
-    shipping: Literal["unfulfilled", "fulfilled"] | None = None
+    status: OrderStatus | None = None
+    payment: PaymentStatus | None = None
+    shipping: ShippingStatus | None = None
 
 
 ORDER_FILTERS = {
@@ -79,6 +85,58 @@ ORDER_FILTERS = {
     "customer_id": Filterable(Order.customer_id, uuid.UUID),
     "created_at": Filterable(Order.created_at, utc_datetime),
 }
+
+
+class OrderCustomer(Output):
+    name: str
+    email: str
+
+
+class OrderMeta(Output):
+    display_price: WithTax
+    timestamps: Timestamps
+
+
+class CustomerReference(Output):
+    type: Literal["customer"]
+    id: uuid.UUID | None  # None for a guest
+
+
+class ItemReference(Output):
+    type: Literal["item"]
+    id: uuid.UUID
+
+
+class CustomerRelationship(Output):
+    data: CustomerReference
+
+
+class ItemsRelationship(Output):
+    data: list[ItemReference]
+
+
+class OrderRelationships(Output):
+    customer: CustomerRelationship
+    items: ItemsRelationship
+
+
+class OrderOut(Output):
+    """An order on the wire (`order_json`)."""
+
+    type: Literal["order"]
+    id: uuid.UUID
+    status: OrderStatus
+    payment: PaymentStatus
+    shipping: ShippingStatus
+    customer: OrderCustomer
+    billing_address: AddressFields
+    shipping_address: AddressFields
+    meta: OrderMeta
+    relationships: OrderRelationships
+
+
+class OrderItemOut(LineOut):
+    type: Literal["order_item"]
 
 
 def order_json(order: Order, item_ids: Sequence[uuid.UUID]) -> dict[str, Any]:

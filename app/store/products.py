@@ -3,17 +3,26 @@
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 from sqlalchemy import JSON, ColumnElement, ForeignKey, String, Text, UniqueConstraint, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
-from app.jsonapi import ConflictError, Filterable, Page, fetch_page, timestamps
-from app.store.money import price_json
+from app.jsonapi import (
+    ConflictError,
+    Filterable,
+    Output,
+    Page,
+    StorableText,
+    TimestampsMeta,
+    fetch_page,
+    timestamps,
+)
+from app.store.money import Price, price_json
 
 SKU_TAKEN = "A product with this SKU already exists in this store."
 LIVE = "live"
@@ -47,7 +56,7 @@ class PriceIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
     amount: StrictInt = Field(ge=0, le=10**12)  # minor units; a float is refused, not rounded
     currency: str = Field(pattern="^[A-Z]{3}$")
-    includes_tax: bool = True
+    includes_tax: StrictBool = True
 
 
 def _one_per_currency(prices: list[PriceIn] | None) -> list[PriceIn] | None:
@@ -61,11 +70,11 @@ class ProductIn(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     type: str = Field(pattern="^product$")
-    name: str = Field(min_length=1, max_length=200)
-    slug: str = Field(min_length=1, max_length=200)
-    sku: str = Field(min_length=1, max_length=64)
-    description: str = Field(default="", max_length=10_000)
-    manage_stock: bool = False
+    name: StorableText = Field(min_length=1, max_length=200)
+    slug: StorableText = Field(min_length=1, max_length=200)
+    sku: StorableText = Field(min_length=1, max_length=64)
+    description: StorableText = Field(default="", max_length=10_000)
+    manage_stock: StrictBool = False
     price: list[PriceIn] = Field(max_length=50)
     status: Status = "draft"
     commodity_type: CommodityType
@@ -78,11 +87,11 @@ class ProductUpdate(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     type: str = Field(pattern="^product$")
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    slug: str | None = Field(default=None, min_length=1, max_length=200)
-    sku: str | None = Field(default=None, min_length=1, max_length=64)
-    description: str | None = Field(default=None, max_length=10_000)
-    manage_stock: bool | None = None
+    name: Annotated[StorableText, Field(min_length=1, max_length=200)] | None = None
+    slug: Annotated[StorableText, Field(min_length=1, max_length=200)] | None = None
+    sku: Annotated[StorableText, Field(min_length=1, max_length=64)] | None = None
+    description: Annotated[StorableText, Field(max_length=10_000)] | None = None
+    manage_stock: StrictBool | None = None
     price: list[PriceIn] | None = Field(default=None, max_length=50)
     status: Status | None = None
     commodity_type: CommodityType | None = None
@@ -97,6 +106,22 @@ PRODUCT_FILTERS = {
     "name": Filterable(Product.name),
     "commodity_type": Filterable(Product.commodity_type),
 }
+
+
+class ProductOut(Output):
+    """A product on the wire (`product_json`)."""
+
+    type: Literal["product"]
+    id: uuid.UUID
+    name: str
+    slug: str
+    sku: str
+    description: str
+    manage_stock: bool
+    price: list[Price]
+    status: Status
+    commodity_type: CommodityType
+    meta: TimestampsMeta
 
 
 def product_json(product: Product) -> dict[str, Any]:

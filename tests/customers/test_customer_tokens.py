@@ -110,6 +110,8 @@ BAD_LOGINS: dict[str, dict[str, Any]] = {
     "no email": {"type": "token", "password": PASSWORD},
     "no password": {"type": "token", "email": "r@e.com"},
     "password not a string": {**LOGIN, "password": ["a"]},
+    # PostgreSQL refuses NUL in text: the email is looked up, so it must not get that far.
+    "NUL in the email": {**LOGIN, "email": "r\x00@e.com"},
 }
 
 

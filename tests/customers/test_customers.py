@@ -164,6 +164,10 @@ BAD_SIGN_UPS: dict[str, Any] = {
     "no password": sign_up_with(password=None),
     "no name": sign_up_with(name=None),
     "empty name": sign_up_with(name=""),
+    # PostgreSQL refuses NUL in text: a 400 here, never a 500 from the database.
+    "NUL in the name": sign_up_with(name="R\x00n"),
+    "NUL in the email": sign_up_with(email="r\x00n@e.com"),
+    "email over 254 characters before trimming": sign_up_with(email="r@e.com" + " " * 250),
 }
 
 

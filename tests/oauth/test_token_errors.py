@@ -191,6 +191,16 @@ CASES: dict[str, Case] = {
         content=lambda _c: b'{"grant_type": "implicit", "client_id": 42}',
         headers=lambda _c: {"Content-Type": "application/json"},
     ),
+    "JSON with an unpaired surrogate": Case(
+        400,
+        "invalid_request",
+        # Valid JSON, but no UTF-8 string: it must not reach the secret's hash (a 500).
+        content=lambda c: (
+            f'{{"grant_type": "client_credentials", "client_id": "{c.backend.client.id}", '
+            f'"client_secret": "\\ud800"}}'
+        ).encode(),
+        headers=lambda _c: {"Content-Type": "application/json"},
+    ),
     "JSON with a repeated key": Case(
         400,
         "invalid_request",
@@ -211,6 +221,12 @@ CASES: dict[str, Case] = {
         "invalid_request",
         content=lambda _c: b"grant_type=implicit&pad=" + b"x" * 20_000,
         headers=lambda _c: FORM,
+    ),
+    "length of too many digits": Case(
+        400,
+        "invalid_request",
+        content=lambda _c: b"grant_type=implicit",
+        headers=lambda _c: {**FORM, "Content-Length": "9" * 5000},
     ),
     "Basic that is not base64": Case(
         400,

@@ -206,6 +206,9 @@ BAD_ADDRESSES: dict[str, dict[str, Any]] = {
     "no postcode": {"postcode": None},
     "line_1 too long": {"line_1": "x" * 201},
     "wrong type": {"type": "customer-address"},
+    # PostgreSQL refuses NUL in text: a 400 here, never a 500 from the database.
+    "NUL in line_1": {"line_1": "1 Sun\x00Street"},
+    "NUL in an optional field": {"instructions": "\x00"},
 }
 
 

@@ -106,6 +106,10 @@ async def test_unknown_or_draft_product_is_404_and_saves_nothing(
         {"type": "cart_item", "id": "{id}", "quantity": 0},
         {"type": "cart_item", "id": "{id}", "quantity": 1001},
         {"type": "cart_item", "id": "{id}", "quantity": "many"},
+        # Strict types: a quantity is a JSON integer, not a string, float or boolean.
+        {"type": "cart_item", "id": "{id}", "quantity": "2"},
+        {"type": "cart_item", "id": "{id}", "quantity": 2.0},
+        {"type": "cart_item", "id": "{id}", "quantity": True},
     ],
 )
 async def test_bad_item_is_400_and_saves_nothing(

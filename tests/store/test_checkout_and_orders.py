@@ -179,6 +179,9 @@ async def test_empty_or_unknown_cart_is_400(http: httpx.AsyncClient, storefront:
         checkout_body(GUEST, shipping_address={**ADDRESS, "postcode": ""}),
         checkout_body({"id": "not-a-uuid"}),
         checkout_body(GUEST)["data"],
+        checkout_body({"email": "guest@example.com", "name": "Gu\x00est"}),
+        checkout_body({"email": "gu\x00est@example.com", "name": "Guest"}),
+        checkout_body(GUEST, billing_address={**ADDRESS, "city": "Lon\x00don"}),
     ],
 )
 async def test_bad_checkout_is_400_and_changes_nothing(
@@ -193,6 +196,27 @@ async def test_bad_checkout_is_400_and_changes_nothing(
     assert (await count_rows(Order), await count_rows(OrderItem)) == (0, 0)
     cart = await http.get("/v2/carts/abc/items", headers=headers(storefront))
     assert len(cart.json()["data"]) == 2
+
+
+async def test_the_largest_prices_and_quantities_add_up_exactly(
+    http: httpx.AsyncClient, backend: str, storefront: str, make_product: MakeProduct
+) -> None:
+    # A price is at most 10**12 minor units and a quantity at most 1000: amounts past 32 bits,
+    # which PostgreSQL's `integer` would refuse (a 500) where SQLite stores them.
+    largest = [{"amount": 10**12, "currency": "USD", "includes_tax": True}]
+    products = [await make_product(sku=f"GOLD-{n}", price=largest) for n in range(3)]
+    for product in products:
+        added = await add_to_cart(http, storefront, "abc", product["id"], 1000)
+        assert added.status_code == 201, added.text
+    items = await http.get("/v2/carts/abc/items", headers=headers(storefront))
+    assert items.json()["data"][0]["value"]["amount"] == 10**15
+    assert items.json()["meta"]["display_price"]["with_tax"]["amount"] == 3 * 10**15
+    response = await check_out(http, headers(storefront), checkout_body(GUEST))
+    assert response.status_code == 201, response.text
+    order = response.json()["data"]
+    assert order["meta"]["display_price"]["with_tax"]["amount"] == 3 * 10**15
+    order_items = await http.get(f"/v2/orders/{order['id']}/items", headers=headers(backend))
+    assert [item["unit_price"]["amount"] for item in order_items.json()["data"]] == [10**12] * 3
 
 
 async def test_a_product_withdrawn_since_is_409(
@@ -340,6 +364,13 @@ async def test_orders_are_filtered(
         {"filter": "gt(created_at,yesterday)"},
         {"filter": "eq(total,1)"},
         {"filter": "eq(status,complete"},
+        {"filter": "eq(status,\x00)"},
+        # PostgreSQL has no ILIKE on a timestamp or a UUID.
+        {"filter": "like(created_at,2026-01-01)"},
+        {"filter": "like(customer_id," + UNKNOWN_ID + ")"},
+        # Times that exist in their own zone but not in UTC's years 1 to 9999.
+        {"filter": "gt(created_at,9999-12-31T23:59:59-12:00)"},
+        {"filter": "lt(created_at,0001-01-01T00:00:00+01:00)"},
         {"page[limit]": "101"},
         {"page[offset]": "x"},
     ],

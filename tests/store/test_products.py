@@ -178,8 +178,16 @@ async def test_another_stores_product_is_404(
         {"price": [{"amount": -1, "currency": "USD"}]},
         {"price": [{"amount": 1, "currency": "usd"}]},
         {"price": [{"amount": 1, "currency": "USD"}, {"amount": 2, "currency": "USD"}]},
+        {"price": [{"amount": 1, "currency": "USD", "includes_tax": "yes"}]},
         {"status": "published"},
         {"commodity_type": "service"},
+        # PostgreSQL refuses NUL in text: a 400 here, never a 500 from the database.
+        {"name": "T\x00shirt"},
+        {"sku": "\x00"},
+        {"description": "fine\x00"},
+        # Strict types: no "yes" for true, no 1 for true.
+        {"manage_stock": "yes"},
+        {"manage_stock": 1},
     ],
 )
 async def test_bad_product_is_400(
@@ -242,12 +250,21 @@ async def test_list_is_paginated(
         {"filter": "eq(price,1)"},
         {"filter": "eq(status,live"},
         {"filter": "eq(status,live);eq(sku,A)"},
+        {"filter": "eq(name,T\x00shirt)"},
+        {"filter": "like(sku,\x00*)"},
         {"page[limit]": "0"},
         {"page[offset]": "-1"},
+        # Digits that are not ASCII: `str.isdigit()` says yes, `int()` refuses some of them.
+        {"page[limit]": "\u00b2"},
+        {"page[limit]": "\u0661\u0662"},
+        {"page[offset]": "9" * 5000},
+        {"page[offset]": "+5"},
+        {"page[offset]": " 5"},
     ],
 )
 async def test_bad_query_is_400(
     http: httpx.AsyncClient, storefront: str, params: dict[str, str]
 ) -> None:
     response = await http.get(URL, params=params, headers=headers(storefront))
-    assert response.status_code == 400
+    assert response.status_code == 400, response.text
+    assert response.json()["errors"][0]["status"] == 400
