@@ -23,7 +23,8 @@ ALLOWED_HEADERS = frozenset(
 ALLOWED_HEADER_PREFIX = "x-moltin-"
 PREFLIGHT_MAX_AGE = "600"
 # Response headers a browser script may read besides the simple ones.
-EXPOSED_HEADERS = "X-Request-Id"
+# The challenge tells a page why a 401 came (an expired token, or bad credentials).
+EXPOSED_HEADERS = "X-Request-Id, WWW-Authenticate"
 APPROVED_STATE_KEY = "cors_origin_approved"
 
 

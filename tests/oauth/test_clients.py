@@ -73,3 +73,11 @@ async def test_impossible_clients_are_refused(
 ) -> None:
     with pytest.raises(InvalidClientMetadataError):
         await make_client(**options)
+
+
+def test_client_ids_are_letters_and_digits_so_the_cli_never_reads_one_as_an_option() -> None:
+    from app.oauth.clients import new_client_id
+
+    ids = {new_client_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    assert all(len(client_id) == 32 and client_id.isalnum() for client_id in ids)
