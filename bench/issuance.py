@@ -38,6 +38,8 @@ TARGET_GRANT = "client_credentials"
 # Written by Uvicorn and Starlette for both apps; Keyhouse's other headers are copied to the
 # baseline (BENCH_HEADERS), so both send the same bytes.
 SERVER_HEADERS = frozenset({"date", "server", "content-length", "content-type"})
+# Different on every response: the baseline sends a constant of the same length.
+PER_REQUEST_HEADERS = frozenset({"x-request-id"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +88,11 @@ def _verify_keyhouse_token(port: int, grant: str, client: Client) -> tuple[int, 
 
 
 def _app_headers(headers: dict[str, str]) -> dict[str, str]:
-    return {name: value for name, value in headers.items() if name not in SERVER_HEADERS}
+    return {
+        name: "0" * len(value) if name in PER_REQUEST_HEADERS else value
+        for name, value in headers.items()
+        if name not in SERVER_HEADERS
+    }
 
 
 def _verify_baseline(
@@ -98,7 +104,10 @@ def _verify_baseline(
     if len(body) != length:
         fail(f"baseline {grant} body is {len(body)} bytes, Keyhouse's {length}")
     for name in {*headers, *keyhouse_headers} - {"date"}:
-        if headers.get(name) != keyhouse_headers.get(name):
+        if name in PER_REQUEST_HEADERS:
+            if len(headers.get(name, "")) != len(keyhouse_headers.get(name, "")):
+                fail(f"baseline {name} differs in length from Keyhouse's")
+        elif headers.get(name) != keyhouse_headers.get(name):
             fail(
                 f"baseline {name}: {headers.get(name)!r}, Keyhouse: {keyhouse_headers.get(name)!r}"
             )

@@ -107,7 +107,8 @@ def _check_unvalidated(
         headers, answer = _read(unvalidated, path, authorization, 200)
         if answer != body:
             fail(f"unvalidated GET {path} differs from Keyhouse's: {answer[:300]!r}")
-        for name in {*headers, *keyhouse_headers} - {"date"}:
+        # The request id differs on every response; both must send one.
+        for name in {*headers, *keyhouse_headers} - {"date", "x-request-id"}:
             if headers.get(name) != keyhouse_headers.get(name):
                 fail(
                     f"unvalidated {name}: {headers.get(name)!r}, "

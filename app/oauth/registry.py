@@ -82,6 +82,13 @@ class ExpiringCache(Generic[V]):
         self._entries: dict[str, tuple[float, V]] = {}
         self._loading: dict[str, asyncio.Future[V]] = {}
 
+    def fresh(self, key: str) -> tuple[V] | None:
+        """The value, boxed, if one is cached and fresh: the busy path, with no await."""
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] > time.monotonic():
+            return (entry[1],)
+        return None
+
     async def get(self, key: str, load: Callable[[], Awaitable[V]]) -> V:
         entry = self._entries.get(key)
         if entry is not None and entry[0] > time.monotonic():
@@ -124,6 +131,9 @@ class ClientRegistry:
 
     async def find(self, client_id: str) -> ClientRecord | None:
         """The client, or None if no client has this id."""
+        cached = self._clients.fresh(client_id)
+        if cached is not None:
+            return cached[0]
         if not CLIENT_ID_PATTERN.fullmatch(client_id):
             return None
         return await self._clients.get(client_id, lambda: self._load(client_id))

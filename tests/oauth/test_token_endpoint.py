@@ -168,3 +168,36 @@ async def test_each_token_has_its_own_id(
     first = (await http.post(TOKEN_URL, data=form)).json()["access_token"]
     second = (await http.post(TOKEN_URL, data=form)).json()["access_token"]
     assert claims_of(first)["jti"] != claims_of(second)["jti"]
+
+
+FORM_BODIES = [
+    "",
+    "grant_type=client_credentials",
+    "a=1&b=&c=x+y&d=%20%2B%26%3D",
+    "name=%E2%9C%93&%C3%A9=%ZZ&x=%",
+    "a=1&&b=2",
+    "novalue",
+    "=",
+    "a==b&b=c=d",
+    "&",
+    "a=%ff%fe",
+]
+
+
+@pytest.mark.parametrize("body", FORM_BODIES)
+def test_the_form_parser_reads_exactly_what_parse_qsl_reads(body: str) -> None:
+    from urllib.parse import parse_qsl
+
+    from app.oauth.requests import form_pairs
+
+    try:
+        expected: list[tuple[str, str]] | type[ValueError] = parse_qsl(
+            body, keep_blank_values=True, strict_parsing=True
+        )
+    except ValueError:
+        expected = ValueError
+    if expected is ValueError:
+        with pytest.raises(ValueError):
+            form_pairs(body)
+    else:
+        assert form_pairs(body) == expected
