@@ -6,11 +6,7 @@ both.
 """
 
 import asyncio
-import json
-import os
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -26,8 +22,9 @@ from app.db import Database
 from app.oauth.clients import CreatedClient, disable_client
 from app.oauth.revocation import RevocationList
 
-from .conftest import POSTGRES_URL, TEST_ISSUER, TEST_SERVER_SECRET, MakeClient, free_port
+from .conftest import POSTGRES_URL, TEST_ISSUER, MakeClient, free_port
 from .customers.shoppers import backend_token, headers, implicit_token, log_in, new_email, sign_up
+from .serve import Serving, serving
 
 Labels = frozenset[tuple[str, str]]
 Samples = dict[tuple[str, Labels], float]
@@ -262,62 +259,24 @@ async def test_a_request_that_fails_is_counted_as_the_500_it_got(app: FastAPI) -
 
 # Several workers
 
-KEYHOUSE = Path(sys.executable).with_name("keyhouse")
-START_SECONDS = 30.0
 SPREAD = 40  # requests on fresh connections, which the kernel hands to either worker
 
 
-class Served:
-    def __init__(self, url: str, log: Path, temporary: Path) -> None:
-        self.url = url
-        self.log = log
+class Served(Serving):
+    def __init__(self, serving: Serving, temporary: Path) -> None:
+        super().__init__(serving.url, serving.log)
         self.temporary = temporary
-
-    def pids_that_answered(self, path: str) -> set[int]:
-        lines = [json.loads(line) for line in self.log.read_text().splitlines() if line]
-        return {line["pid"] for line in lines if line.get("path") == path}
-
-    def get(self, path: str) -> httpx.Response:
-        with httpx.Client(base_url=self.url, timeout=5) as fresh:
-            return fresh.get(path)
 
 
 @pytest.fixture
 def two_workers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     temporary = tmp_path / "tmp"
     temporary.mkdir()
-    environment = {
-        **{name: value for name, value in os.environ.items() if not name.startswith("KEYHOUSE_")},
-        "KEYHOUSE_DATA_DIR": str(tmp_path / "served"),  # on SQLite, `serve` migrates it
-        "KEYHOUSE_ISSUER": url,
-        "KEYHOUSE_SERVER_SECRET": TEST_SERVER_SECRET.get_secret_value(),
-        "TMPDIR": str(temporary),
-    }
-    environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    environment = {"TMPDIR": str(temporary)}
     if POSTGRES_URL:
         environment["KEYHOUSE_DATABASE_URL"] = request.getfixturevalue("database_url")
-    log = tmp_path / "server.log"
-    command = [str(KEYHOUSE), "serve", "--port", str(port), "--workers", "2"]
-    with log.open("wb") as stderr:
-        process = subprocess.Popen(
-            command, env=environment, stdout=subprocess.DEVNULL, stderr=stderr
-        )
-    try:
-        deadline = time.monotonic() + START_SECONDS
-        while True:
-            assert process.poll() is None, "keyhouse serve exited while starting"
-            try:
-                httpx.get(url + "/healthz", timeout=2).raise_for_status()  # not counted
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "keyhouse serve did not start"
-                time.sleep(0.1)
-        yield Served(url, log, temporary)
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
+    with serving(tmp_path, workers=2, environment=environment) as served:
+        yield Served(served, temporary)
     # The workers' metric files went with the directory `serve` made for them.
     assert list(temporary.iterdir()) == []
 

@@ -7,10 +7,6 @@ both took part.
 """
 
 import asyncio
-import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,69 +17,31 @@ import pytest
 from app.oauth.clients import CreatedClient
 from app.oauth.stores import Store
 
-from ..conftest import POSTGRES_URL, TEST_SERVER_SECRET, MakeClient, free_port
+from ..conftest import POSTGRES_URL, MakeClient
+from ..serve import Serving, serving
 
 pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="several workers need PostgreSQL")
 
-KEYHOUSE = Path(sys.executable).with_name("keyhouse")
-START_SECONDS = 30.0
 PROBES = 40  # requests on fresh connections; each worker gets some of them
 BOUND_SECONDS = 1.0
 
 
-class Workers:
-    def __init__(self, url: str, process: "subprocess.Popen[bytes]", log: Path) -> None:
-        self.url = url
-        self.process = process
-        self.log = log
-
-    def pids_that_answered(self, path: str) -> set[int]:
-        """Which worker processes logged an access line for `path`."""
-        lines = [json.loads(line) for line in self.log.read_text().splitlines() if line]
-        return {line["pid"] for line in lines if line.get("path") == path}
-
+class Workers(Serving):
     def probe(self, token: str, rounds: int = PROBES) -> list[tuple[float, int]]:
         """When each GET /v2/products was answered, and its status; each on a new connection,
         so either worker may answer it."""
         answers = []
         for _ in range(rounds):
-            with httpx.Client(base_url=self.url, timeout=5) as fresh:
-                response = fresh.get("/v2/products", headers={"Authorization": f"Bearer {token}"})
-                answers.append((time.monotonic(), response.status_code))
+            response = self.get("/v2/products", headers={"Authorization": f"Bearer {token}"})
+            answers.append((time.monotonic(), response.status_code))
         return answers
 
 
 @pytest.fixture
 def two_workers(tmp_path: Path, default_store: Store, database_url: str) -> Iterator[Workers]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    environment = {
-        **{name: value for name, value in os.environ.items() if not name.startswith("KEYHOUSE_")},
-        "KEYHOUSE_DATABASE_URL": database_url,
-        "KEYHOUSE_DATA_DIR": str(tmp_path),
-        "KEYHOUSE_ISSUER": url,
-        "KEYHOUSE_SERVER_SECRET": TEST_SERVER_SECRET.get_secret_value(),
-    }
-    command = [str(KEYHOUSE), "serve", "--port", str(port), "--workers", "2"]
-    log = tmp_path / "server.log"
-    with log.open("wb") as stderr:
-        process = subprocess.Popen(
-            command, env=environment, stdout=subprocess.DEVNULL, stderr=stderr
-        )
-    try:
-        deadline = time.monotonic() + START_SECONDS
-        while True:
-            assert process.poll() is None, "keyhouse serve exited while starting"
-            try:
-                httpx.get(url + "/.well-known/jwks.json", timeout=2).raise_for_status()
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "keyhouse serve did not start"
-                time.sleep(0.1)
-        yield Workers(url, process, log)
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
+    environment = {"KEYHOUSE_DATABASE_URL": database_url}
+    with serving(tmp_path, workers=2, environment=environment) as served:
+        yield Workers(served.url, served.log)
 
 
 def backend_token(workers: Workers, client: CreatedClient) -> str:
