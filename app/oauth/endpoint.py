@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.errors import KeyhouseError, database_outage, render
 from app.oauth.errors import TemporarilyUnavailableError
-from app.oauth.router import TOKEN_PATHS, issue_token
+from app.oauth.router import TOKEN_PATHS, token_response_body, token_response_start
 
 
 class TokenEndpoint:
@@ -31,13 +31,17 @@ class TokenEndpoint:
             await self.app(scope, receive, send)  # other methods get FastAPI's 405
             return
         try:
-            response = await issue_token(Request(scope, receive))
+            body = await token_response_body(Request(scope, receive))
         except KeyhouseError as error:
-            response = render(error)
+            await render(error)(scope, receive, send)
+            return
         except Exception as error:
             # No FastAPI exception handlers out here: a database that is away is answered
             # here, in the token endpoint's own error body; anything else is a bug (500).
             if not database_outage(error, method="POST", path=scope["path"]):
                 raise
-            response = render(TemporarilyUnavailableError())
-        await response(scope, receive, send)
+            await render(TemporarilyUnavailableError())(scope, receive, send)
+            return
+        # The two messages Starlette's `Response` would send, without building one.
+        await send(token_response_start(body))
+        await send({"type": "http.response.body", "body": body})

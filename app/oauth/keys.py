@@ -232,6 +232,12 @@ class KeyRing:
         self._loaded_at = float("-inf")
         self._retry_at = float("-inf")  # after a failed refresh, the next try
 
+    def fresh_active_key(self) -> ActiveKey | None:
+        """The signing key without an await, while the ring is fresh (the busy path)."""
+        if time.monotonic() - self._loaded_at < KEYRING_REFRESH_SECONDS:
+            return self._active
+        return None
+
     async def active_key(self) -> ActiveKey:
         await self._refresh_if_stale()
         if self._active is None:

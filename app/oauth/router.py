@@ -5,6 +5,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from starlette.types import Message
 
 from app import metrics
 from app.audit import record
@@ -47,6 +48,8 @@ PUBLIC_CACHE = {"Cache-Control": "public, max-age=300", "Vary": "Origin"}
 
 
 NO_STORE_RAW = [(name.lower().encode(), value.encode()) for name, value in NO_STORE.items()]
+JSON_MEDIA_TYPE = "application/json"
+TOKEN_RESPONSE_HEADERS = [(b"content-type", JSON_MEDIA_TYPE.encode()), *NO_STORE_RAW]
 
 
 def _json(body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
@@ -55,6 +58,14 @@ def _json(body: dict[str, Any], headers: dict[str, str] | None = None) -> Respon
 
 async def issue_token(request: Request) -> Response:
     """RFC 6749 §4.4 and the commerce API's implicit grant; errors per §5.2."""
+    body = await token_response_body(request)
+    response = Response(body, media_type=JSON_MEDIA_TYPE)
+    response.raw_headers.extend(NO_STORE_RAW)
+    return response
+
+
+async def token_response_body(request: Request) -> bytes:
+    """The token response's JSON (RFC 6749 §5.1), or an `OAuthError` raised (§5.2)."""
     state = request.app.state
     limits: RateLimits = state.rate_limits
     wait = await limits.token_per_address.hit(address_key(client_host(request.scope)))
@@ -74,9 +85,20 @@ async def issue_token(request: Request) -> Response:
     token = await issuer.issue(grant)
     if token_request.origin is not None:
         approve_origin(request)  # the grant checked it against this client's origins
-    response = Response(orjson.dumps(token.response_body()), media_type="application/json")
-    response.raw_headers.extend(NO_STORE_RAW)  # encoded once, not per response
-    return response
+    return orjson.dumps(token.response_body())
+
+
+def token_response_start(body: bytes) -> Message:
+    """The `http.response.start` of a token response: what Starlette's `Response` would send
+    (`issue_token`), built from headers encoded once, since this is the busiest answer."""
+    return {
+        "type": "http.response.start",
+        "status": 200,
+        "headers": [
+            (b"content-length", str(len(body)).encode()),
+            *TOKEN_RESPONSE_HEADERS,
+        ],
+    }
 
 
 # Requests are served by `TokenEndpoint` (endpoint.py), ahead of FastAPI's routing; this

@@ -53,7 +53,7 @@ class TokenSigner:
         self._typ = typ
 
     async def sign(self, *, subject: str, ttl: int, claims: dict[str, Any]) -> SignedToken:
-        key = await self._keyring.active_key()
+        key = self._keyring.fresh_active_key() or await self._keyring.active_key()
         issued_at = int(time.time())
         token_id = os.urandom(16).hex()  # 128 random bits
         registered = {
