@@ -87,10 +87,19 @@ async def per_request_us(app: ASGIApp, scope: Scope, body: bytes, requests: int)
     return elapsed / requests * 1e6
 
 
+Layer = Callable[[ASGIApp], ASGIApp]
+
+
 async def compare(
-    name: str, bare: ASGIApp, scope: Scope, body: bytes, rounds: int, requests: int
+    name: str,
+    bare: ASGIApp,
+    scope: Scope,
+    body: bytes,
+    rounds: int,
+    requests: int,
+    layer: Layer = RequestIdMiddleware,
 ) -> None:
-    wrapped = RequestIdMiddleware(bare)
+    wrapped = layer(bare)
     await per_request_us(wrapped, scope, body, requests // 10)  # warm up both
     await per_request_us(bare, scope, body, requests // 10)
     without, with_ = [], []
@@ -134,17 +143,22 @@ async def keyhouse_app(data_dir: Path) -> tuple[FastAPI, Callable[[], Awaitable[
     return app, close, created.client.id
 
 
-async def main(rounds: int, requests: int, token_requests: int) -> None:
-    await compare("bare ASGI app", answer, http_scope("/", b""), b"", rounds, requests)
+async def main(
+    rounds: int, requests: int, token_requests: int, layer: Layer = RequestIdMiddleware
+) -> None:
+    """The layer around an app that only answers, then around Keyhouse's implicit grant."""
+    await compare("bare ASGI app", answer, http_scope("/", b""), b"", rounds, requests, layer)
     with tempfile.TemporaryDirectory() as directory:
         app, close, client_id = await keyhouse_app(Path(directory))
         try:
-            # Keyhouse's own stack minus the layer: what FastAPI builds by itself.
+            # Keyhouse's own stack minus its outer layers: what FastAPI builds by itself.
             inner = FastAPI.build_middleware_stack(app)
             body = f"grant_type=implicit&client_id={client_id}".encode()
-            scope: dict[str, Any] = http_scope("/oauth/access_token", body)
+            scope: dict[str, Any] = dict(http_scope("/oauth/access_token", body))
             scope["app"] = app
-            await compare("Keyhouse implicit token", inner, scope, body, rounds, token_requests)
+            await compare(
+                "Keyhouse implicit token", inner, scope, body, rounds, token_requests, layer
+            )
         finally:
             await close()
 
