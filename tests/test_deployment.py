@@ -82,6 +82,7 @@ def test_the_proxy_balances_over_every_replica() -> None:
     upstream = set(re.findall(r"^\s*server ([\w-]+):8000", nginx, flags=re.M))
     assert upstream == replicas and len(replicas) >= 2
     assert "./deploy/nginx.conf" in str(services["proxy"]["volumes"])
+    assert re.search(r"location = /metrics \{\s*return 404;", nginx)  # never public
 
 
 def test_replicas_share_postgresql_and_redis() -> None:
