@@ -121,13 +121,11 @@ async def list_customers(request: Request, session: SessionDep, caller: WriteCal
     responses=error_responses(404),
 )
 async def delete_customer(
-    request: Request, customer_id: uuid.UUID, session: SessionDep, caller: WriteCaller
+    request: Request,
+    caller: WriteCaller,  # before the customer: a read-only token is 403, whatever the id
+    customer: CustomerDep,
+    session: SessionDep,
 ) -> Response:
-    customer = await service.get_customer(
-        session, store_id=caller.store_id, customer_id=customer_id
-    )
-    if customer is None:
-        raise NotFoundError()
     revocation = await service.delete_customer(
         session, customer=customer, actor=caller.token.client_id
     )
