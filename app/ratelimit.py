@@ -111,10 +111,31 @@ class MemoryStorage(LimitsMemoryStorage):
             await super()._MemoryStorage__schedule_expiry()  # type: ignore[misc]
 
 
+async def _incr(self: MemoryStorage, key: str, expiry: float, amount: int = 1) -> int:
+    """Upstream's fixed-window increment with the same effect, in one synchronous step.
+
+    Upstream awaits a read, the sweep scheduler and a per-key `asyncio.Lock` on every hit:
+    about 2.5 µs, twice per token request. Nothing here awaits, so on the event loop the
+    read, the reset of an expired window and the increment are atomic without a lock.
+    """
+    now = time.time()
+    counts = self.storage
+    if self.expirations.get(key, 0) <= now:  # no window yet, or it has ended: start afresh
+        counts.pop(key, None)
+        self.expirations[key] = now + expiry
+    count = counts[key] + amount
+    counts[key] = count
+    if time.monotonic() >= self._next_sweep:
+        await self._MemoryStorage__schedule_expiry()
+    return count
+
+
 # `limits` wraps these methods of every storage class, subclasses too, to translate its errors;
-# the upstream ones are wrapped already, and a second wrapper cost 0.5 µs per hit.
-for _method in ("incr", "get", "get_expiry", "check", "reset", "clear"):
+# the upstream ones are wrapped already, and a second wrapper cost 0.5 µs per hit. Memory
+# raises no storage errors, so our own increment goes unwrapped too.
+for _method in ("get", "get_expiry", "check", "reset", "clear"):
     setattr(MemoryStorage, _method, getattr(LimitsMemoryStorage, _method))
+MemoryStorage.incr = _incr  # type: ignore[method-assign]
 
 
 class Counters:

@@ -179,6 +179,23 @@ async def test_the_memory_storage_sweeps_rarely_but_never_counts_an_expired_wind
     assert await storage.incr("k", 1) == 1
 
 
+async def test_the_memory_increment_counts_fixed_windows_as_upstream_does() -> None:
+    # Keyhouse replaces upstream's increment with a lock-free one; both must agree.
+    ours, upstream = MemoryStorage(), LimitsMemoryStorage()
+    for storage in (ours, upstream):
+        assert [await storage.incr("k", 1) for _ in range(3)] == [1, 2, 3]
+        assert await storage.incr("k", 1, amount=2) == 5
+    started = time.time()
+    for storage in (ours, upstream):  # later hits never extend the window
+        assert started < await storage.get_expiry("k") <= started + 1
+        assert await storage.get("k") == 5
+    await asyncio.sleep(1.1)
+    for storage in (ours, upstream):  # a new window starts with the next hit
+        assert await storage.get("k") == 0
+        assert await storage.incr("k", 1) == 1
+        assert await storage.get_expiry("k") > started + 1
+
+
 async def test_with_redis_down_tokens_are_served_uncounted_and_a_warning_logged(
     database_url: str,
     tmp_path: Path,
