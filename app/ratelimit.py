@@ -135,7 +135,7 @@ async def _incr(self: MemoryStorage, key: str, expiry: float, amount: int = 1) -
 # raises no storage errors, so our own increment goes unwrapped too.
 for _method in ("get", "get_expiry", "check", "reset", "clear"):
     setattr(MemoryStorage, _method, getattr(LimitsMemoryStorage, _method))
-MemoryStorage.incr = _incr  # type: ignore[method-assign]
+setattr(MemoryStorage, "incr", _incr)  # noqa: B010 (as above: assigned after the class, unwrapped)
 
 
 class Counters:
