@@ -14,7 +14,6 @@ from app.customers.tokens import CustomerTokenIssuer
 from app.db import Database
 from app.errors import install_error_handlers
 from app.metrics import worker_stopped
-from app.monitoring import RequestMetrics
 from app.monitoring import router as monitoring_router
 from app.oauth.authentication import ClientAuthenticator
 from app.oauth.cors import ClientOriginCORSMiddleware
@@ -28,24 +27,24 @@ from app.oauth.tokens import TokenIssuer
 from app.oauth.verification import TokenVerifier
 from app.passwords import ClientSecretHasher, PasswordHasher
 from app.ratelimit import Counters, RateLimits
-from app.request_id import RequestIdMiddleware
 from app.server_secret import load_server_keys
 from app.settings import Settings, get_settings
 from app.store.address_routes import router as address_router
 from app.store.cart_routes import router as cart_router
 from app.store.order_routes import router as order_router
 from app.store.product_routes import router as product_router
+from app.telemetry import RequestTelemetry
 
 NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
 class Keyhouse(FastAPI):
-    """FastAPI with the request-id layer outside all others, Starlette's 500 handler included,
-    so that every response carries `X-Request-Id` and every log line of a request its id; and
-    the request metrics just inside it, so that they count those 500s too."""
+    """FastAPI with the request telemetry (id and metrics) outside all other layers, Starlette's
+    500 handler included, so that every response carries `X-Request-Id`, every log line of a
+    request its id, and the metrics count those 500s too."""
 
     def build_middleware_stack(self) -> ASGIApp:
-        return RequestIdMiddleware(RequestMetrics(super().build_middleware_stack()))
+        return RequestTelemetry(super().build_middleware_stack())
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

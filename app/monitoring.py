@@ -1,4 +1,5 @@
-"""What operators watch: `/healthz`, `/readyz`, `/metrics`, and the layer that measures requests.
+"""What operators watch: `/healthz`, `/readyz` and `/metrics` (requests are measured by
+`app/telemetry.py`).
 
 `/healthz` answers as long as the process serves (no database call: a liveness probe that
 failed with the database would have every replica restarted by one database outage).
@@ -9,22 +10,18 @@ metrics, nor is `/metrics` itself: probes and scrapes would only drown the real 
 
 import asyncio
 import logging
-import time
 from typing import Any, Literal
 
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import text
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import metrics
 from app.db import Database
 from app.errors import ServiceUnavailableError, error_responses
 from app.oauth.revocation import RevocationList
-from app.oauth.router import TOKEN_PATHS
 
 logger = logging.getLogger("keyhouse.monitoring")
 
@@ -88,66 +85,3 @@ async def get_metrics(request: Request) -> Response:
         request.headers.get("accept"), active_revocations=revocations.counts()
     )
     return Response(body, headers={"Content-Type": content_type})
-
-
-UNMATCHED = "unmatched"
-# The method is the client's to choose: any other is counted as "other", so that no request
-# can add a series.
-METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-OTHER_METHOD = "other"
-
-
-class RequestMetrics:
-    """Pure ASGI middleware: counts and times HTTP requests by route template, method, status.
-
-    The route is the template FastAPI matched (`/v2/customers/{customer_id}`, never the raw
-    path), the token endpoint's own path (it is served ahead of routing), or `unmatched`. It
-    runs on every request, so it reads the clock twice and keeps the labelled children of each
-    (route, method, status) it has seen; `bench/request_metrics.py` measures it.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in UNMEASURED_PATHS:
-            await self.app(scope, receive, send)
-            return
-        status = 500  # what the server answers if the app raises before it starts a response
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        started = time.perf_counter()
-        try:
-            await self.app(scope, receive, send_with_status)
-        finally:
-            self._observe(scope, status, time.perf_counter() - started)
-
-    def _observe(self, scope: Scope, status: int, seconds: float) -> None:
-        route = scope.get("route")
-        if route is not None:
-            template = route.path
-        elif scope["path"] in TOKEN_PATHS:
-            template = scope["path"]
-        else:
-            template = UNMATCHED
-        method = scope["method"]
-        key = (template, method if method in METHODS else OTHER_METHOD, status)
-        children = self._children.get(key)
-        if children is None:
-            children = self._children[key] = _children(*key)
-        count, duration = children
-        count.inc()
-        duration.observe(seconds)
-
-
-def _children(template: str, method: str, status: int) -> tuple[Counter, Histogram]:
-    return (
-        metrics.http_requests.labels(template, method, str(status)),
-        metrics.http_request_duration.labels(template, method),
-    )

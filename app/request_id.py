@@ -4,17 +4,14 @@ An incoming `X-Request-Id` (from a proxy or the client) is kept if it is a plain
 can follow a request through several services; otherwise a new one is made. The id lives in a
 context variable that the log formatter reads (`app/logs.py`).
 
-The layer runs on every request, the token endpoint's included, so it is pure ASGI and does the
-least it can: one scan of the raw headers, one raw header appended to the response start, and
-nothing decoded or built that a log line might never need. `bench/request_id.py` measures it.
+The outermost layer (`app/telemetry.py`) gives every request its id, the token endpoint's
+included, so this does the least it can: one scan of the raw headers, and nothing decoded or
+built that a log line might never need.
 """
 
 import random
 import re
-import time
 from contextvars import ContextVar
-
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HEADER = b"x-request-id"
 # Anything else (too long, spaces, quotes, control characters) could forge or garble log
@@ -36,33 +33,9 @@ def new_request_id() -> bytes:
     return random.getrandbits(128).to_bytes(16).hex().encode()
 
 
-class RequestIdMiddleware:
-    """Pure ASGI middleware that gives every HTTP request an id and every response the header."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = None
-        for name, value in scope["headers"]:
-            if name == HEADER:
-                request_id = value if _SANE.fullmatch(value) else None
-                break
-        if request_id is None:
-            request_id = new_request_id()
-        token = current_request.set((request_id, time.time()))
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                # A new list: a response may send a list it keeps (and sends again).
-                message["headers"] = [*message.get("headers", ()), (HEADER, request_id)]
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
-        # Only on success: when the app raises, the server logs the error after this layer
-        # returns, in this same context, and that line should carry the id too. Servers run
-        # each request in a task of its own, so the value goes no further.
-        current_request.reset(token)
+def request_id_from(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """The request's incoming `X-Request-Id` if it is a plain token, else a new id."""
+    for name, value in headers:
+        if name == HEADER:
+            return value if _SANE.fullmatch(value) else new_request_id()
+    return new_request_id()

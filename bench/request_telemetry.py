@@ -1,4 +1,5 @@
-"""What the request-id layer (`app/request_id.py`) adds to each request, measured in-process.
+"""What the request-telemetry layer (`app/telemetry.py`: request id and request metrics) adds
+to each request, measured in-process.
 
 No server and no sockets: ASGI calls with a fake scope, receive and send, in a loop, with and
 without the layer, alternating in rounds. On a shared machine other processes only ever add
@@ -9,7 +10,13 @@ too.
 2. Around Keyhouse itself, an implicit grant at `POST /oauth/access_token` (the busiest path):
    the same difference, within the noise of a whole token request.
 
-    .venv/bin/python bench/request_id.py [--rounds 15] [--requests 20000] [--token-requests 5000]
+    .venv/bin/python bench/request_telemetry.py [--rounds 15] [--requests 20000] \
+        [--token-requests 5000]
+
+With several workers the metrics live in memory-mapped files (prometheus_client's multiprocess
+mode), which costs more per update; to measure that, point the variable at an empty directory:
+
+    PROMETHEUS_MULTIPROC_DIR=$(mktemp -d) .venv/bin/python bench/request_telemetry.py
 """
 
 import argparse
@@ -27,13 +34,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.db import Database
 from app.main import create_app
+from app.metrics import MULTIPROCESS
 from app.models import Base
 from app.oauth.clients import create_client
 from app.oauth.stores import ensure_default_store
 from app.passwords import ClientSecretHasher
-from app.request_id import RequestIdMiddleware
 from app.server_secret import load_server_keys
 from app.settings import Settings
+from app.telemetry import RequestTelemetry
 
 # What a backend's token request carries, more or less.
 HEADERS = [
@@ -87,9 +95,6 @@ async def per_request_us(app: ASGIApp, scope: Scope, body: bytes, requests: int)
     return elapsed / requests * 1e6
 
 
-Layer = Callable[[ASGIApp], ASGIApp]
-
-
 async def compare(
     name: str,
     bare: ASGIApp,
@@ -97,9 +102,8 @@ async def compare(
     body: bytes,
     rounds: int,
     requests: int,
-    layer: Layer = RequestIdMiddleware,
 ) -> None:
-    wrapped = layer(bare)
+    wrapped = RequestTelemetry(bare)
     await per_request_us(wrapped, scope, body, requests // 10)  # warm up both
     await per_request_us(bare, scope, body, requests // 10)
     without, with_ = [], []
@@ -143,11 +147,9 @@ async def keyhouse_app(data_dir: Path) -> tuple[FastAPI, Callable[[], Awaitable[
     return app, close, created.client.id
 
 
-async def main(
-    rounds: int, requests: int, token_requests: int, layer: Layer = RequestIdMiddleware
-) -> None:
+async def main(rounds: int, requests: int, token_requests: int) -> None:
     """The layer around an app that only answers, then around Keyhouse's implicit grant."""
-    await compare("bare ASGI app", answer, http_scope("/", b""), b"", rounds, requests, layer)
+    await compare("bare ASGI app", answer, http_scope("/", b""), b"", rounds, requests)
     with tempfile.TemporaryDirectory() as directory:
         app, close, client_id = await keyhouse_app(Path(directory))
         try:
@@ -156,9 +158,7 @@ async def main(
             body = f"grant_type=implicit&client_id={client_id}".encode()
             scope: dict[str, Any] = dict(http_scope("/oauth/access_token", body))
             scope["app"] = app
-            await compare(
-                "Keyhouse implicit token", inner, scope, body, rounds, token_requests, layer
-            )
+            await compare("Keyhouse implicit token", inner, scope, body, rounds, token_requests)
         finally:
             await close()
 
@@ -169,4 +169,5 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=20_000, help="per round, bare app")
     parser.add_argument("--token-requests", type=int, default=5_000, help="per round, Keyhouse")
     arguments = parser.parse_args()
+    print(f"metrics in {'memory-mapped files' if MULTIPROCESS else 'memory'}")
     asyncio.run(main(arguments.rounds, arguments.requests, arguments.token_requests))
