@@ -9,6 +9,7 @@ import contextlib
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -32,7 +33,10 @@ RESULTS_FILE = RESULTS_DIR / "latest.json"
 HOST = "127.0.0.1"  # loopback only
 TOKEN_PATH = "/oauth/access_token"  # noqa: S105 (a path)
 POSTGRES_URL = "postgresql+asyncpg://root@127.0.0.1:5432/keyhouse_bench"
-BENCH_DATABASE = "keyhouse_bench"  # the only PostgreSQL database this script will drop
+# The only PostgreSQL databases this script will drop: `keyhouse_bench`, or a name starting so
+# (`keyhouse_bench_b`), for a second run beside the first. A plain identifier: it is quoted
+# into DROP and CREATE.
+BENCH_DATABASE = re.compile(r"keyhouse_bench[a-z0-9_]*")
 STARTUP_SECONDS = 60.0
 STOP_SECONDS = 10.0
 WRK_TIMEOUT_SECONDS = 5  # wrk's own per-request timeout (`--timeout`); a timeout fails a run
@@ -378,8 +382,9 @@ async def _recreate_postgres_database(url: str) -> None:
     from sqlalchemy.engine import make_url
 
     parsed = make_url(url)
-    if parsed.database != BENCH_DATABASE:
-        fail(f"refusing to drop {parsed.database!r}: only {BENCH_DATABASE!r} is the bench's")
+    name = parsed.database or ""
+    if not BENCH_DATABASE.fullmatch(name):
+        fail(f"refusing to drop {name!r}: only keyhouse_bench and keyhouse_bench_* are the bench's")
     connection = await asyncpg.connect(
         host=parsed.host,
         port=parsed.port or 5432,
@@ -388,8 +393,8 @@ async def _recreate_postgres_database(url: str) -> None:
         database="postgres",
     )
     try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
-        await connection.execute(f'CREATE DATABASE "{BENCH_DATABASE}"')
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await connection.execute(f'CREATE DATABASE "{name}"')
     finally:
         await connection.close()
 
