@@ -9,6 +9,7 @@ import contextlib
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -23,6 +24,8 @@ from typing import Any, NoReturn
 from urllib.parse import urlencode
 
 import jwt
+import processes
+from processes import Memory
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
@@ -32,11 +35,15 @@ RESULTS_FILE = RESULTS_DIR / "latest.json"
 HOST = "127.0.0.1"  # loopback only
 TOKEN_PATH = "/oauth/access_token"  # noqa: S105 (a path)
 POSTGRES_URL = "postgresql+asyncpg://root@127.0.0.1:5432/keyhouse_bench"
-BENCH_DATABASE = "keyhouse_bench"  # the only PostgreSQL database this script will drop
+# The only PostgreSQL databases this script will drop: `keyhouse_bench`, or a name starting so
+# (`keyhouse_bench_b`), for a second run beside the first. A plain identifier: it is quoted
+# into DROP and CREATE.
+BENCH_DATABASE = re.compile(r"keyhouse_bench[a-z0-9_]*")
 STARTUP_SECONDS = 60.0
 STOP_SECONDS = 10.0
 WRK_TIMEOUT_SECONDS = 5  # wrk's own per-request timeout (`--timeout`); a timeout fails a run
 WRK_GRACE_SECONDS = 30  # beyond its duration, how long a wrk process may take before we kill it
+TARGET_WORKERS = 1  # every target is defined for one worker; with more, the ratios are reported
 
 
 class BenchError(Exception):
@@ -73,6 +80,8 @@ class Config:
     scenarios: tuple[str, ...] = ("issuance", "protected", "logins")
     probe_connections: int = 4  # the implicit probe of the logins scenario (`wrk -c`)
     bypass: str = "resolved"  # how bench/unvalidated.py applies its override (see there)
+    workers: tuple[int, ...] = (1,)  # worker counts, each in turn, the same for every server
+    databases: tuple[str, ...] = ("sqlite",)  # each in turn, at each worker count
 
 
 # --- wrk ----------------------------------------------------------------------------------
@@ -263,14 +272,27 @@ class PublishedKeys:
 
 
 class Server:
-    """A server process in its own session, so a Ctrl-C reaches us first and we stop it."""
+    """A server process in its own session, so a Ctrl-C reaches us first and we stop it.
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], port: int, log: Path):
+    `workers` is how many worker processes its command line asks for.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str],
+        port: int,
+        log: Path,
+        *,
+        workers: int = 1,
+    ):
         self.name = name
         self.argv = argv
         self.env = env
         self.port = port
         self.log = log
+        self.workers = workers
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -306,6 +328,29 @@ class Server:
         if self.process is None or self.process.poll() is not None:
             fail(f"{self.name} has exited:\n{self.log_tail()}")
 
+    def worker_pids(self) -> list[int]:
+        self.check_alive()
+        pids = processes.worker_pids(self.pid, self.workers)
+        if len(pids) != self.workers:
+            fail(f"{self.name} runs {len(pids)} worker processes, not {self.workers}: {pids}")
+        return pids
+
+    def memory(self) -> Memory:
+        """The resident memory of each worker now."""
+        try:
+            return Memory.of([processes.rss_kib(pid) for pid in self.worker_pids()])
+        except (OSError, ValueError) as error:
+            fail(f"{self.name}: cannot read its workers' memory: {error}")
+
+    def wait_idle(self, timeout: float) -> None:
+        """Until every worker is idle (work queued inside it done), or fail after `timeout`."""
+        try:
+            idle = processes.wait_idle(self.worker_pids(), timeout)
+        except OSError as error:
+            fail(f"{self.name}: cannot read its workers' CPU time: {error}")
+        if not idle:
+            fail(f"{self.name}: its workers were still busy {timeout:.0f}s after the load")
+
     def log_tail(self, lines: int = 30) -> str:
         with contextlib.suppress(OSError):
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
@@ -336,12 +381,21 @@ def venv_tool(name: str) -> str:
     return found
 
 
-def uvicorn_argv(factory: str, port: int, config: Config) -> list[str]:
-    """A bench app on the Uvicorn settings `keyhouse serve --workers 1 --no-access-log` uses."""
+def uvicorn_argv(
+    app: str, port: int, config: Config, workers: int, *, factory: bool = True
+) -> list[str]:
+    """A bench app on the Uvicorn settings `keyhouse serve --workers N --no-access-log` uses."""
     return [
-        *(sys.executable, "-m", "uvicorn", factory, "--factory", "--host", HOST),
-        *("--port", str(port), "--workers", "1", "--no-access-log"),
+        *(sys.executable, "-m", "uvicorn", app, *(["--factory"] if factory else [])),
+        *("--host", HOST, "--port", str(port), "--workers", str(workers), "--no-access-log"),
         *("--loop", config.loop, "--http", config.http, "--proxy-headers"),
+    ]
+
+
+def keyhouse_argv(port: int, workers: int) -> list[str]:
+    return [
+        *(venv_tool("keyhouse"), "serve", "--host", HOST, "--port", str(port)),
+        *("--workers", str(workers), "--no-access-log"),
     ]
 
 
@@ -378,8 +432,9 @@ async def _recreate_postgres_database(url: str) -> None:
     from sqlalchemy.engine import make_url
 
     parsed = make_url(url)
-    if parsed.database != BENCH_DATABASE:
-        fail(f"refusing to drop {parsed.database!r}: only {BENCH_DATABASE!r} is the bench's")
+    name = parsed.database or ""
+    if not BENCH_DATABASE.fullmatch(name):
+        fail(f"refusing to drop {name!r}: only keyhouse_bench and keyhouse_bench_* are the bench's")
     connection = await asyncpg.connect(
         host=parsed.host,
         port=parsed.port or 5432,
@@ -388,8 +443,8 @@ async def _recreate_postgres_database(url: str) -> None:
         database="postgres",
     )
     try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
-        await connection.execute(f'CREATE DATABASE "{BENCH_DATABASE}"')
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await connection.execute(f'CREATE DATABASE "{name}"')
     finally:
         await connection.close()
 
@@ -410,8 +465,8 @@ def create_client(env: dict[str, str]) -> Client:
 
 @dataclass(slots=True)
 class Deployment:
-    """One database's Keyhouse: its data, its client, its server, and every bench server
-    started beside it (all stopped when the database is done)."""
+    """One database's Keyhouse with some number of workers: its data, its client, its server,
+    and every bench server started beside it (all stopped when the deployment is done)."""
 
     database: str
     data_dir: Path
@@ -419,6 +474,15 @@ class Deployment:
     client: Client
     keyhouse: Server
     servers: list[Server] = field(default_factory=list)
+
+    @property
+    def workers(self) -> int:
+        return self.keyhouse.workers
+
+    @property
+    def label(self) -> str:
+        """For log lines: `sqlite, 2 workers`."""
+        return f"{self.database}, {self.workers} worker{'s' if self.workers > 1 else ''}"
 
     def start(self, server: Server) -> Server:
         """Registers `server` for stopping, then starts it and waits until it answers."""
@@ -465,9 +529,10 @@ def token_load(
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """The rounds of one target of a scenario on one database, and their medians."""
+    """The rounds of one target of a scenario on one deployment, and their medians."""
 
     database: str
+    workers: int
     scenario: str
     target: str
     connections: int
@@ -475,19 +540,28 @@ class Row:
     rps: float
     p50_us: float
     p99_us: float
+    rss: Memory | None = None  # the server's workers, after the scenario's rounds
     ratio: float | None = None  # against the scenario's reference row, where it has one
     meets_target: bool | None = None  # None: no target applies to this row
 
     @classmethod
     def of(
-        cls, database: str, scenario: str, target: str, connections: int, rounds: list[WrkRun]
+        cls,
+        deployment: Deployment,
+        scenario: str,
+        target: str,
+        connections: int,
+        rounds: list[WrkRun],
+        rss: Memory,
     ) -> "Row":
         return cls(
-            database=database,
+            database=deployment.database,
+            workers=deployment.workers,
             scenario=scenario,
             target=target,
             connections=connections,
             rounds=rounds,
+            rss=rss,
             rps=statistics.median(run.rps for run in rounds),
             p50_us=statistics.median(run.p50_us for run in rounds),
             p99_us=statistics.median(run.p99_us for run in rounds),

@@ -1,20 +1,19 @@
 """Scenario `issuance`: token requests, Keyhouse against the bare app of bench/baseline.py.
 
-`POST /oauth/access_token` with `client_credentials` (client_secret_post) and `implicit`;
-target: client_credentials at 0.8x the baseline's requests/s or better.
+`POST /oauth/access_token` with `client_credentials` (client_secret_post) and `implicit`,
+both servers with the same number of workers; target, with one worker: client_credentials at
+0.8x the baseline's requests/s or better.
 """
 
 import json
 import os
 import statistics
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from harness import (
-    HOST,
-    RESULTS_DIR,
     ROOT,
+    TARGET_WORKERS,
     TOKEN_PATH,
     Client,
     Config,
@@ -29,8 +28,10 @@ from harness import (
     run_wrk,
     token_form,
     token_load,
+    uvicorn_argv,
 )
-from profiling import profile
+from processes import Memory
+from profiling import flame_graph_path, profile
 
 GRANTS = ("client_credentials", "implicit")
 TARGET_RATIO = 0.8
@@ -44,16 +45,19 @@ PER_REQUEST_HEADERS = frozenset({"x-request-id"})
 
 @dataclass(frozen=True, slots=True)
 class Summary:
-    """The rounds of one target and grant on one database, and their medians."""
+    """The rounds of one target and grant on one deployment, and their medians."""
 
     database: str
+    workers: int
     grant: str
     target: str
     rounds: list[WrkRun]
     rps: float
     p50_us: float
     p99_us: float
+    rss: Memory  # the target's workers, after the rounds of both grants
     ratio: float | None  # Keyhouse rps / baseline rps; None on the baseline's rows
+    meets_target: bool | None  # None: no target applies (the baseline, implicit, 2+ workers)
 
 
 # --- checks before load -------------------------------------------------------------------
@@ -116,23 +120,32 @@ def _verify_baseline(
 # --- load ---------------------------------------------------------------------------------
 
 
-def _summaries(database: str, runs: dict[tuple[str, str], list[WrkRun]]) -> list[Summary]:
+def _summaries(
+    deployment: Deployment,
+    runs: dict[tuple[str, str], list[WrkRun]],
+    memory: dict[str, Memory],
+) -> list[Summary]:
     rows: list[Summary] = []
     for grant in GRANTS:
         baseline_rps = statistics.median(run.rps for run in runs[("baseline", grant)])
         for target in ("baseline", "keyhouse"):
             rounds = runs[(target, grant)]
             rps = statistics.median(run.rps for run in rounds)
+            ratio = rps / baseline_rps if target == "keyhouse" else None
+            targeted = grant == TARGET_GRANT and deployment.workers == TARGET_WORKERS
             rows.append(
                 Summary(
-                    database=database,
+                    database=deployment.database,
+                    workers=deployment.workers,
                     grant=grant,
                     target=target,
                     rounds=rounds,
                     rps=rps,
                     p50_us=statistics.median(run.p50_us for run in rounds),
                     p99_us=statistics.median(run.p99_us for run in rounds),
-                    ratio=rps / baseline_rps if target == "keyhouse" else None,
+                    rss=memory[target],
+                    ratio=ratio,
+                    meets_target=ratio >= TARGET_RATIO if ratio is not None and targeted else None,
                 )
             )
     return rows
@@ -140,14 +153,14 @@ def _summaries(database: str, runs: dict[tuple[str, str], list[WrkRun]]) -> list
 
 def run(deployment: Deployment, config: Config) -> list[Summary]:
     """Starts the baseline beside Keyhouse, checks both, then the interleaved rounds."""
-    database, client, keyhouse = deployment.database, deployment.client, deployment.keyhouse
+    where, client, keyhouse = deployment.label, deployment.client, deployment.keyhouse
     lengths: dict[str, int] = {}
     keyhouse_headers: dict[str, dict[str, str]] = {}
     for grant in GRANTS:
         lengths[grant], keyhouse_headers[grant] = _verify_keyhouse_token(
             keyhouse.port, grant, client
         )
-    log(f"[{database}] keyhouse pid {keyhouse.pid} on :{keyhouse.port}; token bodies {lengths}")
+    log(f"[{where}] keyhouse pid {keyhouse.pid} on :{keyhouse.port}; token bodies {lengths}")
 
     baseline_port = free_port()
     baseline_env = {
@@ -158,30 +171,28 @@ def run(deployment: Deployment, config: Config) -> list[Summary]:
     if any(headers != extra_headers[0] for headers in extra_headers):
         fail(f"Keyhouse's headers differ between grants: {keyhouse_headers}")
     baseline_env["BENCH_HEADERS"] = json.dumps(extra_headers[0])
-    uvicorn_argv = [sys.executable, "-m", "uvicorn", "bench.baseline:app", "--host", HOST]
     baseline = deployment.start(
         Server(
             "baseline",
-            [
-                *uvicorn_argv,
-                *("--port", str(baseline_port), "--workers", "1", "--no-access-log"),
-                *("--loop", config.loop, "--http", config.http, "--proxy-headers"),
-            ],
+            uvicorn_argv(
+                "bench.baseline:app", baseline_port, config, deployment.workers, factory=False
+            ),
             baseline_env,
             baseline_port,
             deployment.data_dir / "baseline.log",
+            workers=deployment.workers,
         )
     )
     for grant in GRANTS:
         _verify_baseline(baseline_port, grant, client, lengths[grant], keyhouse_headers[grant])
-    log(f"[{database}] baseline pid {baseline.pid} on :{baseline_port}; checks passed")
+    log(f"[{where}] baseline pid {baseline.pid} on :{baseline_port}; checks passed")
 
     targets = (baseline, keyhouse)  # this order in every round
     for grant in GRANTS:
         load = token_load(grant, client, lengths[grant], config.connections, config.threads)
         for server in targets:
             run_wrk(server, load, config.warmup, f"{server.name} {grant}")
-    log(f"[{database}] warmed up ({config.warmup}s per target and grant)")
+    log(f"[{where}] warmed up ({config.warmup}s per target and grant)")
 
     runs: dict[tuple[str, str], list[WrkRun]] = {
         (server.name, grant): [] for server in targets for grant in GRANTS
@@ -193,50 +204,33 @@ def run(deployment: Deployment, config: Config) -> list[Summary]:
                 result = run_wrk(server, load, config.duration, f"{server.name} {grant}")
                 runs[(server.name, grant)].append(result)
                 log(
-                    f"[{database}] {grant:<18} round {round_number} {server.name:<8} "
+                    f"[{where}] {grant:<18} round {round_number} {server.name:<8} "
                     f"{result.rps:9.1f} req/s  p50 {result.p50_us / 1000:6.2f} ms  "
                     f"p99 {result.p99_us / 1000:6.2f} ms"
                 )
+    memory = {server.name: server.memory() for server in targets}
     if config.profile:
         profiled = token_load(
             TARGET_GRANT, client, lengths[TARGET_GRANT], config.connections, config.threads
         )
-        output = RESULTS_DIR / f"keyhouse-{database}-{TARGET_GRANT}.svg"
+        output = flame_graph_path(deployment, TARGET_GRANT)
         profile(
             keyhouse,
             output,
             config,
             lambda: run_wrk(keyhouse, profiled, config.duration, f"keyhouse {TARGET_GRANT}"),
         )
-        log(f"[{database}] flame graph of Keyhouse written to {output.relative_to(ROOT)}")
-    return _summaries(database, runs)
+        log(f"[{where}] flame graph of Keyhouse written to {output.relative_to(ROOT)}")
+    return _summaries(deployment, runs, memory)
 
 
-# --- report -------------------------------------------------------------------------------
-
-
-def format_table(rows: Sequence[Summary]) -> str:
-    header = (
-        f"{'database':<11} {'grant':<19} {'target':<9} {'req/s':>9} "
-        f"{'p50 ms':>7} {'p99 ms':>7} {'ratio':>6}"
-    )
-    lines = [header, "-" * len(header)]
-    for row in rows:
-        ratio = ""
-        if row.ratio is not None:
-            ratio = f"{row.ratio:6.2f}"
-            if row.grant == TARGET_GRANT:
-                ratio += "  ok" if row.ratio >= TARGET_RATIO else f"  below {TARGET_RATIO}"
-        lines.append(
-            f"{row.database:<11} {row.grant:<19} {row.target:<9} {row.rps:9.1f} "
-            f"{row.p50_us / 1000:7.2f} {row.p99_us / 1000:7.2f} {ratio:>6}"
-        )
-    return "\n".join(lines)
+# --- targets ------------------------------------------------------------------------------
 
 
 def misses(rows: Sequence[Summary]) -> list[str]:
     return [
-        f"{row.database}: {row.grant} at {row.ratio:.2f}x the baseline, not {TARGET_RATIO}x"
+        f"{row.database}, {row.workers} worker: {row.grant} at {row.ratio:.2f}x the baseline, "
+        f"not {TARGET_RATIO}x"
         for row in rows
-        if row.grant == TARGET_GRANT and row.ratio is not None and row.ratio < TARGET_RATIO
+        if row.meets_target is False
     ]

@@ -4,9 +4,14 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from harness import Config, Server, fail, venv_tool
+from harness import RESULTS_DIR, Config, Deployment, Server, fail, venv_tool
 
 PY_SPY_GRACE_SECONDS = 30
+
+
+def flame_graph_path(deployment: Deployment, what: str) -> Path:
+    """bench/results/keyhouse-<database>-<N>w-<what>.svg"""
+    return RESULTS_DIR / f"keyhouse-{deployment.database}-{deployment.workers}w-{what}.svg"
 
 
 def profile(
@@ -21,12 +26,14 @@ def profile(
 
     By default only samples holding the GIL (`--gil`): where the event loop's Python time
     goes. With `threads`, every thread that is running, one stack per thread (`--threads`),
-    to see work off the event loop (the password-hashing pool) beside it.
+    to see work off the event loop (the password-hashing pool) beside it. With several
+    workers, all of them (`--subprocesses`; the supervisor idles beside them).
     """
     output.parent.mkdir(parents=True, exist_ok=True)
     seconds = max(config.duration - 2, 1)
     argv = [venv_tool("py-spy"), "record", "--pid", str(server.pid)]
     argv += ["--threads"] if threads else ["--gil"]
+    argv += ["--subprocesses"] if server.workers > 1 else []
     argv += ["--duration", str(seconds), "--output", str(output)]
     with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as spy:
         try:

@@ -2,9 +2,9 @@
 
 `GET /v2/products/{id}` with `Authorization: Bearer <implicit token>` for a live product,
 on Keyhouse and on Keyhouse with validation bypassed (bench/unvalidated.py): the same app,
-route, database, request bytes and Uvicorn settings, one worker each, interleaved rounds.
-Target: Keyhouse at 0.85x the bypassed app's requests/s or better (validation costs less than
-15% of the route's throughput).
+route, database, request bytes, Uvicorn settings and number of workers, interleaved rounds.
+Target, with one worker: Keyhouse at 0.85x the bypassed app's requests/s or better (validation
+costs less than 15% of the route's throughput).
 """
 
 import dataclasses
@@ -12,8 +12,8 @@ import json
 
 from harness import (
     REQUEST_LUA,
-    RESULTS_DIR,
     ROOT,
+    TARGET_WORKERS,
     Config,
     Deployment,
     Load,
@@ -29,7 +29,7 @@ from harness import (
     run_wrk,
     uvicorn_argv,
 )
-from profiling import profile
+from profiling import flame_graph_path, profile
 
 SCENARIO = "protected"
 TARGET_RATIO = 0.85
@@ -117,7 +117,7 @@ def _check_unvalidated(
 
 
 def run(deployment: Deployment, config: Config) -> list[Row]:
-    database, client, keyhouse = deployment.database, deployment.client, deployment.keyhouse
+    where, client, keyhouse = deployment.label, deployment.client, deployment.keyhouse
     backend_token = issue_token(keyhouse.port, "client_credentials", client)
     implicit_token = issue_token(keyhouse.port, "implicit", client)
     product_id = _create_product(keyhouse.port, backend_token)
@@ -138,15 +138,16 @@ def run(deployment: Deployment, config: Config) -> list[Row]:
     unvalidated = deployment.start(
         Server(
             "unvalidated",
-            uvicorn_argv(UNVALIDATED_APP, port, config),
+            uvicorn_argv(UNVALIDATED_APP, port, config, deployment.workers),
             env,
             port,
             deployment.data_dir / "unvalidated.log",
+            workers=deployment.workers,
         )
     )
     _check_unvalidated(unvalidated, keyhouse, path, bearer, body)
     log(
-        f"[{database}] protected: GET {path} ({len(body)} bytes); unvalidated pid "
+        f"[{where}] protected: GET {path} ({len(body)} bytes); unvalidated pid "
         f"{unvalidated.pid} on :{port} (bypass {config.bypass}) answers 200 without a token"
     )
 
@@ -165,54 +166,38 @@ def run(deployment: Deployment, config: Config) -> list[Row]:
             result = run_wrk(server, load, config.duration, f"{server.name} {SCENARIO}")
             runs[server.name].append(result)
             log(
-                f"[{database}] {SCENARIO:<18} round {round_number} {server.name:<11} "
+                f"[{where}] {SCENARIO:<18} round {round_number} {server.name:<11} "
                 f"{result.describe()}"
             )
+    memory = {server.name: server.memory() for server in targets}
     if config.profile:
-        output = RESULTS_DIR / f"keyhouse-{database}-{SCENARIO}.svg"
+        output = flame_graph_path(deployment, SCENARIO)
         profile(
             keyhouse,
             output,
             config,
             lambda: run_wrk(keyhouse, load, config.duration, f"keyhouse {SCENARIO}"),
         )
-        log(f"[{database}] flame graph of Keyhouse written to {output.relative_to(ROOT)}")
+        log(f"[{where}] flame graph of Keyhouse written to {output.relative_to(ROOT)}")
 
-    reference = Row.of(database, SCENARIO, "unvalidated", config.connections, runs["unvalidated"])
-    measured = Row.of(database, SCENARIO, "keyhouse", config.connections, runs["keyhouse"])
+    reference, measured = (
+        Row.of(deployment, SCENARIO, name, config.connections, runs[name], memory[name])
+        for name in ("unvalidated", "keyhouse")
+    )
     ratio = measured.rps / reference.rps
+    targeted = deployment.workers == TARGET_WORKERS
     return [
         reference,
-        dataclasses.replace(measured, ratio=ratio, meets_target=ratio >= TARGET_RATIO),
+        dataclasses.replace(
+            measured, ratio=ratio, meets_target=ratio >= TARGET_RATIO if targeted else None
+        ),
     ]
-
-
-def format_table(rows: list[Row]) -> str:
-    title = (
-        f"protected reads: GET {PRODUCTS_PATH}/{{id}} with an implicit bearer token; "
-        f"target keyhouse >= {TARGET_RATIO}x unvalidated"
-    )
-    header = (
-        f"{'database':<11} {'target':<12} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'ratio':>6}"
-    )
-    lines = [title, header, "-" * len(header)]
-    for row in rows:
-        ratio = ""
-        if row.ratio is not None:
-            ratio = f"{row.ratio:6.2f}" + (
-                "  ok" if row.meets_target else f"  below {TARGET_RATIO}"
-            )
-        lines.append(
-            f"{row.database:<11} {row.target:<12} {row.rps:9.1f} "
-            f"{row.p50_us / 1000:7.2f} {row.p99_us / 1000:7.2f} {ratio:>6}"
-        )
-    return "\n".join(lines)
 
 
 def misses(rows: list[Row]) -> list[str]:
     return [
-        f"{row.database}: protected reads at {row.ratio:.2f}x the unvalidated app, "
-        f"not {TARGET_RATIO}x"
+        f"{row.database}, {row.workers} worker: protected reads at {row.ratio:.2f}x "
+        f"the unvalidated app, not {TARGET_RATIO}x"
         for row in rows
         if row.ratio is not None and row.meets_target is False
     ]

@@ -1,6 +1,7 @@
-"""Keyhouse under load: token issuance, protected reads and customer logins, one worker.
+"""Keyhouse under load: token issuance, protected reads and customer logins, by worker count.
 
-Scenarios (`--scenarios`, default all), each on each database (`--databases`):
+Scenarios (`--scenarios`, default all), each on each database (`--databases`) at each number
+of workers (`--workers`, default 1 and 2; Keyhouse and its reference app alike):
 
 - `issuance` (bench/issuance.py): `POST /oauth/access_token` with `client_credentials` and
   `implicit` against the bare FastAPI app of bench/baseline.py, same Uvicorn, same bytes.
@@ -10,11 +11,13 @@ Scenarios (`--scenarios`, default all), each on each database (`--databases`):
 - `logins` (bench/logins.py): `POST /v2/customers/tokens` per second per worker, and the p99
   of an implicit-token probe alone and during the login flood. Target: p99 under 50 ms.
 
-Requests come from `wrk` over loopback; targets alternate round by round, so drift hits both
-alike, and the median of the rounds is reported. Every server is stopped in every case.
+The targets are for one worker. Requests come from `wrk` over loopback; targets alternate
+round by round, so drift hits both alike, and the median of the rounds is reported, with the
+resident memory of each server's workers after its rounds. Every server is stopped in every
+case. The Markdown report (bench/report.py) is printed and written to bench/results/report.md.
 
     .venv/bin/python bench/run.py [--scenarios issuance,protected,logins] [--duration 10] \
-        [--connections 32] [--databases sqlite,postgresql] [--rounds 3]
+        [--connections 32] [--databases sqlite,postgresql] [--workers 1,2] [--rounds 3]
 """
 
 import argparse
@@ -37,11 +40,12 @@ from typing import Any
 import issuance
 import logins
 import protected
+import report
 from harness import (
-    HOST,
     POSTGRES_URL,
     RESULTS_FILE,
     ROOT,
+    TARGET_WORKERS,
     BenchError,
     Config,
     Deployment,
@@ -51,15 +55,16 @@ from harness import (
     database_url,
     free_port,
     keyhouse,
+    keyhouse_argv,
     keyhouse_env,
     log,
-    venv_tool,
     wrk_binary,
 )
 from issuance import Summary as IssuanceSummary
 
 DATABASES = ("sqlite", "postgresql")
-SCENARIOS = ("issuance", "protected", "logins")  # run in this order on each database
+SCENARIOS = ("issuance", "protected", "logins")  # run in this order on each deployment
+WORKERS = (1, 2)
 BYPASS_MODES = ("resolved", "per-request")  # see bench/unvalidated.py
 BUSY_LOADAVG = 0.5  # above this before the start, warn that the machine is not idle
 
@@ -83,23 +88,22 @@ class Results:
         ]
 
 
-def bench_database(database: str, config: Config) -> Results:
+def bench_deployment(database: str, workers: int, config: Config) -> Results:
+    """The chosen scenarios on a fresh database, Keyhouse serving with `workers` workers."""
     with tempfile.TemporaryDirectory(prefix="keyhouse-bench-") as temporary:
         data_dir = Path(temporary)
         env = keyhouse_env(data_dir, database_url(database, data_dir, config.postgres_url))
-        log(f"[{database}] keyhouse db upgrade; keyhouse clients create")
+        log(f"[{database}] keyhouse db upgrade; keyhouse clients create; {workers} workers")
         keyhouse(["db", "upgrade"], env)
         client = create_client(env)
         port = free_port()
         server = Server(
             "keyhouse",
-            [
-                *(venv_tool("keyhouse"), "serve", "--host", HOST, "--port", str(port)),
-                *("--workers", "1", "--no-access-log"),
-            ],
+            keyhouse_argv(port, workers),
             env,
             port,
             data_dir / "keyhouse.log",
+            workers=workers,
         )
         deployment = Deployment(database, data_dir, env, client, server)
         try:
@@ -117,18 +121,7 @@ def bench_database(database: str, config: Config) -> Results:
                 started.stop()
 
 
-# --- report -------------------------------------------------------------------------------
-
-
-def format_tables(results: Results) -> str:
-    tables: list[str] = []
-    if results.issuance:
-        tables.append(issuance.format_table(results.issuance))
-    if results.protected:
-        tables.append(protected.format_table(results.protected))
-    if results.logins:
-        tables.append(logins.format_table(results.logins))
-    return "\n\n".join(tables)
+# --- results ------------------------------------------------------------------------------
 
 
 def _versions() -> dict[str, str]:
@@ -175,11 +168,12 @@ def _git_state() -> dict[str, Any]:
     return {"commit": git("rev-parse", "HEAD"), "uncommitted": changed.splitlines()}
 
 
-def write_results(results: Results, config: Config, loadavg: float) -> Path:
-    document = {
+def results_document(results: Results, config: Config, loadavg: float) -> dict[str, Any]:
+    """Everything measured and how: written to bench/results/latest.json, read by report.py."""
+    return {
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "settings": {**asdict(config), "workers": 1},
+        "settings": asdict(config),
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
@@ -190,6 +184,7 @@ def write_results(results: Results, config: Config, loadavg: float) -> Path:
         "versions": _versions(),
         "target": {"grant": issuance.TARGET_GRANT, "ratio": issuance.TARGET_RATIO},
         "targets": {
+            "workers": TARGET_WORKERS,
             "issuance": {"grant": issuance.TARGET_GRANT, "min_ratio": issuance.TARGET_RATIO},
             "protected": {"min_ratio": protected.TARGET_RATIO},
             "logins": {"max_implicit_p99_ms_in_flood": logins.TARGET_P99_MS},
@@ -199,6 +194,9 @@ def write_results(results: Results, config: Config, loadavg: float) -> Path:
         "logins": [asdict(row) for row in results.logins],
         "misses": results.misses(),
     }
+
+
+def write_results(document: dict[str, Any]) -> Path:
     RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
     RESULTS_FILE.write_text(json.dumps(document, indent=2) + "\n")
     return RESULTS_FILE
@@ -212,6 +210,16 @@ def _names(
     if unknown or not names:
         parser.error(f"{option} takes {','.join(known)}; got {value!r}")
     return names
+
+
+def _counts(parser: argparse.ArgumentParser, option: str, value: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(dict.fromkeys(int(count) for count in value.split(",") if count.strip()))
+    except ValueError:
+        counts = ()
+    if not counts or min(counts) < 1:
+        parser.error(f"{option} takes comma-separated counts of at least 1; got {value!r}")
+    return counts
 
 
 def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -233,6 +241,11 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--databases", default=",".join(DATABASES), help="comma-separated: sqlite,postgresql"
     )
+    parser.add_argument(
+        "--workers",
+        default=",".join(map(str, WORKERS)),
+        help="comma-separated worker counts, each in turn, for Keyhouse and its reference alike",
+    )
     parser.add_argument("--postgres-url", default=POSTGRES_URL, help="dropped and recreated")
     parser.add_argument(
         "--bypass",
@@ -250,6 +263,7 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     args.databases = _names(parser, "--databases", args.databases, DATABASES)
     chosen = _names(parser, "--scenarios", args.scenarios, SCENARIOS)
     args.scenarios = tuple(name for name in SCENARIOS if name in chosen)
+    args.workers = _counts(parser, "--workers", args.workers)
     for name in ("duration", "warmup", "connections", "threads", "rounds", "probe_connections"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -292,11 +306,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         scenarios=args.scenarios,
         probe_connections=args.probe_connections,
         bypass=args.bypass,
+        workers=args.workers,
+        databases=tuple(args.databases),
     )
     log(
         f"uvicorn loop={loop} http={http}; wrk -t{config.threads} -c{config.connections} "
-        f"-d{config.duration}s x {config.rounds} rounds; databases {','.join(args.databases)}; "
-        f"scenarios {','.join(config.scenarios)}"
+        f"-d{config.duration}s x {config.rounds} rounds; databases {','.join(config.databases)}; "
+        f"workers {','.join(map(str, config.workers))}; scenarios {','.join(config.scenarios)}"
     )
     loadavg = os.getloadavg()[0]
     if loadavg > BUSY_LOADAVG:
@@ -304,17 +320,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = Results()
     try:
         with _signals_unwind():
-            for database in args.databases:
-                results.extend(bench_database(database, config))
+            for database in config.databases:
+                for workers in config.workers:
+                    results.extend(bench_deployment(database, workers, config))
     except BenchError as error:
         log(f"bench failed: {error}")
         return 1
     except KeyboardInterrupt:
         log("interrupted; servers stopped")
         return 130
-    print(format_tables(results))
-    written = write_results(results, config, loadavg)
-    log(f"results written to {written.relative_to(ROOT)}")
+    document = results_document(results, config, loadavg)
+    written = write_results(document)
+    print(report.render(document), end="")
+    reported = report.write(document)
+    log(f"results written to {written.relative_to(ROOT)} and {reported.relative_to(ROOT)}")
     for miss in results.misses():
         log(miss)
     return 0

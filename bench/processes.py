@@ -1,0 +1,113 @@
+"""The worker processes of a server under test: which they are, their memory, their CPU time.
+
+Read from /proc (Linux), no dependency. With `--workers 1`, Uvicorn (and `keyhouse serve`)
+serves in the process started; with more, that process supervises workers it started with
+multiprocessing's `spawn`, beside multiprocessing's resource tracker, which serves nothing.
+"""
+
+import contextlib
+import os
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+PROC = Path("/proc")
+SPAWNED = b"multiprocessing.spawn"  # in a spawned worker's command line, not the tracker's
+IDLE_WINDOW_SECONDS = 0.5
+IDLE_CPU_SHARE = 0.04  # of one core, per worker over a window: idle, or as good as
+
+
+@dataclass(frozen=True, slots=True)
+class Memory:
+    """Resident memory (VmRSS) of each worker of a server, in MiB, and its max and mean."""
+
+    per_worker_mib: list[float]
+    max_mib: float
+    mean_mib: float
+
+    @classmethod
+    def of(cls, rss_kib: Sequence[int]) -> "Memory":
+        mib = [kib / 1024 for kib in rss_kib]
+        return cls(
+            per_worker_mib=[round(value, 1) for value in mib],
+            max_mib=round(max(mib), 1),
+            mean_mib=round(statistics.fmean(mib), 1),
+        )
+
+
+def vmrss_kib(status: str) -> int:
+    """The resident set size in a /proc/<pid>/status text, in KiB."""
+    for line in status.splitlines():
+        name, _, value = line.partition(":")
+        if name == "VmRSS":
+            number, unit = value.split()
+            if unit != "kB":
+                raise ValueError(f"VmRSS in {unit!r}, not kB")
+            return int(number)
+    raise ValueError("no VmRSS line (a kernel thread, or an exited process)")
+
+
+def _stat_fields(stat: str) -> list[str]:
+    """The fields of a /proc/<pid>/stat text after the command name, from `state` on.
+
+    The name is in parentheses and may itself hold spaces and parentheses: split after the
+    last one.
+    """
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def parent_pid(stat: str) -> int:
+    return int(_stat_fields(stat)[1])
+
+
+def cpu_ticks(stat: str) -> int:
+    """User plus system CPU time of a /proc/<pid>/stat text, in clock ticks."""
+    fields = _stat_fields(stat)
+    return int(fields[11]) + int(fields[12])
+
+
+def _children(pid: int) -> list[int]:
+    children: list[int] = []
+    for entry in PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):  # gone since listed
+            if parent_pid((entry / "stat").read_text()) == pid:
+                children.append(int(entry.name))
+    return sorted(children)
+
+
+def worker_pids(pid: int, workers: int) -> list[int]:
+    """The pids serving requests for the server started as `pid` with `workers` workers."""
+    if workers == 1:
+        return [pid]
+    spawned: list[int] = []
+    for child in _children(pid):
+        with contextlib.suppress(OSError):
+            if SPAWNED in (PROC / str(child) / "cmdline").read_bytes():
+                spawned.append(child)
+    return spawned
+
+
+def rss_kib(pid: int) -> int:
+    return vmrss_kib((PROC / str(pid) / "status").read_text())
+
+
+def wait_idle(pids: Sequence[int], timeout: float) -> bool:
+    """Whether every process in `pids` spent a window almost without CPU before `timeout`.
+
+    Work queued inside a server (password hashes) goes on after the client has gone; this
+    waits until it is done.
+    """
+    deadline = time.monotonic() + timeout
+    idle_ticks = IDLE_CPU_SHARE * IDLE_WINDOW_SECONDS * os.sysconf("SC_CLK_TCK")
+    before = [cpu_ticks((PROC / str(pid) / "stat").read_text()) for pid in pids]
+    while time.monotonic() < deadline:
+        time.sleep(IDLE_WINDOW_SECONDS)
+        after = [cpu_ticks((PROC / str(pid) / "stat").read_text()) for pid in pids]
+        if all(now - then <= idle_ticks for then, now in zip(before, after, strict=True)):
+            return True
+        before = after
+    return False

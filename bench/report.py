@@ -1,0 +1,241 @@
+"""The Markdown report of a run: the machine and the load, then one table per scenario, Keyhouse
+beside its reference on each database and at each number of workers.
+
+`bench/run.py` prints it and writes it to bench/results/report.md after every run; this renders
+it again from a results document, without measuring anything:
+
+    .venv/bin/python bench/report.py [bench/results/latest.json]
+"""
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from harness import RESULTS_DIR, RESULTS_FILE, ROOT, TOKEN_PATH
+from logins import LOGIN_PATH, LOGINS_ALONE, LOGINS_FLOOD
+from protected import PRODUCTS_PATH
+
+REPORT_FILE = RESULTS_DIR / "report.md"
+RSS_COLUMNS = (("RSS max MiB", True), ("RSS mean MiB", True))
+
+Document = Mapping[str, Any]  # what bench/run.py writes to bench/results/latest.json
+Row = Mapping[str, Any]
+
+
+def table(columns: Sequence[tuple[str, bool]], rows: Sequence[Sequence[str]]) -> str:
+    """A Markdown table, each column padded to one width so that it reads as text too.
+
+    `columns`: each column's title, and whether it is right-aligned (numbers).
+    """
+    titles = [title for title, _ in columns]
+    widths = [max(3, *(len(cell) for cell in cells)) for cells in zip(titles, *rows, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = (
+            cell.rjust(width) if right else cell.ljust(width)
+            for cell, width, (_, right) in zip(cells, widths, columns, strict=True)
+        )
+        return "| " + " | ".join(padded) + " |"
+
+    rule = "|".join(
+        "-" * (width + 1) + ":" if right else "-" * (width + 2)
+        for width, (_, right) in zip(widths, columns, strict=True)
+    )
+    return "\n".join([line(titles), f"|{rule}|", *(line(row) for row in rows)])
+
+
+def _ms(microseconds: float) -> str:
+    return f"{microseconds / 1000:.2f}"
+
+
+def _rss(row: Row) -> list[str]:
+    """Max and mean resident memory of the row's workers, MiB; blank where not measured."""
+    memory = row.get("rss")
+    if not memory:
+        return ["", ""]
+    return [f"{memory['max_mib']:.1f}", f"{memory['mean_mib']:.1f}"]
+
+
+def _ratio(row: Row, target: float) -> str:
+    if row.get("ratio") is None:
+        return ""
+    verdicts = {True: " ok", False: f" below {target}", None: ""}
+    return f"{row['ratio']:.2f}{verdicts[row.get('meets_target')]}"
+
+
+def _measured(row: Row) -> list[str]:
+    return [f"{row['rps']:.1f}", _ms(row["p50_us"]), _ms(row["p99_us"])]
+
+
+def header(document: Document) -> str:
+    settings, machine = document["settings"], document["machine"]
+    versions, keyhouse = document["versions"], document["keyhouse"]
+    workers = [int(count) for count in settings["workers"]]
+    changed = len(keyhouse["uncommitted"])
+    wrk = versions.get("wrk", "wrk").split(" Copyright")[0]  # `wrk -v`: version, then notice
+    rounds = f"{settings['rounds']} round{'s' if settings['rounds'] > 1 else ''}"
+    lines = [
+        "# Keyhouse performance",
+        "",
+        f"Measured {document['finished_at']} by `{document['command']}`.",
+        "",
+        f"- **Keyhouse** `{keyhouse['commit'][:12] or 'unknown'}`"
+        + (f", with uncommitted changes to {changed} files" if changed else "")
+        + f"; Python {versions['python']}, FastAPI {versions.get('fastapi', '?')}, "
+        f"Uvicorn {versions.get('uvicorn', '?')} ({settings['loop']}, {settings['http']}).",
+        f"- **Machine**: {machine['cpus']} CPUs, {machine['platform']}; 1-minute load average "
+        f"{machine['loadavg_1min_before']:.2f} before, {machine['loadavg_1min_after']:.2f} after.",
+        f"- **Servers**: `keyhouse serve --workers N --no-access-log` and its reference app on "
+        f"`uvicorn --workers N` with the same options, N = {', '.join(map(str, workers))}; "
+        f"databases {', '.join(settings.get('databases', []))}.",
+        f"- **Load**: {wrk}, `-t{settings['threads']} -c{settings['connections']}` over "
+        f"loopback; {settings['duration']} s per measured run after {settings['warmup']} s of "
+        f"warm-up; {rounds} alternating Keyhouse and its reference; the medians of the rounds.",
+        "- **RSS**: the resident memory (VmRSS) of each worker process (with one worker, the "
+        "server process itself), read after the scenario's measured rounds with the server "
+        "still up; the max and the mean across the workers.",
+        "- **Targets** apply to one worker; with more, ratios are shown without a verdict.",
+    ]
+    busiest = max(workers)
+    if busiest >= machine["cpus"]:
+        lines.append(
+            f"- **{machine['cpus']} CPUs for {busiest} workers and wrk**: the load generator "
+            f"competes with the workers for the cores, so the {busiest}-worker figures are "
+            f"below what {busiest} workers serve with a core to spare for the clients."
+        )
+    return "\n".join(lines)
+
+
+def issuance_section(document: Document) -> str:
+    target = document["targets"]["issuance"]
+    columns = [
+        *(("database", False), ("workers", True), ("grant", False), ("target", False)),
+        *(("req/s", True), ("p50 ms", True), ("p99 ms", True), *RSS_COLUMNS, ("ratio", False)),
+    ]
+    rows = [
+        [
+            *(row["database"], str(row["workers"]), row["grant"], row["target"]),
+            *(*_measured(row), *_rss(row), _ratio(row, target["min_ratio"])),
+        ]
+        for row in document["results"]
+    ]
+    return "\n".join(
+        [
+            "## Token issuance",
+            "",
+            f"`POST {TOKEN_PATH}`, Keyhouse against the bare FastAPI app of `bench/baseline.py` "
+            f"(same Uvicorn, same response bytes). Target: `{target['grant']}` at "
+            f"{target['min_ratio']}x the baseline's req/s or better.",
+            "",
+            table(columns, rows),
+        ]
+    )
+
+
+def protected_section(document: Document) -> str:
+    target = document["targets"]["protected"]
+    columns = [
+        *(("database", False), ("workers", True), ("target", False)),
+        *(("req/s", True), ("p50 ms", True), ("p99 ms", True), *RSS_COLUMNS, ("ratio", False)),
+    ]
+    rows = [
+        [
+            *(row["database"], str(row["workers"]), row["target"]),
+            *(*_measured(row), *_rss(row), _ratio(row, target["min_ratio"])),
+        ]
+        for row in document["protected"]
+    ]
+    return "\n".join(
+        [
+            "## Protected reads",
+            "",
+            f"`GET {PRODUCTS_PATH}/{{id}}` with an implicit bearer token, Keyhouse against "
+            "itself with bearer validation bypassed (`bench/unvalidated.py`). Target: "
+            f"{target['min_ratio']}x the bypassed app's req/s or better.",
+            "",
+            table(columns, rows),
+        ]
+    )
+
+
+def _per_worker(row: Row) -> str:
+    """Logins per second per worker; blank for the probe, which measures latency."""
+    if row["target"] not in (LOGINS_ALONE, LOGINS_FLOOD):
+        return ""
+    return f"{row['rps'] / row['workers']:.1f}"
+
+
+def logins_section(document: Document) -> str:
+    limit = document["targets"]["logins"]["max_implicit_p99_ms_in_flood"]
+    columns = [
+        *(("database", False), ("workers", True), ("run", False), ("conns", True)),
+        *(("req/s", True), ("logins/s per worker", True), ("p50 ms", True), ("p99 ms", True)),
+        *(*RSS_COLUMNS, ("target", False)),
+    ]
+    verdicts = {True: "ok", False: f"above {limit:.0f} ms", None: ""}
+    rows = [
+        [
+            *(row["database"], str(row["workers"]), row["target"], str(row["connections"])),
+            *(f"{row['rps']:.1f}", _per_worker(row)),
+            *(_ms(row["p50_us"]), _ms(row["p99_us"]), *_rss(row), verdicts[row["meets_target"]]),
+        ]
+        for row in document["logins"]
+    ]
+    return "\n".join(
+        [
+            "## Customer logins",
+            "",
+            f"`POST {LOGIN_PATH}` (argon2id) flooding the server, and a small probe of implicit "
+            f"`POST {TOKEN_PATH}`: `logins` the flood alone, `implicit` the probe alone, "
+            "`logins+probe` the flood while probed, `implicit+flood` the probe inside the flood. "
+            f"Target: the probe's p99 in the flood under {limit:.0f} ms.",
+            "",
+            table(columns, rows),
+        ]
+    )
+
+
+def render(document: Document) -> str:
+    sections = [header(document)]
+    if document["results"]:
+        sections.append(issuance_section(document))
+    if document["protected"]:
+        sections.append(protected_section(document))
+    if document["logins"]:
+        sections.append(logins_section(document))
+    sections.append(_verdict(document))
+    return "\n\n".join(sections) + "\n"
+
+
+def _verdict(document: Document) -> str:
+    misses: list[str] = document["misses"]
+    if misses:
+        return "\n".join(["## Targets missed", "", *(f"- {miss}" for miss in misses)])
+    rows = [*document["results"], *document["protected"], *document["logins"]]
+    if any(row.get("meets_target") is not None for row in rows):
+        return "Every target was met."
+    return "No target applies to these runs (the targets are for one worker)."
+
+
+def write(document: Document, path: Path = REPORT_FILE) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(document))
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("results", nargs="?", type=Path, default=RESULTS_FILE)
+    args = parser.parse_args(argv)
+    document = json.loads(args.results.read_text())
+    print(render(document), end="")
+    written = write(document)
+    print(f"report written to {written.relative_to(ROOT)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

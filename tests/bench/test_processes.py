@@ -1,0 +1,71 @@
+"""Reading a server's workers from /proc: their memory, their parent, their CPU time."""
+
+import multiprocessing
+import os
+import time
+
+import pytest
+from processes import Memory, cpu_ticks, parent_pid, rss_kib, vmrss_kib, worker_pids
+
+STATUS = """\
+Name:\tpython
+Umask:\t0022
+State:\tS (sleeping)
+Pid:\t4242
+PPid:\t4200
+VmPeak:\t  301244 kB
+VmSize:\t  301244 kB
+VmHWM:\t  121000 kB
+VmRSS:\t  115712 kB
+RssAnon:\t   80000 kB
+Threads:\t5
+"""
+
+# A command name with spaces and parentheses: the fields are counted after the last ")".
+STAT = "4242 (keyhouse (w) 1) S 4200 4200 4200 0 -1 4194560 9000 0 3 0 1234 56 0 0 20 0 5 0"
+
+
+def test_vmrss_is_read_in_kib() -> None:
+    assert vmrss_kib(STATUS) == 115712
+
+
+def test_a_status_without_vmrss_is_refused() -> None:
+    kernel_thread = "\n".join(line for line in STATUS.splitlines() if "VmRSS" not in line)
+    with pytest.raises(ValueError, match="no VmRSS"):
+        vmrss_kib(kernel_thread)
+
+
+def test_vmrss_in_another_unit_is_refused() -> None:
+    with pytest.raises(ValueError, match="not kB"):
+        vmrss_kib("VmRSS:\t 113 MB\n")
+
+
+def test_stat_fields_are_counted_after_the_command_name() -> None:
+    assert parent_pid(STAT) == 4200
+    assert cpu_ticks(STAT) == 1234 + 56
+
+
+def test_memory_is_in_mib_with_max_and_mean() -> None:
+    memory = Memory.of([102400, 51200, 52224])
+    assert memory.per_worker_mib == [100.0, 50.0, 51.0]
+    assert memory.max_mib == 100.0
+    assert memory.mean_mib == 67.0
+
+
+def test_one_worker_is_the_server_process_itself() -> None:
+    assert worker_pids(os.getpid(), 1) == [os.getpid()]
+    assert rss_kib(os.getpid()) > 1024
+
+
+def test_spawned_workers_are_found_and_the_resource_tracker_is_not() -> None:
+    """As Uvicorn starts its workers: multiprocessing's spawn, which starts a tracker too."""
+    worker = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(30,))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while worker.pid not in worker_pids(os.getpid(), 2) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert worker_pids(os.getpid(), 2) == [worker.pid]
+    finally:
+        worker.terminate()
+        worker.join()
