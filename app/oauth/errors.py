@@ -4,9 +4,13 @@ The body carries both the RFC fields that OAuth libraries read and the JSON:API 
 that the commerce SDKs read, so one response satisfies both kinds of client.
 """
 
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-from app.errors import KeyhouseError, ServiceUnavailableError
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+
+from app.errors import KeyhouseError, ServiceUnavailableError, database_outage
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -91,3 +95,21 @@ class TemporarilyUnavailableError(OAuthError, ServiceUnavailableError):
     the database is away for a moment. A `ServiceUnavailableError` in the OAuth body."""
 
     error = "temporarily_unavailable"
+
+
+class OAuthRoute(APIRoute):
+    """A route of the issuing side: a database outage is answered in the OAuth error body
+    (`temporarily_unavailable`), as the token endpoint answers it, not in the /v2 API's."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def handle_outage(request: Request) -> Response:
+            try:
+                return await handle(request)
+            except Exception as error:
+                if database_outage(error, method=request.method, path=request.url.path):
+                    raise TemporarilyUnavailableError() from error
+                raise
+
+        return handle_outage

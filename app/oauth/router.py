@@ -22,7 +22,7 @@ from app.oauth.documents import (
     JWKSet,
     ServerMetadata,
 )
-from app.oauth.errors import NO_STORE, SlowDownError
+from app.oauth.errors import NO_STORE, OAuthRoute, SlowDownError
 from app.oauth.grants import GrantRegistry
 from app.oauth.introspection import introspection_response, may_revoke, token_parameter
 from app.oauth.keys import KeyRing
@@ -34,7 +34,7 @@ from app.oauth.verification import TokenVerifier
 from app.ratelimit import RateLimits, address_key, client_host
 from app.settings import Settings
 
-router = APIRouter(tags=["oauth"])
+router = APIRouter(tags=["oauth"], route_class=OAuthRoute)
 
 TOKEN_PATH = "/oauth/access_token"  # noqa: S105 (a path, not a secret)
 TOKEN_ALIAS_PATH = "/oauth/token"  # noqa: S105 (a path)

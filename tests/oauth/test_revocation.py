@@ -20,7 +20,7 @@ from app.db import Database
 from app.oauth.clients import CreatedClient, disable_client
 from app.oauth.revocation import Revocation, RevocationList, revoke_token
 
-from ..conftest import TEST_ISSUER, MakeClient
+from ..conftest import TEST_ISSUER, MakeClient, free_port
 from ..customers.shoppers import (
     backend_token,
     headers,
@@ -90,6 +90,27 @@ async def test_a_revoked_access_token_is_refused_at_once(
     assert 'error="invalid_token"' in refused.headers["www-authenticate"]
     # A fresh token still works: only the one token was revoked.
     assert await accepted(http, await backend_token(http, backend)) == 200
+
+
+async def test_a_revocation_while_the_database_is_away_is_a_503_in_the_oauth_body(
+    app: FastAPI, http: httpx.AsyncClient, authlib: Any, backend: CreatedClient
+) -> None:
+    token = await backend_token(http, backend)
+    served = app.state.database  # swapped for one that nothing listens for
+    app.state.database = Database(f"postgresql+asyncpg://root@127.0.0.1:{free_port()}/keyhouse")
+    try:
+        response = await authlib.revoke_token(REVOKE_URL, token=token)
+    finally:
+        await app.state.database.dispose()
+        app.state.database = served
+
+    assert response.status_code == 503, response.text
+    assert int(response.headers["retry-after"]) >= 1
+    assert response.headers["cache-control"] == "no-store"
+    body = response.json()
+    assert body["error"] == "temporarily_unavailable"
+    assert body["errors"][0]["status"] == 503
+    assert await accepted(http, token) == 200  # not revoked, and not acknowledged as revoked
 
 
 async def test_revocation_is_recorded_in_the_audit_trail(
