@@ -9,19 +9,21 @@ metrics, nor is `/metrics` itself: probes and scrapes would only drown the real 
 """
 
 import asyncio
+import hmac
 import logging
 from typing import Any, Literal
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import text
 
 from app import metrics
 from app.db import Database
-from app.errors import ServiceUnavailableError, error_responses
+from app.errors import KeyhouseError, ServiceUnavailableError, error_responses
 from app.oauth.revocation import RevocationList
+from app.settings import Settings
 
 logger = logging.getLogger("keyhouse.monitoring")
 
@@ -30,6 +32,7 @@ READINESS_PATH = "/readyz"
 METRICS_PATH = "/metrics"
 UNMEASURED_PATHS = frozenset({HEALTH_PATH, READINESS_PATH, METRICS_PATH})
 READINESS_TIMEOUT_SECONDS = 2.0
+METRICS_REALM = 'Bearer realm="keyhouse-metrics"'
 DATABASE_UNREACHABLE = "The database is unreachable; try again after the time in Retry-After."
 
 router = APIRouter(tags=["monitoring"])
@@ -78,7 +81,38 @@ async def get_readiness(request: Request) -> Response:
     return _json({"status": "ready"})
 
 
-@router.get(METRICS_PATH, summary="Prometheus metrics of every worker", responses=METRICS_RESPONSES)
+class MetricsTokenError(KeyhouseError):
+    """401: `KEYHOUSE_METRICS_TOKEN` is set, and the scrape did not send it as a bearer."""
+
+    status_code = 401
+    title = "Unauthorized"
+    default_detail = "The metrics need the metrics token: Authorization: Bearer <token>."
+
+    def response_headers(self) -> dict[str, str]:
+        return {**self.headers, "WWW-Authenticate": METRICS_REALM}
+
+
+def require_metrics_token(request: Request) -> None:
+    """When a metrics token is configured, only a scrape that sends it may read the metrics
+    (Prometheus: `authorization: {credentials: ...}` in the scrape config)."""
+    settings: Settings = request.app.state.settings
+    if settings.metrics_token is None:
+        return
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    expected = settings.metrics_token.get_secret_value().encode()
+    matches = hmac.compare_digest(credentials.strip().encode(), expected)  # constant time
+    if scheme.lower() != "bearer" or not matches:
+        raise MetricsTokenError()
+
+
+@router.get(
+    METRICS_PATH,
+    summary="Prometheus metrics of every worker",
+    description="Open to any caller unless `KEYHOUSE_METRICS_TOKEN` is set; then the scrape "
+    "must send it as `Authorization: Bearer <token>`.",
+    responses={**METRICS_RESPONSES, **error_responses(401)},
+    dependencies=[Depends(require_metrics_token)],
+)
 async def get_metrics(request: Request) -> Response:
     revocations: RevocationList = request.app.state.revocations
     body, content_type = metrics.exposition(

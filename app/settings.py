@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     revocation_poll_seconds: float = Field(default=0.25, gt=0, le=1)
     # How many password hashes may run at once; each holds 32 MiB while it runs.
     password_hash_concurrency: int = Field(default_factory=default_hash_concurrency, ge=1, le=64)
+    # When set, `GET /metrics` needs it as a bearer token (Prometheus' scrape `authorization`);
+    # unset, the metrics are open to whoever reaches them (keep them off the public side).
+    metrics_token: SecretStr | None = Field(default=None, min_length=16)
     # Server logs on stderr: one JSON object per line, or `text` for people at a terminal.
     log_format: Literal["json", "text"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"

@@ -129,6 +129,29 @@ async def test_readiness_gives_up_on_a_database_that_never_answers(
 # What /metrics counts
 
 
+METRICS_TOKEN = "metrics-token-" + "m" * 24
+
+
+@pytest.mark.settings(metrics_token=METRICS_TOKEN)
+async def test_with_a_metrics_token_only_a_scrape_that_sends_it_reads_the_metrics(
+    http: httpx.AsyncClient,
+) -> None:
+    for authorization in (None, "Bearer wrong-token", f"Basic {METRICS_TOKEN}"):
+        sent = {"Authorization": authorization} if authorization else {}
+        refused = await http.get("/metrics", headers=sent)
+        assert refused.status_code == 401, authorization
+        assert refused.headers["www-authenticate"] == monitoring.METRICS_REALM
+        (error,) = refused.json()["errors"]
+        assert (error["status"], error["title"]) == (401, "Unauthorized")
+        assert "keyhouse_" not in refused.text
+
+    # What Prometheus sends with `authorization: {credentials: ...}` in its scrape config.
+    scraped = await http.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert scraped.status_code == 200
+    parse(scraped.text)  # a well-formed exposition
+    assert "# TYPE keyhouse_http_requests" in scraped.text
+
+
 async def test_requests_are_counted_by_route_template_never_by_raw_path(
     http: httpx.AsyncClient, make_client: MakeClient
 ) -> None:

@@ -127,3 +127,13 @@ def test_invalid_values_name_the_variable(
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigurationError, match=variable):
         get_settings()
+
+
+def test_a_short_metrics_token_is_refused_without_quoting_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    short_token = "scrape-me-now"
+    monkeypatch.setenv("KEYHOUSE_METRICS_TOKEN", short_token)
+    with pytest.raises(ConfigurationError, match="KEYHOUSE_METRICS_TOKEN") as raised:
+        get_settings()
+    assert short_token not in str(raised.value)
