@@ -30,6 +30,7 @@ from app.oauth.verification import TokenVerifier
 from app.passwords import ClientSecretHasher, PasswordHasher
 from app.ratelimit import Counters, RateLimits
 from app.request_id import RequestIdMiddleware
+from app.security import document_security
 from app.server_secret import load_server_keys
 from app.settings import Settings, get_settings
 from app.store.address_routes import router as address_router
@@ -142,5 +143,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(cart_router)
     app.include_router(order_router)
     app.include_router(monitoring_router)
-    finish_schema(app, drop_422)
+    finish_schema(app, drop_422, document_security)
     return app
