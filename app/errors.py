@@ -7,7 +7,7 @@ one registration covers every subclass, OAuth errors included.
 
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -232,23 +232,14 @@ async def _handle_unexpected(request: Request, exc: Exception) -> Response:
     return render(InternalError())
 
 
-def _schema_without_422(app: FastAPI) -> Callable[[], dict[str, Any]]:
-    """`app.openapi`, less the 422 answers FastAPI documents for every route with parameters:
-    validation errors are 400 here (the handler above), in the documented error format."""
-    generate = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        schema = generate()  # which FastAPI keeps in `app.openapi_schema`
-        for operations in schema["paths"].values():
-            for operation in operations.values():
-                operation["responses"].pop("422", None)
-        for name in ("HTTPValidationError", "ValidationError"):
-            schema.get("components", {}).get("schemas", {}).pop(name, None)
-        return schema
-
-    return openapi
+def drop_422(schema: dict[str, Any]) -> None:
+    """Takes out of an OpenAPI schema the 422 answers FastAPI documents for every route with
+    parameters: validation errors are 400 here (the handler above), in the documented format."""
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            operation["responses"].pop("422", None)
+    for name in ("HTTPValidationError", "ValidationError"):
+        schema.get("components", {}).get("schemas", {}).pop(name, None)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -259,4 +250,3 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(SQLAlchemyError, _handle_database_error)
     app.add_exception_handler(OSError, _handle_database_error)
     app.add_exception_handler(Exception, _handle_unexpected)
-    app.openapi = _schema_without_422(app)  # type: ignore[method-assign]

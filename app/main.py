@@ -1,7 +1,8 @@
 """The ASGI application: `create_app()` wires settings, database, keys, routes and errors."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
@@ -12,7 +13,7 @@ from app.customers.lockout import LoginGuard
 from app.customers.router import router as customers_router
 from app.customers.tokens import CustomerTokenIssuer
 from app.db import Database
-from app.errors import install_error_handlers
+from app.errors import drop_422, install_error_handlers
 from app.metrics import worker_stopped
 from app.monitoring import router as monitoring_router
 from app.oauth.authentication import ClientAuthenticator
@@ -27,6 +28,7 @@ from app.oauth.tokens import TokenIssuer
 from app.oauth.verification import TokenVerifier
 from app.passwords import ClientSecretHasher, PasswordHasher
 from app.ratelimit import Counters, RateLimits
+from app.security import document_security
 from app.server_secret import load_server_keys
 from app.settings import Settings, get_settings
 from app.store.address_routes import router as address_router
@@ -45,6 +47,21 @@ class Keyhouse(FastAPI):
 
     def build_middleware_stack(self) -> ASGIApp:
         return RequestTelemetry(super().build_middleware_stack())
+
+
+def finish_schema(app: FastAPI, *steps: Callable[[dict[str, Any]], None]) -> None:
+    """`app.openapi`, with FastAPI's schema finished by `steps` (in place) the first time."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()  # which FastAPI keeps in `app.openapi_schema`
+        for step in steps:
+            step(schema)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -125,4 +142,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(cart_router)
     app.include_router(order_router)
     app.include_router(monitoring_router)
+    finish_schema(app, drop_422, document_security)
     return app

@@ -6,19 +6,26 @@ access token as `Authorization: Bearer …` and, for a logged-in shopper, a cust
 `app.oauth.verification.TokenVerifier` (signature, claims, revocation).
 
 Every refusal is 401 (the SDKs re-authenticate only on 401) with an RFC 6750 challenge,
-except a valid token without the scope a route needs: 403 `insufficient_scope`.
+except a valid token without the scope a route needs: 403 `insufficient_scope`. The routes
+declare what they need through `ReadCaller` and `WriteCaller`, and the OpenAPI schema (/docs)
+says it from there: `document_security` below.
 """
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, Request, Security
+from fastapi.security import (
+    APIKeyHeader,
+    HTTPAuthorizationCredentials,
+    HTTPBearer,
+    SecurityScopes,
+)
 
-from app.errors import KeyhouseError, NotFoundError
-from app.oauth.scopes import READ, WRITE
+from app.errors import JSON_API, KeyhouseError, NotFoundError
+from app.oauth.scopes import READ, WRITE, format_scope
 from app.oauth.verification import (
     REALM,
     AccessToken,
@@ -27,7 +34,7 @@ from app.oauth.verification import (
     TokenVerifier,
 )
 
-CUSTOMER_TOKEN_HEADER = "x-moltin-customer-token"  # noqa: S105 (a header name)
+CUSTOMER_TOKEN_HEADER = "X-Moltin-Customer-Token"  # noqa: S105 (a header name)
 
 
 class MissingTokenError(KeyhouseError):
@@ -89,9 +96,25 @@ class Caller:
             raise NotFoundError()
 
 
+# The two credentials as the OpenAPI schema (and /docs's "Authorize") knows them. They are called
+# as dependencies of the scope check below, so that every route behind it documents them with
+# its scopes; `_current_caller` reads the headers itself, since it must tell a missing token from
+# a malformed one, and it depends on no scheme, so that it runs once per request whatever scopes
+# the route's dependencies ask for (FastAPI keys a scheme's result by those scopes).
 bearer_scheme = HTTPBearer(
+    scheme_name="AccessToken",
+    bearerFormat="JWT",
     auto_error=False,  # a missing token is our 401 with a challenge, not FastAPI's 403
-    description="An access token from POST /oauth/access_token.",
+    description="An access token (an RFC 9068 JWT) from `POST /oauth/access_token`.",
+)
+customer_token_scheme = APIKeyHeader(
+    name=CUSTOMER_TOKEN_HEADER,
+    scheme_name="CustomerToken",
+    auto_error=False,
+    description=(
+        "A shopper's customer token from `POST /v2/customers/tokens`, sent beside the access "
+        "token, never alone: it lets a storefront act for that customer."
+    ),
 )
 
 
@@ -100,10 +123,7 @@ def _verifier(request: Request) -> TokenVerifier:
     return verifier
 
 
-async def _current_caller(
-    request: Request,
-    _documented: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-) -> Caller:
+async def _current_caller(request: Request) -> Caller:
     authorization = request.headers.get("authorization")
     if authorization is None:
         raise MissingTokenError()
@@ -121,16 +141,71 @@ async def _current_caller(
     return Caller(token=access, customer=customer)
 
 
-def require_scope(scope: str) -> Callable[..., Awaitable[Caller]]:
-    """A dependency: the caller, whose access token must carry `scope` (RFC 6750 §3.1)."""
-
-    async def caller_with_scope(caller: Annotated[Caller, Depends(_current_caller)]) -> Caller:
+async def _caller_with_scopes(
+    security_scopes: SecurityScopes,
+    caller: Annotated[Caller, Depends(_current_caller)],
+    _access_token: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+    _customer_token: Annotated[str | None, Depends(customer_token_scheme)],
+) -> Caller:
+    """The caller, whose access token must carry every scope asked for (RFC 6750 §3.1)."""
+    for scope in security_scopes.scopes:
         if scope not in caller.token.scopes:
             raise InsufficientScopeError(scope)
-        return caller
-
-    return caller_with_scope
+    return caller
 
 
-ReadCaller = Annotated[Caller, Depends(require_scope(READ))]
-WriteCaller = Annotated[Caller, Depends(require_scope(WRITE))]
+ReadCaller = Annotated[Caller, Security(_caller_with_scopes, scopes=[READ])]
+WriteCaller = Annotated[Caller, Security(_caller_with_scopes, scopes=[WRITE])]
+
+
+# --- the schema's account of it ----------------------------------------------------------
+# FastAPI lists each scheme a route depends on as an alternative to the others, all with the
+# route's scopes. The customer token is no alternative: it goes beside an access token, or
+# nowhere. So each operation FastAPI found behind `_caller_with_scopes` is finished here: the
+# access token with its scopes, alone or with the customer token; those scopes in words; and
+# the bodies and challenges of its 401 and 403, as these classes render them.
+
+ACCESS_TOKEN = bearer_scheme.scheme_name
+CUSTOMER_TOKEN = customer_token_scheme.scheme_name
+
+
+def document_security(schema: dict[str, Any]) -> None:
+    """Finishes the security of every operation of an OpenAPI schema (RFC 6750 §2.1, §3)."""
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            requirements = operation.get("security")
+            if requirements:
+                scopes = next(r[ACCESS_TOKEN] for r in requirements if ACCESS_TOKEN in r)
+                _document_operation(operation, format_scope(scopes).split())
+
+
+def _document_operation(operation: dict[str, Any], scopes: list[str]) -> None:
+    operation["security"] = [
+        {ACCESS_TOKEN: scopes},
+        {ACCESS_TOKEN: scopes, CUSTOMER_TOKEN: []},
+    ]
+    needed = (
+        f"Requires an access token with scope `{' '.join(scopes)}` "
+        f"(`Authorization: Bearer …`); a shopper's customer token may go beside it "
+        f"(`{CUSTOMER_TOKEN_HEADER}`)."
+    )
+    described = operation.get("description")
+    operation["description"] = f"{needed}\n\n{described}" if described else needed
+    responses = operation["responses"]
+    missing, invalid = MissingTokenError(), InvalidTokenError()
+    _add_examples(responses, 401, [("missing_token", missing), ("invalid_token", invalid)])
+    refusals = [(f"without_{scope}", InsufficientScopeError(scope)) for scope in scopes]
+    _add_examples(responses, 403, refusals)
+
+
+def _add_examples(
+    responses: dict[str, Any], status: int, errors: Sequence[tuple[str, KeyhouseError]]
+) -> None:
+    """Each error's body as an example of the response, and its challenge as the header's.
+    (FastAPI's schema is a fresh copy: nothing in it is shared with another operation.)"""
+    response = responses[str(status)]  # every protected router documents 401 and 403
+    examples = response["content"][JSON_API].setdefault("examples", {})
+    challenges = response["headers"]["WWW-Authenticate"].setdefault("examples", {})
+    for name, error in errors:
+        examples[name] = {"summary": error.detail, "value": error.body()}
+        challenges[name] = {"value": error.response_headers()["WWW-Authenticate"]}

@@ -2,12 +2,11 @@
 
 The app is Keyhouse's own, from `create_app()`, with one change declared the public way:
 `app.dependency_overrides[_current_caller]` returns a fixed `Caller`. That is the level that
-works: `require_scope(READ)` builds a new closure on every call, so overriding the closure
-behind `ReadCaller` would match nothing, while every scoped route's closure depends on
-`_current_caller`. What is bypassed is everything `_current_caller` does per request: the
-`HTTPBearer` dependency, reading and splitting the Authorization header, the verifier's
-lookup of remembered tokens (or a full JWT verification), building the `Caller`. The scope
-check in the closure still runs (a set lookup).
+works: the scope check behind `ReadCaller` and `WriteCaller` depends on `_current_caller`.
+What is bypassed is everything `_current_caller` does per request: reading and splitting the
+Authorization header, the verifier's lookup of remembered tokens (or a full JWT verification),
+building the `Caller`. The scope check still runs (a set lookup), with the `HTTPBearer` and
+`APIKeyHeader` dependencies beside it that document the schemes (two header lookups).
 
 The fixed `Caller` is built at startup from a real token, `BENCH_ACCESS_TOKEN`, verified by
 the app's own `TokenVerifier`, so it names the same store and scopes as the requests sent to

@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.db import Database
 from app.oauth.stores import Store
+from app.security import ACCESS_TOKEN
 
 from .conftest import TEST_ISSUER, MakeClient
 from .world import Kind, World, build_world
@@ -82,19 +83,6 @@ def bridge(http: httpx.AsyncClient, loop: asyncio.AbstractEventLoop) -> ASGIApp:
 
 
 METHOD_ORDER = ["GET", "POST", "PUT", "DELETE"]
-
-
-def known_ids(world: World) -> dict[str, str]:
-    """The ids of the world's rows, by the names of the path parameters that take them."""
-    ids = world.ids("own")
-    return {
-        "customer_id": ids["customer"],
-        "address_id": ids["address"],
-        "order_id": ids["order"],
-        "product_id": ids["product"],
-        "item_id": ids["item"],
-        "cart_ref": ids["cart"],
-    }
 
 
 def with_known_ids(case: Case, ids: Mapping[str, str]) -> Case:
@@ -155,7 +143,7 @@ def fuzz(
     # The bearer token goes in as the schema's own security scheme, on every request: invalid
     # requests are invalid in their parameters and bodies, and `ignored_auth` tries each
     # operation without a token and with a made-up one. Schemathesis signs up no users itself.
-    auth = {"openapi": {"HTTPBearer": {"bearer": bearer}}, "auto-signup": False}
+    auth = {"openapi": {ACCESS_TOKEN: {"bearer": bearer}}, "auto-signup": False}
     generation = {"with-security-parameters": False}
     config = schemathesis.Config.from_dict({"auth": auth, "generation": generation})
     schema = schemathesis.openapi.from_dict(app.openapi(), config=config)
@@ -189,7 +177,7 @@ async def test_fuzz(app: FastAPI, http: httpx.AsyncClient, world: World, kind: K
     started = time.monotonic()
     sent = world.headers(kind)  # and the customer token beside it, for `customer`
     bearer = sent.pop("Authorization").removeprefix("Bearer ")
-    failures = await asyncio.to_thread(fuzz, app, forward, bearer, sent, known_ids(world))
+    failures = await asyncio.to_thread(fuzz, app, forward, bearer, sent, world.path_parameters())
     print(f"fuzzed in {time.monotonic() - started:.1f}s")
     assert not failures, "\n\n".join(failures)
 

@@ -70,6 +70,19 @@ class World:
             "item": self.item,
         }
 
+    def path_parameters(self) -> dict[str, str]:
+        """The logged-in customer's ids and the rest, by the names of the schema's path
+        parameters that take them."""
+        ids = self.ids("own")
+        return {
+            "customer_id": ids["customer"],
+            "address_id": ids["address"],
+            "order_id": ids["order"],
+            "product_id": ids["product"],
+            "item_id": ids["item"],
+            "cart_ref": ids["cart"],
+        }
+
 
 def checkout_body(customer: dict[str, Any] | None = None) -> dict[str, Any]:
     data: dict[str, Any] = {"billing_address": ADDRESS, "shipping_address": ADDRESS}

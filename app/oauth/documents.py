@@ -10,6 +10,16 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.errors import ErrorObject, error_responses
+from app.oauth.errors import (
+    InvalidClientError,
+    InvalidRequestError,
+    InvalidScopeError,
+    OAuthError,
+    SlowDownError,
+    UnauthorizedClientError,
+    UnsupportedGrantTypeError,
+)
+from app.oauth.grants import MISSING_GRANT_TYPE
 from app.oauth.requests import FORM, JSON
 
 
@@ -101,6 +111,97 @@ class IntrospectionResponse(Output):
     customer_id: str | None = None
 
 
+# --- examples -------------------------------------------------------------------------------
+# Requests and answers of CONTRACT §1, for /docs. The error bodies are rendered by the error
+# classes themselves; tests/oauth/test_documents.py sends each request example and each error's
+# case to the endpoint and compares the answers with these.
+
+EXAMPLE_CLIENT_ID = "5Tq8ZcRk2WnJ4bVx7HmP3sLd9GfY6aEu"  # as `new_client_id` makes them
+EXAMPLE_CLIENT_SECRET = "Vb4_hN9qLx2-Rt7KzW3mYc8PdF5sJg6AeU1oQi0TnXw"  # noqa: S105 (an example)
+EXAMPLE_ACCESS_TOKEN = "eyJhbGciOiJFUzI1NiIsImtpZCI6Ii4uLiIsInR5cCI6ImF0K2p3dCJ9.eyJ….…"  # noqa: S105
+
+TOKEN_REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
+    "implicit": {
+        "summary": "implicit: a client id alone (storefronts)",
+        "value": {"grant_type": "implicit", "client_id": EXAMPLE_CLIENT_ID},
+    },
+    "client_secret_post": {
+        "summary": "client_credentials, the secret in the body (client_secret_post)",
+        "value": {
+            "grant_type": "client_credentials",
+            "client_id": EXAMPLE_CLIENT_ID,
+            "client_secret": EXAMPLE_CLIENT_SECRET,
+        },
+    },
+    "client_secret_basic": {
+        "summary": "client_credentials, id and secret in HTTP Basic (client_secret_basic)",
+        "description": (
+            "Sent with `Authorization: Basic base64(client_id:client_secret)`, both "
+            "form-urlencoded first (RFC 6749 §2.3.1). A body `client_id` equal to the Basic one "
+            "is allowed; a body `client_secret` beside Basic is `invalid_request`."
+        ),
+        "value": {"grant_type": "client_credentials"},
+    },
+}
+
+
+def _token_response(grant_type: GrantType, scope: str) -> dict[str, Any]:
+    expires_in = 3600
+    return {
+        "access_token": EXAMPLE_ACCESS_TOKEN,
+        "token_type": "Bearer",
+        "expires_in": expires_in,
+        "expires": 1764317634 + expires_in,  # `iat` + `expires_in`, in epoch seconds
+        "identifier": grant_type,
+        "scope": scope,
+    }
+
+
+TOKEN_RESPONSE_EXAMPLES = {
+    "implicit": {"summary": "implicit", "value": _token_response("implicit", "read")},
+    "client_credentials": {
+        "summary": "client_credentials",
+        "value": _token_response("client_credentials", "read write"),
+    },
+}
+# The error examples, by status: a summary of the case, and the error the endpoint raises.
+TOKEN_ERROR_EXAMPLES: dict[int, list[tuple[str, OAuthError]]] = {
+    400: [
+        ("No grant_type", InvalidRequestError(MISSING_GRANT_TYPE)),
+        ("A grant type this server does not know", UnsupportedGrantTypeError()),
+        ("A grant type this client may not use", UnauthorizedClientError()),
+        ("More scope than the client may have", InvalidScopeError()),
+    ],
+    401: [("Unknown client id, wrong secret or disabled client", InvalidClientError())],
+    429: [("Too many token requests", SlowDownError(retry_after=30))],
+}
+CLIENT_ERROR_EXAMPLES: dict[int, list[tuple[str, OAuthError]]] = {
+    401: [("Unknown client id, wrong secret or disabled client", InvalidClientError())],
+}
+
+
+def _header_examples(name: str, errors: list[tuple[str, OAuthError]]) -> dict[str, Any]:
+    return {error.error: {"value": error.response_headers()[name]} for _, error in errors}
+
+
+def _oauth_error_responses(
+    examples: dict[int, list[tuple[str, OAuthError]]], *statuses: int
+) -> dict[int | str, dict[str, Any]]:
+    """`error_responses` in the OAuth body, with these errors as examples of the body and of
+    its headers (the challenge of a 401, the wait of a 429)."""
+    responses = error_responses(*statuses, model=OAuthErrorDocument)
+    for status, errors in examples.items():
+        response = responses[status]
+        bodies = {e.error: {"summary": summary, "value": e.body()} for summary, e in errors}
+        response["content"] = {JSON: {"examples": bodies}}
+        if "headers" in response:  # shared by every route: replaced, not changed
+            response["headers"] = {
+                name: {**header, "examples": _header_examples(name, errors)}
+                for name, header in response["headers"].items()
+            }
+    return responses
+
+
 _NO_STORE_HEADERS = {
     name: {"required": True, "schema": {"type": "string", "enum": [value]}}
     for name, value in {"Cache-Control": "no-store", "Pragma": "no-cache"}.items()
@@ -111,14 +212,18 @@ TOKEN_ENDPOINT_OPENAPI: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
-            FORM: {"schema": _TOKEN_REQUEST_SCHEMA},
-            JSON: {"schema": _TOKEN_REQUEST_SCHEMA},
+            FORM: {"schema": _TOKEN_REQUEST_SCHEMA, "examples": TOKEN_REQUEST_EXAMPLES},
+            JSON: {"schema": _TOKEN_REQUEST_SCHEMA, "examples": TOKEN_REQUEST_EXAMPLES},
         },
     },
 }
 TOKEN_ENDPOINT_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"model": TokenResponse, "headers": _NO_STORE_HEADERS},
-    **error_responses(400, 401, 429, model=OAuthErrorDocument),
+    200: {
+        "model": TokenResponse,
+        "headers": _NO_STORE_HEADERS,
+        "content": {JSON: {"examples": TOKEN_RESPONSE_EXAMPLES}},
+    },
+    **_oauth_error_responses(TOKEN_ERROR_EXAMPLES, 400, 401, 429),
 }
 
 _OPERATION_REQUEST_SCHEMA = TokenOperationRequest.model_json_schema()
@@ -133,9 +238,9 @@ TOKEN_OPERATION_OPENAPI: dict[str, Any] = {
 }
 REVOCATION_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "Revoked, or nothing to revoke.", "headers": _NO_STORE_HEADERS},
-    **error_responses(400, 401, model=OAuthErrorDocument),
+    **_oauth_error_responses(CLIENT_ERROR_EXAMPLES, 400, 401),
 }
 INTROSPECTION_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": IntrospectionResponse, "headers": _NO_STORE_HEADERS},
-    **error_responses(400, 401, model=OAuthErrorDocument),
+    **_oauth_error_responses(CLIENT_ERROR_EXAMPLES, 400, 401),
 }
