@@ -37,7 +37,14 @@ lint: $(VENV)/.installed-test
 test: lint tests/js/node_modules/.installed
 	$(BIN)/python -m pytest
 
-bench: $(VENV)/.installed-test
+$(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-test
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $@
+
+# The performance report (bench/results/report.md): every scenario, both databases, 1 and 2
+# workers, about 20 minutes. wrk comes from Debian's packages.
+bench: $(VENV)/.installed-bench
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/run.py
 
 clean:
