@@ -26,6 +26,7 @@ from harness import (
     log,
     request,
     run_wrk,
+    run_wrk_balanced,
     token_form,
     token_load,
     uvicorn_argv,
@@ -201,7 +202,7 @@ def run(deployment: Deployment, config: Config) -> list[Summary]:
         load = token_load(grant, client, lengths[grant], config.connections, config.threads)
         for round_number in range(1, config.rounds + 1):
             for server in targets:
-                result = run_wrk(server, load, config.duration, f"{server.name} {grant}")
+                result = run_wrk_balanced(server, load, config.duration, f"{server.name} {grant}")
                 runs[(server.name, grant)].append(result)
                 log(
                     f"[{where}] {grant:<18} round {round_number} {server.name:<8} "

@@ -91,6 +91,16 @@ def worker_pids(pid: int, workers: int) -> list[int]:
     return spawned
 
 
+def busiest_share(cpu_ticks_per_worker: Sequence[int]) -> float:
+    """The busiest worker's share of the CPU time all of them spent (1.0 if none was spent)."""
+    total = sum(cpu_ticks_per_worker)
+    return max(cpu_ticks_per_worker) / total if total else 1.0
+
+
+def cpu_ticks_of(pid: int) -> int:
+    return cpu_ticks((PROC / str(pid) / "stat").read_text())
+
+
 def rss_kib(pid: int) -> int:
     return vmrss_kib((PROC / str(pid) / "status").read_text())
 

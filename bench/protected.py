@@ -27,6 +27,7 @@ from harness import (
     log,
     request,
     run_wrk,
+    run_wrk_balanced,
     uvicorn_argv,
 )
 from profiling import flame_graph_path, profile
@@ -163,7 +164,7 @@ def run(deployment: Deployment, config: Config) -> list[Row]:
     runs: dict[str, list[WrkRun]] = {server.name: [] for server in targets}
     for round_number in range(1, config.rounds + 1):
         for server in targets:
-            result = run_wrk(server, load, config.duration, f"{server.name} {SCENARIO}")
+            result = run_wrk_balanced(server, load, config.duration, f"{server.name} {SCENARIO}")
             runs[server.name].append(result)
             log(
                 f"[{where}] {SCENARIO:<18} round {round_number} {server.name:<11} "

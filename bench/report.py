@@ -20,6 +20,7 @@ from protected import PRODUCTS_PATH
 
 REPORT_FILE = RESULTS_DIR / "report.md"
 RSS_COLUMNS = (("RSS max MiB", True), ("RSS mean MiB", True))
+SPLIT_COLUMN = ("busiest worker", True)
 
 Document = Mapping[str, Any]  # what bench/run.py writes to bench/results/latest.json
 Row = Mapping[str, Any]
@@ -57,6 +58,14 @@ def _rss(row: Row) -> list[str]:
     if not memory:
         return ["", ""]
     return [f"{memory['max_mib']:.1f}", f"{memory['mean_mib']:.1f}"]
+
+
+def _split(row: Row) -> str:
+    """With several workers, the busiest worker's largest CPU share in any of the row's rounds;
+    blank with one worker."""
+    shares = [run.get("busiest_worker_share") for run in row.get("rounds", [])]
+    shares = [share for share in shares if share is not None]
+    return f"{max(shares):.0%}" if shares else ""
 
 
 def _ratio(row: Row, target: float) -> str:
@@ -98,6 +107,11 @@ def header(document: Document) -> str:
         "server process itself), read after the scenario's measured rounds with the server "
         "still up; the max and the mean across the workers.",
         "- **Targets** apply to one worker; with more, ratios are shown without a verdict.",
+        "- **Busiest worker**: with several workers, which one accepts each of wrk's keep-alive "
+        "connections is the kernel's race, so a run may load one worker and leave the other "
+        "idle. The column gives the largest share of the server's CPU time that one worker "
+        "spent in any measured round (50% is an even split of two); a run above 70% is "
+        "measured again, up to 4 times, and the most even attempt kept.",
     ]
     busiest = max(workers)
     if busiest >= machine["cpus"]:
@@ -113,12 +127,13 @@ def issuance_section(document: Document) -> str:
     target = document["targets"]["issuance"]
     columns = [
         *(("database", False), ("workers", True), ("grant", False), ("target", False)),
-        *(("req/s", True), ("p50 ms", True), ("p99 ms", True), *RSS_COLUMNS, ("ratio", False)),
+        *(("req/s", True), ("p50 ms", True), ("p99 ms", True), *RSS_COLUMNS, SPLIT_COLUMN),
+        ("ratio", False),
     ]
     rows = [
         [
             *(row["database"], str(row["workers"]), row["grant"], row["target"]),
-            *(*_measured(row), *_rss(row), _ratio(row, target["min_ratio"])),
+            *(*_measured(row), *_rss(row), _split(row), _ratio(row, target["min_ratio"])),
         ]
         for row in document["results"]
     ]
@@ -139,12 +154,13 @@ def protected_section(document: Document) -> str:
     target = document["targets"]["protected"]
     columns = [
         *(("database", False), ("workers", True), ("target", False)),
-        *(("req/s", True), ("p50 ms", True), ("p99 ms", True), *RSS_COLUMNS, ("ratio", False)),
+        *(("req/s", True), ("p50 ms", True), ("p99 ms", True), *RSS_COLUMNS, SPLIT_COLUMN),
+        ("ratio", False),
     ]
     rows = [
         [
             *(row["database"], str(row["workers"]), row["target"]),
-            *(*_measured(row), *_rss(row), _ratio(row, target["min_ratio"])),
+            *(*_measured(row), *_rss(row), _split(row), _ratio(row, target["min_ratio"])),
         ]
         for row in document["protected"]
     ]

@@ -5,7 +5,7 @@ import os
 import time
 
 import pytest
-from processes import Memory, cpu_ticks, parent_pid, rss_kib, vmrss_kib, worker_pids
+from processes import Memory, busiest_share, cpu_ticks, parent_pid, rss_kib, vmrss_kib, worker_pids
 
 STATUS = """\
 Name:\tpython
@@ -69,3 +69,9 @@ def test_spawned_workers_are_found_and_the_resource_tracker_is_not() -> None:
     finally:
         worker.terminate()
         worker.join()
+
+
+def test_the_busiest_workers_share_of_the_cpu_time_spent() -> None:
+    assert busiest_share([50, 50]) == 0.5
+    assert busiest_share([10, 30]) == 0.75
+    assert busiest_share([0, 0]) == 1.0  # nothing spent: not an even split

@@ -5,6 +5,7 @@ from typing import Any
 from report import render, table
 
 MEMORY = {"per_worker_mib": [60.2, 58.0], "max_mib": 60.2, "mean_mib": 59.1}
+TWO_WORKER_ROUNDS = [{"busiest_worker_share": 0.51}, {"busiest_worker_share": 0.58}]
 
 
 def _issuance(workers: int, target: str, rps: float, **extra: Any) -> dict[str, Any]:
@@ -84,7 +85,7 @@ def test_issuance_rows_carry_workers_memory_and_the_verdict_for_one_worker_only(
                 _issuance(1, "baseline", 8000.0),
                 _issuance(1, "keyhouse", 6000.0, ratio=0.75, meets_target=False),
                 _issuance(2, "baseline", 9000.0),
-                _issuance(2, "keyhouse", 5400.0, ratio=0.6),
+                _issuance(2, "keyhouse", 5400.0, ratio=0.6, rounds=TWO_WORKER_ROUNDS),
             ],
             misses=["sqlite, 1 worker: client_credentials at 0.75x the baseline, not 0.8x"],
         )
@@ -99,8 +100,10 @@ def test_issuance_rows_carry_workers_memory_and_the_verdict_for_one_worker_only(
     assert rows[1] == {
         **{"database": "sqlite", "workers": "1", "grant": "client_credentials"},
         **{"target": "keyhouse", "req/s": "6000.0", "p50 ms": "3.13", "p99 ms": "20.40"},
-        **{"RSS max MiB": "60.2", "RSS mean MiB": "59.1", "ratio": "0.75 below 0.8"},
+        **{"RSS max MiB": "60.2", "RSS mean MiB": "59.1", "busiest worker": ""},
+        "ratio": "0.75 below 0.8",
     }
+    assert rows[3]["busiest worker"] == "58%"  # the worst of its rounds
     assert "## Protected reads" not in report
     assert report.endswith(
         "## Targets missed\n\n- sqlite, 1 worker: client_credentials at 0.75x the baseline, "
