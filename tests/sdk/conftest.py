@@ -121,3 +121,11 @@ def revoke(server: LiveServer, backend: CreatedClient, token: str) -> None:
         auth=(backend.client.id, backend.client_secret),
     )
     assert response.status_code == 200, response.text
+
+
+def revoke_current_token(server: LiveServer, backend: CreatedClient, auth: KeyhouseAuth) -> str:
+    """Revokes the token `auth` holds now (so its next use gets a 401) and returns it."""
+    assert auth.token is not None
+    revoked = auth.token.access_token
+    revoke(server, backend, revoked)
+    return revoked

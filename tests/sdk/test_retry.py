@@ -14,7 +14,7 @@ from keyhouse_client import InvalidClientError, KeyhouseAuth
 
 from ..conftest import LiveServer
 from ..store.conftest import product_body
-from .conftest import PRODUCTS, TOKEN_PATH, Recorder, backend_auth, revoke
+from .conftest import PRODUCTS, TOKEN_PATH, Recorder, backend_auth, revoke_current_token
 
 
 def test_a_revoked_token_is_renewed_and_the_request_sent_again(
@@ -22,9 +22,7 @@ def test_a_revoked_token_is_renewed_and_the_request_sent_again(
 ) -> None:
     auth = backend_auth(live_server, backend)
     assert http.get(PRODUCTS, auth=auth).status_code == 200
-    assert auth.token is not None
-    revoked = auth.token.access_token
-    revoke(live_server, backend, revoked)
+    revoked = revoke_current_token(live_server, backend, auth)
     response = http.post(PRODUCTS, json=product_body(sku="AFTER-401"), auth=auth)
     assert response.status_code == 201, response.text
     assert recorder.paths() == [TOKEN_PATH, PRODUCTS, PRODUCTS, TOKEN_PATH, PRODUCTS]
@@ -39,8 +37,7 @@ async def test_async_a_revoked_token_is_renewed_and_the_request_sent_again(
 ) -> None:
     auth = backend_auth(live_server, backend)
     assert (await ahttp.get(PRODUCTS, auth=auth)).status_code == 200
-    assert auth.token is not None
-    revoke(live_server, backend, auth.token.access_token)
+    revoke_current_token(live_server, backend, auth)
     assert (await ahttp.get(PRODUCTS, auth=auth)).status_code == 200
     assert recorder.paths() == [TOKEN_PATH, PRODUCTS, PRODUCTS, TOKEN_PATH, PRODUCTS]
 
@@ -52,8 +49,7 @@ def test_a_streamed_body_is_not_sent_twice(
     token is dropped so that the next request renews it."""
     auth = backend_auth(live_server, backend)
     assert http.get(PRODUCTS, auth=auth).status_code == 200
-    assert auth.token is not None
-    revoke(live_server, backend, auth.token.access_token)
+    revoke_current_token(live_server, backend, auth)
 
     def body() -> Iterator[bytes]:
         yield json.dumps(product_body(sku="STREAMED")).encode()

@@ -17,7 +17,7 @@ from app.oauth.clients import CreatedClient
 from keyhouse_client import KeyhouseAuth
 
 from ..conftest import LiveServer
-from .conftest import PRODUCTS, TOKEN_PATH, Recorder, backend_auth, revoke
+from .conftest import PRODUCTS, TOKEN_PATH, Recorder, backend_auth, revoke_current_token
 
 CONCURRENT = 16
 
@@ -62,9 +62,7 @@ def test_threads_refused_together_renew_once(
 ) -> None:
     auth = backend_auth(live_server, backend)
     assert http.get(PRODUCTS, auth=auth).status_code == 200
-    assert auth.token is not None
-    revoked = auth.token.access_token
-    revoke(live_server, backend, revoked)
+    revoked = revoke_current_token(live_server, backend, auth)
     assert _get_all_at_once(http, auth) == [200] * CONCURRENT
     assert recorder.token_requests() == 2
     sent = recorder.sent_tokens()
@@ -81,8 +79,7 @@ async def test_tasks_refused_together_renew_once(
 ) -> None:
     auth = backend_auth(live_server, backend)
     assert (await ahttp.get(PRODUCTS, auth=auth)).status_code == 200
-    assert auth.token is not None
-    revoke(live_server, backend, auth.token.access_token)
+    revoke_current_token(live_server, backend, auth)
     assert await _agather(ahttp, auth) == [200] * CONCURRENT
     assert recorder.token_requests() == 2
 
