@@ -26,11 +26,12 @@ from app.oauth.errors import NO_STORE, OAuthRoute, SlowDownError
 from app.oauth.grants import GrantRegistry
 from app.oauth.introspection import introspection_response, may_revoke, token_parameter
 from app.oauth.keys import KeyRing
+from app.oauth.registry import ClientRecord
 from app.oauth.requests import TokenRequest, read_token_request
 from app.oauth.revocation import RevocationList, revoke_token
 from app.oauth.scopes import SUPPORTED_SCOPES
 from app.oauth.tokens import TokenIssuer
-from app.oauth.verification import TokenVerifier
+from app.oauth.verification import TokenVerifier, VerifiedToken
 from app.ratelimit import RateLimits, address_key, client_host
 from app.settings import Settings
 
@@ -113,9 +114,18 @@ router.add_api_route(
 )
 
 
-async def _read_form(request: Request) -> TokenRequest:
-    settings: Settings = request.app.state.settings
-    return await read_token_request(request, max_bytes=settings.max_token_request_bytes)
+async def _named_token(
+    request: Request, *, allow_public: bool
+) -> tuple[TokenRequest, ClientRecord, VerifiedToken | None]:
+    """What revocation and introspection start from: the request, the client calling (RFC 7009
+    §2.1, RFC 7662 §2.1), and the token it names if that is valid now (else None)."""
+    state = request.app.state
+    settings: Settings = state.settings
+    form = await read_token_request(request, max_bytes=settings.max_token_request_bytes)
+    authenticator: ClientAuthenticator = state.client_authenticator
+    client = await authenticator.authenticate_endpoint_client(form, allow_public=allow_public)
+    verifier: TokenVerifier = state.token_verifier
+    return form, client, await verifier.any_token(token_parameter(form))
 
 
 @router.post(
@@ -128,11 +138,7 @@ async def revoke(request: Request) -> Response:
     """Always 200 for a token that is unknown, expired, already revoked or not the caller's
     (RFC 7009 §2.2): the answer tells nothing about the token."""
     state = request.app.state
-    form = await _read_form(request)
-    authenticator: ClientAuthenticator = state.client_authenticator
-    client = await authenticator.authenticate_endpoint_client(form, allow_public=True)
-    verifier: TokenVerifier = state.token_verifier
-    verified = await verifier.any_token(token_parameter(form))
+    form, client, verified = await _named_token(request, allow_public=True)
     if verified is not None and may_revoke(client, verified):
         database: Database = state.database
         async with database.sessions() as session:
@@ -165,12 +171,7 @@ async def revoke(request: Request) -> Response:
     openapi_extra=TOKEN_OPERATION_OPENAPI,
 )
 async def introspect(request: Request) -> Response:
-    state = request.app.state
-    form = await _read_form(request)
-    authenticator: ClientAuthenticator = state.client_authenticator
-    client = await authenticator.authenticate_endpoint_client(form, allow_public=False)
-    verifier: TokenVerifier = state.token_verifier
-    verified = await verifier.any_token(token_parameter(form))
+    _form, client, verified = await _named_token(request, allow_public=False)
     return _json(introspection_response(client, verified), NO_STORE)
 
 
