@@ -151,12 +151,16 @@ def error_responses(
     }
 
 
+def json_response(
+    body: Any, *, status_code: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    """A JSON answer serialised here (orjson): every error, and the plain documents."""
+    return Response(orjson.dumps(body), status_code, headers=headers, media_type=JSON_API)
+
+
 def render(error: KeyhouseError) -> Response:
-    return Response(
-        orjson.dumps(error.body()),
-        status_code=error.status_code,
-        media_type=JSON_API,
-        headers=error.response_headers(),
+    return json_response(
+        error.body(), status_code=error.status_code, headers=error.response_headers()
     )
 
 

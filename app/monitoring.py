@@ -13,7 +13,6 @@ import hmac
 import logging
 from typing import Any, Literal
 
-import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
@@ -21,7 +20,7 @@ from sqlalchemy import text
 
 from app import metrics
 from app.db import Database
-from app.errors import KeyhouseError, ServiceUnavailableError, error_responses
+from app.errors import KeyhouseError, ServiceUnavailableError, error_responses, json_response
 from app.oauth.revocation import RevocationList
 from app.settings import Settings
 
@@ -55,13 +54,9 @@ METRICS_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _json(body: dict[str, Any]) -> Response:
-    return Response(orjson.dumps(body), media_type="application/json")
-
-
 @router.get(HEALTH_PATH, summary="Liveness: the process serves", responses=STATUS_RESPONSES)
 async def get_health() -> Response:
-    return _json({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 @router.get(
@@ -78,7 +73,7 @@ async def get_readiness(request: Request) -> Response:
     except Exception as error:  # whatever the driver raises, the answer is the same
         logger.warning("not ready: the database did not answer (%s)", type(error).__name__)
         raise ServiceUnavailableError(DATABASE_UNREACHABLE) from error
-    return _json({"status": "ready"})
+    return json_response({"status": "ready"})
 
 
 class MetricsTokenError(KeyhouseError):

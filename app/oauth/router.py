@@ -1,7 +1,5 @@
 """The issuing side's routes: the token endpoint, revocation, introspection, discovery."""
 
-from typing import Any
-
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -10,6 +8,7 @@ from starlette.types import Message
 from app import metrics
 from app.audit import record
 from app.db import Database
+from app.errors import JSON_API, json_response
 from app.oauth.authentication import AUTH_METHODS_SUPPORTED, ClientAuthenticator
 from app.oauth.clients import CLIENT_CREDENTIALS
 from app.oauth.cors import approve_origin
@@ -49,18 +48,13 @@ PUBLIC_CACHE = {"Cache-Control": "public, max-age=300", "Vary": "Origin"}
 
 
 NO_STORE_RAW = [(name.lower().encode(), value.encode()) for name, value in NO_STORE.items()]
-JSON_MEDIA_TYPE = "application/json"
-TOKEN_RESPONSE_HEADERS = [(b"content-type", JSON_MEDIA_TYPE.encode()), *NO_STORE_RAW]
-
-
-def _json(body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), media_type="application/json", headers=headers)
+TOKEN_RESPONSE_HEADERS = [(b"content-type", JSON_API.encode()), *NO_STORE_RAW]
 
 
 async def issue_token(request: Request) -> Response:
     """RFC 6749 §4.4 and the commerce API's implicit grant; errors per §5.2."""
     body = await token_response_body(request)
-    response = Response(body, media_type=JSON_MEDIA_TYPE)
+    response = Response(body, media_type=JSON_API)
     response.raw_headers.extend(NO_STORE_RAW)
     return response
 
@@ -172,13 +166,13 @@ async def revoke(request: Request) -> Response:
 )
 async def introspect(request: Request) -> Response:
     _form, client, verified = await _named_token(request, allow_public=False)
-    return _json(introspection_response(client, verified), NO_STORE)
+    return json_response(introspection_response(client, verified), headers=NO_STORE)
 
 
 @router.get(JWKS_PATH, summary="Public signing keys (RFC 7517)", responses={200: {"model": JWKSet}})
 async def get_jwks(request: Request) -> Response:
     keyring: KeyRing = request.app.state.keyring
-    return _json(await keyring.jwks(), PUBLIC_CACHE)
+    return json_response(await keyring.jwks(), headers=PUBLIC_CACHE)
 
 
 @router.get(
@@ -189,7 +183,7 @@ async def get_jwks(request: Request) -> Response:
 async def get_metadata(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     issuer = settings.issuer
-    return _json(
+    return json_response(
         {
             "issuer": issuer,
             "token_endpoint": issuer + TOKEN_PATH,
@@ -208,5 +202,5 @@ async def get_metadata(request: Request) -> Response:
             # No authorization endpoint: tokens come straight from the token endpoint.
             "response_types_supported": ["token"],
         },
-        PUBLIC_CACHE,
+        headers=PUBLIC_CACHE,
     )
