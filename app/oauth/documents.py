@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.errors import ErrorObject, error_responses
 from app.oauth.errors import (
+    NO_STORE,
     InvalidClientError,
     InvalidRequestError,
     InvalidScopeError,
@@ -175,9 +176,8 @@ TOKEN_ERROR_EXAMPLES: dict[int, list[tuple[str, OAuthError]]] = {
     401: [("Unknown client id, wrong secret or disabled client", InvalidClientError())],
     429: [("Too many token requests", SlowDownError(retry_after=30))],
 }
-CLIENT_ERROR_EXAMPLES: dict[int, list[tuple[str, OAuthError]]] = {
-    401: [("Unknown client id, wrong secret or disabled client", InvalidClientError())],
-}
+# Revocation and introspection authenticate their client as the token endpoint does.
+CLIENT_ERROR_EXAMPLES = {401: TOKEN_ERROR_EXAMPLES[401]}
 
 
 def _header_examples(name: str, errors: list[tuple[str, OAuthError]]) -> dict[str, Any]:
@@ -204,7 +204,7 @@ def _oauth_error_responses(
 
 _NO_STORE_HEADERS = {
     name: {"required": True, "schema": {"type": "string", "enum": [value]}}
-    for name, value in {"Cache-Control": "no-store", "Pragma": "no-cache"}.items()
+    for name, value in NO_STORE.items()
 }
 _TOKEN_REQUEST_SCHEMA = TokenRequest.model_json_schema()
 
