@@ -34,20 +34,17 @@ def introspection_response(client: ClientRecord, token: VerifiedToken | None) ->
     `active: false`, whatever the reason (RFC 7662 §2.2 asks not to say why)."""
     if token is None or token.store_id != client.store_id or token.expires_at <= time.time():
         return {"active": False}
+    names: tuple[str, ...]
     if isinstance(token, AccessToken):
-        claims = {name: token.claims[name] for name in ACCESS_TOKEN_CLAIMS if name in token.claims}
-        return {
-            "active": True,
-            **claims,
-            "token_type": "Bearer",
-            "store_id": str(token.store_id),
-            "grant_type": token.grant_type,
-        }
-    claims = {name: token.claims[name] for name in CUSTOMER_TOKEN_CLAIMS if name in token.claims}
+        names, token_type = ACCESS_TOKEN_CLAIMS, "Bearer"
+        kind_specific = {"grant_type": token.grant_type}
+    else:
+        names, token_type = CUSTOMER_TOKEN_CLAIMS, "customer"
+        kind_specific = {"customer_id": str(token.customer_id)}
     return {
         "active": True,
-        **claims,
-        "token_type": "customer",
+        **{name: token.claims[name] for name in names if name in token.claims},
+        "token_type": token_type,
         "store_id": str(token.store_id),
-        "customer_id": str(token.customer_id),
+        **kind_specific,
     }
