@@ -31,7 +31,7 @@ accounts exist. If the counters cannot be reached, logins are refused with a 503
 
 import hmac
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from limits.aio.storage import Storage
@@ -78,6 +78,14 @@ class FailedLogin:
     address_failures: int
     repeated: bool
     lockouts: tuple[Scope, ...]
+
+    def failures(self) -> dict[Scope, int]:
+        """The failures counted in each scope's window."""
+        return {
+            "pair": self.pair_failures,
+            "account": self.account_failures,
+            "address": self.address_failures,
+        }
 
 
 class LoginGuard:
@@ -165,14 +173,11 @@ class LoginGuard:
             return FailedLogin(attempt.pair_failures, account, address, True, ())
         account = await storage.incr(attempt.account, self.window)
         address = await storage.incr(attempt.address, self.window)
-        counts: dict[Scope, int] = {
-            "pair": attempt.pair_failures,
-            "account": account,
-            "address": address,
-        }
+        counted = FailedLogin(attempt.pair_failures, account, address, False, ())
         # Exactly one failure reaches each threshold: increments are atomic.
-        lockouts = tuple(scope for scope, count in counts.items() if count == self._limits[scope])
-        return FailedLogin(attempt.pair_failures, account, address, False, lockouts)
+        reached = counted.failures().items()
+        lockouts = tuple(scope for scope, count in reached if count == self._limits[scope])
+        return replace(counted, lockouts=lockouts)
 
     async def succeeded(self, attempt: LoginAttempt) -> None:
         """A right password clears its pair's failures."""
@@ -205,11 +210,7 @@ def record_failed_login(
         address_failures=failure.address_failures,
         repeated=failure.repeated,
     )
-    counts = {
-        "pair": failure.pair_failures,
-        "account": failure.account_failures,
-        "address": failure.address_failures,
-    }
+    failures = failure.failures()
     for scope in failure.lockouts:
         record(
             session,
@@ -218,6 +219,6 @@ def record_failed_login(
             subject=email if scope != "address" else None,
             address=address,
             scope=scope,
-            failures=counts[scope],
+            failures=failures[scope],
             window_seconds=window,
         )
