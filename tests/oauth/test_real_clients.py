@@ -29,21 +29,11 @@ from requests_oauthlib import OAuth2Session  # type: ignore[import-untyped]
 
 from app.oauth.clients import CreatedClient
 
-from ..conftest import TEST_ISSUER, LiveServer, MakeClient
+from ..conftest import TEST_ISSUER, LiveServer
 
 TOKEN_PATH = "/oauth/access_token"
 JWKS_PATH = "/.well-known/jwks.json"
 METADATA_PATH = "/.well-known/oauth-authorization-server"
-
-
-@pytest.fixture
-async def backend(make_client: MakeClient) -> CreatedClient:
-    return await make_client(name="backend")
-
-
-@pytest.fixture
-async def storefront(make_client: MakeClient) -> CreatedClient:
-    return await make_client(name="storefront", public=True)
 
 
 @pytest.fixture

@@ -38,16 +38,6 @@ PRODUCTS = "/v2/products"
 
 
 @pytest.fixture
-async def backend(make_client: MakeClient) -> CreatedClient:
-    return await make_client(name="backend")
-
-
-@pytest.fixture
-async def storefront(make_client: MakeClient) -> CreatedClient:
-    return await make_client(name="storefront", public=True)
-
-
-@pytest.fixture
 async def authlib(app: FastAPI, backend: CreatedClient) -> AsyncIterator[Any]:
     """The backend's Authlib session: client_secret_basic, like most backends."""
     from authlib.integrations.httpx_client import AsyncOAuth2Client  # type: ignore[import-untyped]

@@ -25,11 +25,6 @@ def claims_of(token: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def backend(make_client: MakeClient) -> CreatedClient:
-    return await make_client(name="backend")
-
-
-@pytest.fixture
 async def storefront(make_client: MakeClient) -> CreatedClient:
     return await make_client(name="storefront", public=True, origins=["https://shop.example"])
 
