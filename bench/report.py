@@ -123,20 +123,27 @@ def header(document: Document) -> str:
     return "\n".join(lines)
 
 
-def issuance_section(document: Document) -> str:
-    target = document["targets"]["issuance"]
+def _comparison_table(rows: Sequence[Row], keys: Sequence[str], min_ratio: float) -> str:
+    """Keyhouse's rows and its reference's: the `keys` that name a row (`workers` is a number,
+    right-aligned), then what was measured, the memory, the workers' split and the ratio."""
     columns = [
-        *(("database", False), ("workers", True), ("grant", False), ("target", False)),
+        *((key, key == "workers") for key in keys),
         *(("req/s", True), ("p50 ms", True), ("p99 ms", True), *RSS_COLUMNS, SPLIT_COLUMN),
         ("ratio", False),
     ]
-    rows = [
+    cells = [
         [
-            *(row["database"], str(row["workers"]), row["grant"], row["target"]),
-            *(*_measured(row), *_rss(row), _split(row), _ratio(row, target["min_ratio"])),
+            *(str(row[key]) for key in keys),
+            *(*_measured(row), *_rss(row), _split(row), _ratio(row, min_ratio)),
         ]
-        for row in document["results"]
+        for row in rows
     ]
+    return table(columns, cells)
+
+
+def issuance_section(document: Document) -> str:
+    target = document["targets"]["issuance"]
+    rows = document["results"]
     return "\n".join(
         [
             "## Token issuance",
@@ -145,25 +152,16 @@ def issuance_section(document: Document) -> str:
             f"(same Uvicorn, same response bytes). Target: `{target['grant']}` at "
             f"{target['min_ratio']}x the baseline's req/s or better.",
             "",
-            table(columns, rows),
+            _comparison_table(
+                rows, ("database", "workers", "grant", "target"), target["min_ratio"]
+            ),
         ]
     )
 
 
 def protected_section(document: Document) -> str:
     target = document["targets"]["protected"]
-    columns = [
-        *(("database", False), ("workers", True), ("target", False)),
-        *(("req/s", True), ("p50 ms", True), ("p99 ms", True), *RSS_COLUMNS, SPLIT_COLUMN),
-        ("ratio", False),
-    ]
-    rows = [
-        [
-            *(row["database"], str(row["workers"]), row["target"]),
-            *(*_measured(row), *_rss(row), _split(row), _ratio(row, target["min_ratio"])),
-        ]
-        for row in document["protected"]
-    ]
+    rows = document["protected"]
     return "\n".join(
         [
             "## Protected reads",
@@ -172,7 +170,7 @@ def protected_section(document: Document) -> str:
             "itself with bearer validation bypassed (`bench/unvalidated.py`). Target: "
             f"{target['min_ratio']}x the bypassed app's req/s or better.",
             "",
-            table(columns, rows),
+            _comparison_table(rows, ("database", "workers", "target"), target["min_ratio"]),
         ]
     )
 
