@@ -6,6 +6,7 @@ from app.db import Base
 from app.oauth.clients import ClientSecret, OAuthClient
 from app.oauth.keys import SigningKey
 from app.oauth.revocation import Revocation
+from app.oauth.secret_binding import ServerSecretFingerprint
 from app.oauth.stores import Store
 from app.store.addresses import Address
 from app.store.carts import Cart, CartItem
@@ -25,6 +26,7 @@ __all__ = [
     "OrderItem",
     "Product",
     "Revocation",
+    "ServerSecretFingerprint",
     "SigningKey",
     "Store",
 ]

@@ -23,7 +23,6 @@ from app.db import create_engine
 from app.models import Base
 
 POSTGRES_URL = os.environ.get("KEYHOUSE_TEST_DATABASE_URL", "")
-MIGRATIONS_DATABASE = "keyhouse_migrations_test"
 
 
 async def _admin(url: str, statements: list[str]) -> None:
@@ -46,11 +45,14 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
     if not POSTGRES_URL:
         pytest.skip("KEYHOUSE_TEST_DATABASE_URL is not set")
     server = make_url(POSTGRES_URL)
+    # Named after the test database, so that runs against different test databases of one
+    # server never drop each other's.
+    name = f"{server.database}_migrations"
     # WITH (FORCE) ends sessions a failed earlier run may have left connected.
-    drop = f"DROP DATABASE IF EXISTS {MIGRATIONS_DATABASE} WITH (FORCE)"
-    asyncio.run(_admin(POSTGRES_URL, [drop, f"CREATE DATABASE {MIGRATIONS_DATABASE}"]))
+    drop = f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    asyncio.run(_admin(POSTGRES_URL, [drop, f"CREATE DATABASE {name}"]))
     try:
-        yield server.set(database=MIGRATIONS_DATABASE).render_as_string(hide_password=False)
+        yield server.set(database=name).render_as_string(hide_password=False)
     finally:
         asyncio.run(_admin(POSTGRES_URL, [drop]))
 
