@@ -1,9 +1,11 @@
 """Runtime configuration, read once from `KEYHOUSE_*` environment variables."""
 
 import os
+from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import limits
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -71,6 +73,17 @@ class Settings(BaseSettings):
     lockout_pair_failures: int = Field(default=5, ge=1)
     lockout_account_failures: int = Field(default=20, ge=1)
     lockout_address_failures: int = Field(default=50, ge=1)
+    # Password reset mails (app/mail.py, app/customers/reset_outbox.py). `smtp://user:pass@host:587`
+    # sends with STARTTLS, `smtps://…:465` over TLS from the start; unset, reset requests are 503.
+    smtp_url: SecretStr | None = None
+    # CA certificates (PEM) to trust for the SMTP server instead of the system's.
+    smtp_ca_file: Path | None = None
+    mail_from: str | None = None
+    # The link in the mail; `{token}` is replaced by the one-time token.
+    password_reset_url: str | None = None
+    password_reset_ttl: int = Field(default=900, ge=60, le=86_400)
+    # Reset requests per email address (known or not), so nobody can flood a shopper's inbox.
+    password_reset_rate_limit_per_email: str = "5/hour"  # noqa: S105 (a limit)
 
     @field_validator("issuer")
     @classmethod
@@ -89,6 +102,7 @@ class Settings(BaseSettings):
         "token_rate_limit_per_address",
         "login_rate_limit_per_client",
         "login_rate_limit_per_address",
+        "password_reset_rate_limit_per_email",
     )
     @classmethod
     def _one_rate_limit(cls, value: str) -> str:
@@ -106,10 +120,48 @@ class Settings(BaseSettings):
             raise ValueError("a redis:// or rediss:// URL")
         return url
 
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, url: SecretStr | None) -> SecretStr | None:
+        if url is None or not url.get_secret_value():
+            return None
+        parts = urlsplit(url.get_secret_value())
+        # The message names the rule, never the URL: it may hold the SMTP password.
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise ValueError("an smtp:// (STARTTLS) or smtps:// (TLS) URL with a host")
+        try:
+            parts.port  # noqa: B018 (urlsplit checks the port when asked for it)
+        except ValueError:
+            raise ValueError("the port must be a number from 0 to 65535") from None
+        return url
+
+    @field_validator("mail_from")
+    @classmethod
+    def _sender(cls, sender: str | None) -> str | None:
+        if not sender:
+            return None
+        _name, address = parseaddr(sender)
+        if "@" not in address or any(char in sender for char in "\r\n\x00"):
+            raise ValueError("an email address, or a name and <address>")
+        return sender
+
+    @field_validator("password_reset_url")
+    @classmethod
+    def _reset_link(cls, url: str | None) -> str | None:
+        if not url:
+            return None
+        if "{token}" not in url or urlsplit(url).scheme not in ("http", "https"):
+            raise ValueError("an http(s) URL containing {token}")
+        return url
+
     @model_validator(mode="after")
     def _fill_defaults(self) -> "Settings":
         if self.environment == "production":
             self._check_production()
+        if self.smtp_url is not None and not (self.mail_from and self.password_reset_url):
+            raise ValueError(
+                "KEYHOUSE_SMTP_URL needs KEYHOUSE_MAIL_FROM and KEYHOUSE_PASSWORD_RESET_URL"
+            )
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'keyhouse.db'}"
         if not self.audience:

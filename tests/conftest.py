@@ -32,6 +32,8 @@ from app.passwords import ClientSecretHasher
 from app.server_secret import load_server_keys
 from app.settings import Settings
 
+from .smtp import MailServer, make_certificate
+
 POSTGRES_URL = os.environ.get("KEYHOUSE_TEST_DATABASE_URL", "")
 # Rate-limit counters in Redis: a logical database of the tests' own, and keys of each test's own.
 REDIS_URL = os.environ.get("KEYHOUSE_TEST_REDIS_URL", "redis://127.0.0.1:6379/1")
@@ -235,6 +237,20 @@ def live_server(
     overrides = marker.kwargs if marker else {}
     settings = make_settings(database_url, tmp_path, issuer=f"http://127.0.0.1:{port}", **overrides)
     server = LiveServer(settings, port)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def smtp_certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return make_certificate(tmp_path_factory.mktemp("smtp"))
+
+
+@pytest.fixture
+def mail_server(smtp_certificate: tuple[Path, Path]) -> Iterator[MailServer]:
+    """A real SMTP server (STARTTLS, login required) that keeps what Keyhouse sends."""
+    server = MailServer(smtp_certificate)
     server.start()
     yield server
     server.stop()
