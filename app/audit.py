@@ -31,6 +31,12 @@ AuditEventName = Literal[
     "customer.deleted",
     "customer.login_failed",
     "customer.lockout_started",
+    "customer.password_reset_mailed",
+    "customer.password_reset_unknown_email",
+    "customer.password_reset_mail_failed",
+    "customer.password_reset",
+    "customer.password_reset_refused",
+    "customer.password_changed",
 ]
 
 PENDING = "keyhouse.audit.pending"

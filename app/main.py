@@ -10,6 +10,8 @@ from starlette.types import ASGIApp
 
 from app.bodylimit import BodySizeLimit
 from app.customers.lockout import LoginGuard
+from app.customers.password_reset import PasswordResets
+from app.customers.password_routes import router as password_router
 from app.customers.router import router as customers_router
 from app.customers.tokens import CustomerTokenIssuer
 from app.db import Database
@@ -111,9 +113,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         counters = Counters.from_settings(settings)
         app.state.rate_limits = RateLimits(counters, settings)
         app.state.login_guard = LoginGuard(counters, settings, key=server_keys.login_attempt_hmac)
+        password_resets = PasswordResets.from_settings(
+            settings,
+            database=database,
+            counters=counters,
+            key=server_keys.password_reset_token_hmac,
+        )
+        app.state.password_resets = password_resets
+        await password_resets.start()
         try:
             yield
         finally:
+            await password_resets.stop()
             await revocations.stop()
             await counters.close()
             app.state.password_hasher.close()
@@ -137,6 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(oauth_router)
     app.include_router(customers_router)
+    app.include_router(password_router)
     app.include_router(address_router)
     app.include_router(product_router)
     app.include_router(cart_router)

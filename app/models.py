@@ -2,6 +2,8 @@
 
 from app.audit import AuditEvent
 from app.customers.customers import Customer
+from app.customers.reset_outbox import PasswordResetRequest
+from app.customers.reset_tokens import PasswordResetToken
 from app.db import Base
 from app.oauth.clients import ClientSecret, OAuthClient
 from app.oauth.keys import SigningKey
@@ -24,6 +26,8 @@ __all__ = [
     "OAuthClient",
     "Order",
     "OrderItem",
+    "PasswordResetRequest",
+    "PasswordResetToken",
     "Product",
     "Revocation",
     "ServerSecretFingerprint",

@@ -23,6 +23,8 @@ class ServerKeys:
     signing_key_encryption: bytes
     # Keys the hashes of failed login attempts (app/ratelimit.py), so counters hold no password.
     login_attempt_hmac: bytes
+    # Keys the stored hashes of one-time password reset tokens (app/customers/reset_tokens.py).
+    password_reset_token_hmac: bytes
 
 
 def _derive(secret: bytes, purpose: str) -> bytes:
@@ -59,4 +61,5 @@ def load_server_keys(settings: Settings) -> ServerKeys:
         client_secret_hmac=_derive(secret, "client-secret-hmac"),
         signing_key_encryption=_derive(secret, "signing-key-encryption"),
         login_attempt_hmac=_derive(secret, "login-attempt-hmac"),
+        password_reset_token_hmac=_derive(secret, "password-reset-token-hmac"),
     )

@@ -179,6 +179,17 @@ class LoginGuard:
         lockouts = tuple(scope for scope, count in reached if count == self._limits[scope])
         return replace(counted, lockouts=lockouts)
 
+    async def reset(self, *, store_id: uuid.UUID, email: str, host: str) -> None:
+        """After a password reset: clears the email's count from everywhere (it is no longer
+        under attack) and its pair with the address that reset it. Pairs with other
+        addresses keep counting: they are someone else's guesses, now at a new password."""
+        attempt = self._attempt(store_id, email, "", host)
+        try:
+            await self._storage.clear(attempt.account)
+            await self._storage.clear(attempt.pair)
+        except StorageError as error:
+            self._counters.failed(error)
+
     async def succeeded(self, attempt: LoginAttempt) -> None:
         """A right password clears its pair's failures."""
         try:

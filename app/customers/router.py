@@ -135,7 +135,7 @@ async def delete_customer(
     return Response(status_code=204)
 
 
-async def _limit_logins(request: Request, caller: Caller, host: str) -> None:
+async def limit_logins(request: Request, caller: Caller, host: str) -> None:
     """Login requests per address, and per client for backends: a storefront's client id is
     anyone's, and a limit on it would let one abuser stop every shopper of the store."""
     limits: RateLimits = request.app.state.rate_limits
@@ -159,7 +159,7 @@ async def create_customer_token(
     hasher: HasherDep,
 ) -> Any:
     host = client_host(request.scope)
-    await _limit_logins(request, caller, host)
+    await limit_logins(request, caller, host)
     guard: LoginGuard = request.app.state.login_guard
     customer = await service.log_in_customer(
         session,

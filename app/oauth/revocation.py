@@ -47,6 +47,8 @@ class Revocation(Base):
     value: Mapped[str] = mapped_column(String(64))
     # For subjects: tokens issued (`iat`) at or before this epoch second are refused.
     issued_before: Mapped[int | None]
+    # For subjects: one token (`jti`) spared, the one a shopper changed their password with.
+    spared_token_id: Mapped[str | None] = mapped_column(String(64))
     # Once every token this row could refuse has expired, the row is purged.
     expires_at: Mapped[datetime] = mapped_column(index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -71,8 +73,9 @@ def revoke_subject(
     subject: str,
     max_token_lifetime: int,
     issuing_lag_seconds: float = 0,
+    spared_token_id: str | None = None,
 ) -> Revocation:
-    """Refuses every token of a client or customer issued up to now.
+    """Refuses every token of a client or customer issued up to now, but `spared_token_id`.
 
     `issuing_lag_seconds` covers workers that may still issue for the subject for a moment
     (they trust their client cache that long): their tokens are refused too.
@@ -81,7 +84,9 @@ def revoke_subject(
     revocation = Revocation(
         kind=kind,
         value=subject,
-        issued_before=math.ceil(now + issuing_lag_seconds),
+        # `iat` is whole seconds: every token issued before `now + lag` has `iat` at most this.
+        issued_before=math.floor(now + issuing_lag_seconds),
+        spared_token_id=spared_token_id,
         expires_at=_epoch_to_datetime(
             now + issuing_lag_seconds + max_token_lifetime + PURGE_MARGIN_SECONDS
         ),
@@ -107,7 +112,8 @@ class RevocationList:
         self._database = database
         self._poll_seconds = poll_seconds
         self._tokens: dict[str, float] = {}  # jti → when the row may be forgotten
-        self._subjects: dict[tuple[str, str], tuple[int, float]] = {}  # → (cutoff, forget at)
+        # (kind, subject) → (cutoff, forget at, the one token spared if any)
+        self._subjects: dict[tuple[str, str], tuple[int, float, str | None]] = {}
         self._floor = 0
         self._seen_above_floor: set[int] = set()
         self._gaps: dict[int, float] = {}  # missing id → when first missed
@@ -117,8 +123,8 @@ class RevocationList:
     def is_revoked(self, token_id: str, subject_kind: str, subject: str, issued_at: int) -> bool:
         if token_id in self._tokens:
             return True
-        revoked_subject = self._subjects.get((subject_kind, subject))
-        return revoked_subject is not None and issued_at <= revoked_subject[0]
+        revoked = self._subjects.get((subject_kind, subject))
+        return revoked is not None and issued_at <= revoked[0] and token_id != revoked[2]
 
     def counts(self) -> dict[str, int]:
         """Revocations in force, by kind (for the metrics)."""
@@ -136,9 +142,14 @@ class RevocationList:
             return
         key = (revocation.kind, revocation.value)
         cutoff = revocation.issued_before or 0
+        spared = revocation.spared_token_id
         known = self._subjects.get(key)
+        # The latest cutoff covers every earlier one (a token it spares was valid when it was
+        # made). Rows of the same second, in any order: a token is spared only if all spare it.
         if known is None or known[0] < cutoff:
-            self._subjects[key] = (cutoff, forget_at)
+            self._subjects[key] = (cutoff, forget_at, spared)
+        elif known[0] == cutoff and known[2] != spared:
+            self._subjects[key] = (cutoff, max(known[1], forget_at), None)
 
     async def start(self) -> None:
         await self.load()

@@ -8,6 +8,7 @@ asked afterwards whether they still accept the token.
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -293,3 +294,32 @@ async def test_expired_revocations_are_purged(database: Database) -> None:
     async with database.sessions() as session:
         left = list(await session.scalars(select(Revocation.value)))
     assert left == ["live"]
+
+
+def _subject_revocation(cutoff: int, spared: str | None) -> Revocation:
+    return Revocation(
+        kind="customer",
+        value="shopper",
+        issued_before=cutoff,
+        spared_token_id=spared,
+        expires_at=datetime.now(UTC) + timedelta(hours=1),
+    )
+
+
+@pytest.mark.parametrize("order", ["in order", "reversed"])
+async def test_a_subject_revocation_may_spare_one_token(database: Database, order: str) -> None:
+    """A password change revokes every token of the shopper but the one that made it; a later
+    revocation (a reset, the same second or after) spares nothing, in whatever order the
+    worker reads the rows."""
+    now = int(time.time())
+    rows = [_subject_revocation(now, "kept"), _subject_revocation(now, None)]
+    alone = RevocationList(database, poll_seconds=0.25)
+    alone.apply(rows[0])
+    assert not alone.is_revoked("kept", "customer", "shopper", now)
+    assert alone.is_revoked("other", "customer", "shopper", now)
+    assert not alone.is_revoked("newer", "customer", "shopper", now + 1)
+    for later in (_subject_revocation(now, None), _subject_revocation(now + 1, None)):
+        revocations = RevocationList(database, poll_seconds=0.25)
+        for row in [rows[0], later] if order == "in order" else [later, rows[0]]:
+            revocations.apply(row)
+        assert revocations.is_revoked("kept", "customer", "shopper", now)

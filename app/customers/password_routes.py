@@ -1,0 +1,198 @@
+"""Shoppers' passwords and logins: reset by mail, change, and logout.
+
+- `POST /v2/customers/password-reset`: always 202 with the same body (503 without SMTP).
+- `POST /v2/customers/password-reset/confirm`: the token from the mail and a new password.
+- `PUT /v2/customers/{id}/password`: the current password and a new one, with the shopper's
+  customer token.
+- `DELETE /v2/customers/tokens/current`: revokes the customer token sent with it.
+
+Reset confirmations and password changes count against the login rate limits, and a wrong
+current password against the login lockout, so none of them is a way around those.
+"""
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from app import metrics
+from app.audit import record
+from app.customers import password_reset as service
+from app.customers.customers import CustomerOut, customer_json, get_customer
+from app.customers.lockout import LoginGuard
+from app.customers.password_reset import (
+    PasswordChangeIn,
+    PasswordResetIn,
+    PasswordResetRequestIn,
+    PasswordResets,
+    ResetRequestedOut,
+)
+from app.customers.router import HasherDep, InvalidCredentialsError, limit_logins
+from app.db import SessionDep
+from app.errors import ErrorDocument, KeyhouseError, NotFoundError, error_responses
+from app.jsonapi import Body, Document, answers
+from app.oauth.revocation import Revocation, RevocationList, revoke_token
+from app.oauth.verification import REALM, CustomerToken
+from app.ratelimit import client_host
+from app.security import Caller, ReadCaller
+
+router = APIRouter(
+    prefix="/v2/customers", tags=["customers"], responses=error_responses(400, 401, 403)
+)
+
+MAIL_NOT_CONFIGURED: dict[int | str, dict[str, Any]] = {
+    503: {
+        "model": ErrorDocument,
+        "description": "No mail delivery is configured on this server (`KEYHOUSE_SMTP_URL`).",
+    }
+}
+TOKEN_REFUSALS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorDocument, "description": "Malformed body, or a token never issued."},
+    404: {"model": ErrorDocument, "description": "The token belongs to another store."},
+    409: {"model": ErrorDocument, "description": "The token was used, or a newer one sent."},
+    410: {"model": ErrorDocument, "description": "The token has expired."},
+}
+
+
+class CustomerTokenRequiredError(KeyhouseError):
+    """401: a route that acts for a logged-in shopper got no customer token."""
+
+    status_code = 401
+    title = "Unauthorized"
+    default_detail = "This request needs the shopper's customer token (X-Moltin-Customer-Token)."
+
+    def response_headers(self) -> dict[str, str]:
+        return {**self.headers, "WWW-Authenticate": f"Bearer {REALM}"}
+
+
+def _shopper(caller: Caller) -> CustomerToken:
+    if caller.customer is None:
+        raise CustomerTokenRequiredError()
+    return caller.customer
+
+
+def _resets(request: Request) -> PasswordResets:
+    resets: PasswordResets = request.app.state.password_resets
+    return resets
+
+
+def _apply(request: Request, revocation: Revocation, kind: str) -> None:
+    revocations: RevocationList = request.app.state.revocations
+    revocations.apply(revocation)  # this worker at once; the others at their next poll
+    metrics.revoked(kind)
+
+
+@router.post(
+    "/password-reset",
+    status_code=202,
+    summary="Mail a shopper a link to set a new password (read)",
+    responses={
+        **answers(Document[ResetRequestedOut], 413, 429, status=202),
+        **MAIL_NOT_CONFIGURED,
+    },
+)
+async def request_password_reset(
+    request: Request, body: Body[PasswordResetRequestIn], session: SessionDep, caller: ReadCaller
+) -> JSONResponse:
+    """The same 202 whether or not the email is a customer's of this store; the mail, if
+    any, is sent off the request path."""
+    host = client_host(request.scope)
+    await limit_logins(request, caller, host)
+    resets = _resets(request)
+    await service.request_reset(
+        session, resets, store_id=caller.store_id, email=body.data.email, host=host
+    )
+    return JSONResponse(resets.accepted(), status_code=202)
+
+
+@router.post(
+    "/password-reset/confirm",
+    summary="Set a new password with the token of a reset mail (read)",
+    responses={**answers(Document[CustomerOut], 413, 429), **TOKEN_REFUSALS},
+)
+async def confirm_password_reset(
+    request: Request,
+    body: Body[PasswordResetIn],
+    session: SessionDep,
+    caller: ReadCaller,
+    hasher: HasherDep,
+) -> Any:
+    """Uses the token up, revokes every customer token of the shopper, clears their lockout."""
+    host = client_host(request.scope)
+    await limit_logins(request, caller, host)
+    guard: LoginGuard = request.app.state.login_guard
+    customer, revocation = await service.reset_password(
+        session,
+        _resets(request),
+        hasher=hasher,
+        guard=guard,
+        store_id=caller.store_id,
+        token=body.data.token,
+        password=body.data.password,
+        host=host,
+    )
+    _apply(request, revocation, "customer")
+    return {"data": customer_json(customer)}
+
+
+@router.put(
+    "/{customer_id}/password",
+    status_code=204,
+    summary="Change a shopper's password (their customer token)",
+    responses=error_responses(404, 413, 429),
+)
+async def change_password(
+    request: Request,
+    customer_id: uuid.UUID,
+    body: Body[PasswordChangeIn],
+    session: SessionDep,
+    caller: ReadCaller,
+    hasher: HasherDep,
+) -> Response:
+    """A wrong current password is the login's 401, counted by the lockout. Every other
+    customer token of the shopper is revoked; the one sent with this request stays valid."""
+    shopper = _shopper(caller)
+    customer = await get_customer(session, store_id=caller.store_id, customer_id=customer_id)
+    if customer is None or shopper.customer_id != customer_id:
+        raise NotFoundError()
+    host = client_host(request.scope)
+    await limit_logins(request, caller, host)
+    revocation = await service.change_password(
+        session,
+        hasher=hasher,
+        guard=request.app.state.login_guard,
+        customer=customer,
+        current_password=body.data.current_password,
+        password=body.data.password,
+        host=host,
+        actor=caller.token.client_id,
+        spared_token_id=shopper.token_id,
+    )
+    if revocation is None:
+        raise InvalidCredentialsError()
+    _apply(request, revocation, "customer")
+    return Response(status_code=204)
+
+
+@router.delete(
+    "/tokens/current",
+    status_code=204,
+    summary="Log the shopper out: revoke the customer token sent (read)",
+)
+async def revoke_current_customer_token(
+    request: Request, session: SessionDep, caller: ReadCaller
+) -> Response:
+    shopper = _shopper(caller)
+    revocation = revoke_token(session, token_id=shopper.token_id, expires_at=shopper.expires_at)
+    record(
+        session,
+        "token.revoked",
+        store_id=caller.store_id,
+        actor=caller.token.client_id,
+        subject=shopper.token_id,
+        address=client_host(request.scope)[: service.MAX_AUDITED_ADDRESS],
+    )
+    await session.commit()
+    _apply(request, revocation, "token")
+    return Response(status_code=204)

@@ -1,0 +1,337 @@
+"""Password reset by one-time token: the request, the mail a real SMTP server receives, and the
+confirmation, with each way a token can be refused (issue 13, part 1)."""
+
+import hmac
+import statistics
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import func, select, update
+
+from app.customers.reset_outbox import PasswordResetRequest
+from app.customers.reset_tokens import PasswordResetToken
+from app.db import Database, utcnow
+from app.server_secret import load_server_keys
+from app.settings import Settings
+
+from ..conftest import MakeClient, http_client, make_settings, serving
+from ..smtp import MAIL_FROM, MailServer, link_in, token_in, with_mail
+from .conftest import MakeShopper, MakeStore
+from .resets import (
+    NEW_PASSWORD,
+    ask_for_reset,
+    audit_events,
+    audited,
+    confirm_reset,
+    mails,
+)
+from .shoppers import PASSWORD, headers, implicit_token, log_in
+
+
+@pytest.fixture
+def settings(settings: Settings, mail_server: MailServer) -> Settings:
+    return with_mail(settings, mail_server)
+
+
+def reset_key(settings: Settings) -> bytes:
+    return load_server_keys(settings).password_reset_token_hmac
+
+
+def error_of(response: httpx.Response, status: int) -> str:
+    assert response.status_code == status, response.text
+    (error,) = response.json()["errors"]
+    assert error["status"] == status
+    detail: str = error["detail"]
+    return detail
+
+
+async def test_a_shopper_resets_a_forgotten_password_by_mail(
+    http: httpx.AsyncClient,
+    storefront: str,
+    make_shopper: MakeShopper,
+    mail_server: MailServer,
+    database: Database,
+) -> None:
+    shopper = await make_shopper(email="Ron@Example.com")
+    response = await ask_for_reset(http, storefront, "ron@example.COM")
+    assert response.status_code == 202, response.text
+    data = response.json()["data"]
+    assert data["type"] == "password_reset_request" and data["expires_in"] == 900
+
+    (mail,) = await mails(mail_server, 1)
+    assert mail["To"] == "Ron@Example.com" and mail["From"] == MAIL_FROM
+    assert mail["Subject"] == "Set a new password for Default store"
+    assert mail["Auto-Submitted"] == "auto-generated"
+    assert link_in(mail).startswith("https://shop.example/reset#token=")
+    token = token_in(mail)
+    assert len(token) >= 43  # 32 random bytes, base64url
+
+    confirmed = await confirm_reset(http, storefront, token)
+    assert confirmed.status_code == 200, confirmed.text
+    assert confirmed.json()["data"]["id"] == shopper.id
+    assert (await log_in(http, storefront, email=shopper.email)).status_code == 401
+    new_login = await log_in(http, storefront, email=shopper.email, password=NEW_PASSWORD)
+    assert new_login.status_code == 200
+    # Every customer token from before the reset is refused.
+    before = await http.get("/v2/orders", headers=headers(storefront, shopper.token))
+    assert before.status_code == 401
+    after = await http.get(
+        "/v2/orders", headers=headers(storefront, new_login.json()["data"]["token"])
+    )
+    assert after.status_code == 200
+
+    (mailed,) = await audited(database, "customer.password_reset_mailed")
+    assert mailed.subject == shopper.id and mailed.address == "127.0.0.1"
+    assert mailed.details == {"attempts": 1}
+    (reset,) = await audit_events(database, "customer.password_reset")
+    assert reset.subject == shopper.id
+
+
+async def test_the_token_is_stored_only_as_a_keyed_hash(
+    http: httpx.AsyncClient,
+    storefront: str,
+    make_shopper: MakeShopper,
+    mail_server: MailServer,
+    database: Database,
+    settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    shopper = await make_shopper()
+    await ask_for_reset(http, storefront, shopper.email)
+    token = token_in((await mails(mail_server, 1))[0])
+    await audited(database, "customer.password_reset_mailed")
+    async with database.sessions() as session:
+        (row,) = await session.scalars(select(PasswordResetToken))  # one row, no raw token
+    assert row.token_hash == hmac.new(reset_key(settings), token.encode(), "sha256").hexdigest()
+    assert token not in row.token_hash
+    assert (row.expires_at - row.created_at) == timedelta(seconds=900)
+    assert token not in caplog.text
+    for event in await audit_events(database, "customer.password_reset_mailed"):
+        assert token not in str(event.details) and token not in str(event.subject)
+
+
+async def test_an_unknown_email_gets_the_same_answer_and_no_mail(
+    http: httpx.AsyncClient,
+    storefront: str,
+    make_shopper: MakeShopper,
+    mail_server: MailServer,
+    database: Database,
+) -> None:
+    shopper = await make_shopper()
+    known = await ask_for_reset(http, storefront, shopper.email)
+    unknown = await ask_for_reset(http, storefront, "nobody@example.com")
+    assert (known.status_code, known.content) == (unknown.status_code, unknown.content)
+    (ignored,) = await audited(database, "customer.password_reset_unknown_email")
+    assert ignored.subject == "nobody@example.com"
+    await audited(database, "customer.password_reset_mailed")
+    assert [mail["To"] for mail in mail_server.messages] == [shopper.email]
+    async with database.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(PasswordResetRequest)) == 0
+
+
+@pytest.mark.settings(
+    login_rate_limit_per_address="1000/minute", password_reset_rate_limit_per_email="1000/hour"
+)
+async def test_a_known_email_takes_the_time_an_unknown_one_takes(
+    app: object, http: httpx.AsyncClient, storefront: str, make_shopper: MakeShopper
+) -> None:
+    """The request path does the same work for both: one outbox row. (The sender is stopped,
+    so that its SMTP work for the known email does not share the event loop with the timing.)"""
+    await app.state.password_resets.stop()  # type: ignore[attr-defined]
+    shopper = await make_shopper()
+
+    async def duration(email: str) -> float:
+        started = time.perf_counter()
+        response = await ask_for_reset(http, storefront, email)
+        elapsed = time.perf_counter() - started
+        assert response.status_code == 202
+        return elapsed
+
+    for email in (shopper.email, "nobody@example.com"):  # warm up
+        await duration(email)
+    known: list[float] = []
+    unknown: list[float] = []
+    for attempt in range(15):
+        emails = [(known, shopper.email), (unknown, f"nobody{attempt}@example.com")]
+        for times, email in emails if attempt % 2 else reversed(emails):
+            times.append(await duration(email))
+    ratio = statistics.median(unknown) / statistics.median(known)
+    assert 0.7 < ratio < 1.4, (known, unknown)
+
+
+async def test_a_token_works_once(
+    http: httpx.AsyncClient, storefront: str, make_shopper: MakeShopper, mail_server: MailServer
+) -> None:
+    shopper = await make_shopper()
+    await ask_for_reset(http, storefront, shopper.email)
+    token = token_in((await mails(mail_server, 1))[0])
+    assert (await confirm_reset(http, storefront, token)).status_code == 200
+    again = await confirm_reset(http, storefront, token, password="yet another passphrase")
+    assert error_of(again, 409) == "This password reset token has been used already."
+    new_login = await log_in(http, storefront, email=shopper.email, password=NEW_PASSWORD)
+    assert new_login.status_code == 200
+
+
+async def test_asking_again_ends_the_earlier_link(
+    http: httpx.AsyncClient, storefront: str, make_shopper: MakeShopper, mail_server: MailServer
+) -> None:
+    shopper = await make_shopper()
+    await ask_for_reset(http, storefront, shopper.email)
+    first = token_in((await mails(mail_server, 1))[0])
+    await ask_for_reset(http, storefront, shopper.email)
+    second = token_in((await mails(mail_server, 2))[1])
+    assert first != second
+    detail = error_of(await confirm_reset(http, storefront, first), 409)
+    assert detail == "A newer password reset link was sent since this one: use the newest."
+    assert (await confirm_reset(http, storefront, second)).status_code == 200
+
+
+async def test_an_expired_token_is_gone(
+    http: httpx.AsyncClient,
+    storefront: str,
+    make_shopper: MakeShopper,
+    mail_server: MailServer,
+    database: Database,
+) -> None:
+    shopper = await make_shopper()
+    await ask_for_reset(http, storefront, shopper.email)
+    token = token_in((await mails(mail_server, 1))[0])
+    async with database.sessions() as session:
+        await session.execute(
+            update(PasswordResetToken).values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+        await session.commit()
+    detail = error_of(await confirm_reset(http, storefront, token), 410)
+    assert detail == "This password reset token has expired: ask for a new link."
+    assert (await log_in(http, storefront, email=shopper.email)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["forged-" + "x" * 40, "A" * 43, "\u00e9" * 10, "0"],
+    ids=["forged", "b64", "utf8", "1"],
+)
+async def test_a_forged_token_is_not_valid(
+    http: httpx.AsyncClient, storefront: str, database: Database, token: str
+) -> None:
+    detail = error_of(await confirm_reset(http, storefront, token), 400)
+    assert detail == "This password reset token is not valid."
+    (refused,) = await audit_events(database, "customer.password_reset_refused")
+    assert refused.details == {"reason": "unknown"} and refused.address == "127.0.0.1"
+
+
+async def test_another_stores_token_is_not_found(
+    http: httpx.AsyncClient,
+    storefront: str,
+    make_shopper: MakeShopper,
+    make_store: MakeStore,
+    make_client: MakeClient,
+    mail_server: MailServer,
+) -> None:
+    shopper = await make_shopper()
+    await ask_for_reset(http, storefront, shopper.email)
+    token = token_in((await mails(mail_server, 1))[0])
+    other = await make_store("Other shop")
+    other_front = await implicit_token(
+        http, await make_client(name="other front", public=True, store_id=other.id)
+    )
+    detail = error_of(await confirm_reset(http, other_front, token), 404)
+    assert detail == "This password reset token belongs to another store."
+    assert (await confirm_reset(http, storefront, token)).status_code == 200  # still unused
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ({"type": "password_reset", "token": "t", "password": "short"}, "data.password"),
+        ({"type": "password_reset", "password": NEW_PASSWORD}, "data.token"),
+        ({"type": "reset", "token": "t", "password": NEW_PASSWORD}, "data.type"),
+    ],
+)
+async def test_a_malformed_confirmation_is_a_400(
+    http: httpx.AsyncClient, storefront: str, body: dict[str, str], problem: str
+) -> None:
+    response = await http.post(
+        "/v2/customers/password-reset/confirm", json={"data": body}, headers=headers(storefront)
+    )
+    assert problem in error_of(response, 400)
+
+
+@pytest.mark.parametrize("email", ["not an email", "", "a" * 250 + "@example.com"])
+async def test_a_malformed_email_is_a_400(
+    http: httpx.AsyncClient, storefront: str, email: str, mail_server: MailServer
+) -> None:
+    assert "data.email" in error_of(await ask_for_reset(http, storefront, email), 400)
+    assert mail_server.messages == []
+
+
+@pytest.mark.settings(login_rate_limit_per_address="3/minute")
+async def test_confirmations_are_rate_limited_like_logins(
+    http: httpx.AsyncClient, storefront: str
+) -> None:
+    for _ in range(3):
+        assert (await confirm_reset(http, storefront, "guess")).status_code == 400
+    limited = await confirm_reset(http, storefront, "guess")
+    assert limited.status_code == 429
+    assert int(limited.headers["retry-after"]) >= 1
+
+
+@pytest.mark.settings(password_reset_rate_limit_per_email="2/hour")
+async def test_requests_for_one_email_are_limited(
+    http: httpx.AsyncClient, storefront: str, mail_server: MailServer
+) -> None:
+    """Known or not: the limit tells nothing, and nobody can flood a shopper's inbox."""
+    for _ in range(2):
+        assert (await ask_for_reset(http, storefront, "nobody@example.com")).status_code == 202
+    limited = await ask_for_reset(http, storefront, "NOBODY@example.com")
+    assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+    assert (await ask_for_reset(http, storefront, "other@example.com")).status_code == 202
+
+
+async def test_a_reset_lifts_the_lockout_of_its_email(
+    http: httpx.AsyncClient, storefront: str, make_shopper: MakeShopper, mail_server: MailServer
+) -> None:
+    shopper = await make_shopper()
+    for guess in range(5):  # different guesses: a repeated one counts once
+        await log_in(http, storefront, email=shopper.email, password=f"wrong password {guess}")
+    assert (await log_in(http, storefront, email=shopper.email)).status_code == 429
+    await ask_for_reset(http, storefront, shopper.email)
+    token = token_in((await mails(mail_server, 1))[0])
+    assert (await confirm_reset(http, storefront, token)).status_code == 200
+    login = await log_in(http, storefront, email=shopper.email, password=NEW_PASSWORD)
+    assert login.status_code == 200, login.text
+
+
+async def test_without_smtp_a_reset_request_is_a_clear_503(
+    database_url: str, tmp_path: Path, make_client: MakeClient
+) -> None:
+    settings = make_settings(database_url, tmp_path)
+    async with serving(settings) as application, http_client(application) as http:
+        front = await implicit_token(http, await make_client(public=True))
+        response = await ask_for_reset(http, front, "ron@example.com")
+    detail = error_of(response, 503)
+    assert "no mail delivery configured (KEYHOUSE_SMTP_URL)" in detail
+    assert "retry-after" not in response.headers
+
+
+async def test_the_reset_mail_comes_from_the_shoppers_store(
+    http: httpx.AsyncClient,
+    make_store: MakeStore,
+    make_client: MakeClient,
+    mail_server: MailServer,
+) -> None:
+    other = await make_store("Other shop")
+    front = await implicit_token(
+        http, await make_client(name="other", public=True, store_id=other.id)
+    )
+    email = f"{uuid.uuid4().hex}@example.com"
+    body = {"data": {"type": "customer", "name": "Ann", "email": email, "password": PASSWORD}}
+    assert (await http.post("/v2/customers", json=body, headers=headers(front))).status_code == 201
+    await ask_for_reset(http, front, email)
+    (mail,) = await mails(mail_server, 1)
+    assert mail["Subject"] == "Set a new password for Other shop"
+    assert "Hello Ann," in mail.get_content()
