@@ -55,7 +55,7 @@ class DeliveryError(Exception):
     """A message not sent. `permanent`: the server refused it for good, so trying again
     cannot help (a 5xx for the recipient or the message); anything else may pass later."""
 
-    def __init__(self, description: str, *, permanent: bool) -> None:
+    def __init__(self, description: str, *, permanent: bool = False) -> None:
         super().__init__(description)
         self.description = description
         self.permanent = permanent
@@ -104,3 +104,5 @@ class Mailer:
             )
         except (aiosmtplib.SMTPException, OSError, ssl.SSLError) as error:
             raise DeliveryError(_describe(error), permanent=_is_permanent(error)) from None
+        except ValueError:  # aiosmtplib's refusal of an address with control characters
+            raise DeliveryError("unusable address", permanent=True) from None

@@ -23,6 +23,9 @@ sessionStorage.setItem('cartRef', cartRef);
 let access = null; // {token, renewAt}
 let pendingToken = null; // the one token request in flight, shared by concurrent callers
 let shopper = null; // {token, customerId, email}: in memory only, gone on reload
+// A password reset link opens this page with `#reset_token=…` (KEYHOUSE_PASSWORD_RESET_URL): a
+// fragment never reaches a server's log or a Referer header, and it leaves the address bar at once.
+let resetToken = takeResetToken();
 let addresses = [];
 
 function newCartRef() {
@@ -247,6 +250,33 @@ async function logIn(form) {
   await loadAccount();
 }
 
+function takeResetToken() {
+  const fragment = new URLSearchParams(window.location.hash.slice(1));
+  const token = fragment.get('reset_token');
+  if (token) window.history.replaceState(null, '', window.location.pathname + window.location.search);
+  return token;
+}
+
+// The answer is the same whether or not the email has an account: the page cannot tell either.
+async function askForReset(form) {
+  const { email } = Object.fromEntries(new FormData(form));
+  const request = { type: 'password_reset_request', email };
+  const answer = (await api('POST', '/v2/customers/password-reset', request)).data;
+  form.reset();
+  showStatus(answer.message);
+}
+
+async function setNewPassword(form) {
+  const { password } = Object.fromEntries(new FormData(form));
+  form.elements.password.value = '';
+  const reset = { type: 'password_reset', token: resetToken, password };
+  const customer = (await api('POST', '/v2/customers/password-reset/confirm', reset)).data;
+  resetToken = null; // used up
+  form.hidden = true;
+  $('login-form').elements.email.value = customer.email;
+  showStatus('Your new password is set: log in with it.');
+}
+
 function forgetShopper() {
   shopper = null;
   addresses = [];
@@ -311,6 +341,14 @@ async function start() {
   onSubmit('signup-form', signUp);
   onSubmit('login-form', logIn);
   onSubmit('address-form', addAddress);
+  onSubmit('forgot-form', askForReset);
+  onSubmit('reset-form', setNewPassword);
+  $('reset-form').hidden = !resetToken;
+  // A reset link opened in the tab that asked for it only changes the fragment.
+  window.addEventListener('hashchange', () => {
+    resetToken = takeResetToken() || resetToken;
+    $('reset-form').hidden = !resetToken;
+  });
   $('checkout').addEventListener('click', () => run(checkOut));
   $('logout').addEventListener('click', () => run(logOut));
   renderAccount();

@@ -170,3 +170,13 @@ def test_smtp_needs_a_sender_and_a_link(monkeypatch: pytest.MonkeyPatch) -> None
         get_settings.cache_clear()
     assert "KEYHOUSE_MAIL_FROM and KEYHOUSE_PASSWORD_RESET_URL" in str(error.value)
     assert "hunter2" not in str(error.value)
+
+
+async def test_an_address_with_control_characters_is_refused_for_good(
+    settings: Settings, mail_server: MailServer
+) -> None:
+    """Sign-up refuses such addresses now; a customer from before may still have one."""
+    with pytest.raises(DeliveryError) as failure:
+        await mailer_for(with_mail(settings, mail_server)).send(a_message("ron\x01@example.com"))
+    assert failure.value.permanent and failure.value.description == "unusable address"
+    assert mail_server.messages == []

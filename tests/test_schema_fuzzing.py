@@ -33,8 +33,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.db import Database
 from app.oauth.stores import Store
 from app.security import ACCESS_TOKEN
+from app.settings import Settings
 
 from .conftest import TEST_ISSUER, MakeClient
+from .smtp import MailServer, with_mail
 from .world import Kind, World, build_world
 
 # Small and fixed for CI (the file runs in well under a minute); set the variable to look deeper.
@@ -162,6 +164,13 @@ def fuzz(
     ]
     failures = [fuzz_operation(operation, mode, sent, known) for operation, mode, known in runs]
     return [failure for failure in failures if failure is not None]
+
+
+@pytest.fixture(name="settings")
+def settings_with_mail(settings: Settings, mail_server: MailServer) -> Settings:
+    """With mail configured, so the password reset routes are fuzzed as they serve (without
+    it, a reset request is a 503, which the fuzzer counts as a server error)."""
+    return with_mail(settings, mail_server)
 
 
 @pytest.fixture

@@ -31,8 +31,8 @@ from app.oauth.revocation import Revocation, revoke_subject
 from app.passwords import PasswordHasher
 from app.settings import MAX_CUSTOMER_TOKEN_TTL
 
-# No NUL either: PostgreSQL refuses it in text.
-EMAIL_PATTERN = re.compile(r"[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+")
+# No control characters either: PostgreSQL refuses NUL in text, and no mail can be sent to them.
+EMAIL_PATTERN = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+")
 EMAIL_TAKEN = "A customer with this email already exists."
 
 

@@ -33,7 +33,7 @@ from app.db import SessionDep
 from app.errors import ErrorDocument, KeyhouseError, NotFoundError, error_responses
 from app.jsonapi import Body, Document, answers
 from app.oauth.revocation import Revocation, RevocationList, revoke_token
-from app.oauth.verification import REALM, CustomerToken
+from app.oauth.verification import CustomerToken
 from app.ratelimit import client_host
 from app.security import Caller, ReadCaller
 
@@ -56,14 +56,12 @@ TOKEN_REFUSALS: dict[int | str, dict[str, Any]] = {
 
 
 class CustomerTokenRequiredError(KeyhouseError):
-    """401: a route that acts for a logged-in shopper got no customer token."""
+    """A route that acts for a logged-in shopper got no customer token: a 400, not a 401, since
+    the access token is fine (the SDKs would only renew it on a 401, and send the same again)."""
 
-    status_code = 401
-    title = "Unauthorized"
+    status_code = 400
+    title = "Bad Request"
     default_detail = "This request needs the shopper's customer token (X-Moltin-Customer-Token)."
-
-    def response_headers(self) -> dict[str, str]:
-        return {**self.headers, "WWW-Authenticate": f"Bearer {REALM}"}
 
 
 def _shopper(caller: Caller) -> CustomerToken:

@@ -14,8 +14,11 @@ milliseconds of the 202; the others find rows by polling every `POLL_SECONDS`.
 import asyncio
 import contextlib
 import logging
+import secrets
+import uuid
+from email.errors import MessageError
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid, parseaddr
+from email.utils import formatdate, parseaddr
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -53,7 +56,9 @@ def reset_message(
     message["To"] = customer.email
     message["Subject"] = f"Set a new password for {_printable(store_name)}"
     message["Date"] = formatdate(usegmt=True)
-    message["Message-ID"] = make_msgid(domain=parseaddr(sender)[1].rpartition("@")[2] or None)
+    # Not `email.utils.make_msgid`, which draws from the `random` module's shared state.
+    domain = parseaddr(sender)[1].rpartition("@")[2]
+    message["Message-ID"] = f"<{secrets.token_hex(16)}@{domain}>"
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies, please
     minutes = max(1, ttl // 60)
     message.set_content(
@@ -130,6 +135,10 @@ class ResetMailSender:
             except asyncio.CancelledError:
                 await asyncio.shield(self._give_back(request))
                 raise
+            except Exception as error:  # a bug or an outage: counted as an attempt, not stuck
+                logger.warning("password reset mail: request failed", exc_info=True)
+                request.attempts += 1
+                await self._failed(request, None, DeliveryError(type(error).__name__))
             handled += 1
 
     async def _handle(self, request: PasswordResetRequest) -> None:
@@ -146,15 +155,20 @@ class ResetMailSender:
                 await finish(session, request)
                 await session.commit()
                 return
-            message = await self._message(session, customer)
+            try:
+                message = await self._message(session, customer)
+            except (ValueError, MessageError):  # an address no mail can carry
+                message = None
             await session.commit()  # the token, before the mail that carries it
         request.attempts += 1
         try:
+            if message is None:
+                raise DeliveryError("unusable address", permanent=True)
             await self._mailer.send(message)
         except DeliveryError as error:
-            await self._failed(request, customer, error)
+            await self._failed(request, customer.id, error)
             return
-        await self._done(request, customer, "customer.password_reset_mailed")
+        await self._done(request, customer.id, "customer.password_reset_mailed")
 
     async def _message(self, session: AsyncSession, customer: Customer) -> EmailMessage:
         token = await issue_reset_token(
@@ -170,7 +184,7 @@ class ResetMailSender:
         )
 
     async def _failed(
-        self, request: PasswordResetRequest, customer: Customer, error: DeliveryError
+        self, request: PasswordResetRequest, customer_id: uuid.UUID | None, error: DeliveryError
     ) -> None:
         final = error.permanent or request.attempts >= MAX_ATTEMPTS
         logger.warning(
@@ -182,7 +196,7 @@ class ResetMailSender:
         )
         if final:
             await self._done(
-                request, customer, "customer.password_reset_mail_failed", error=error.description
+                request, customer_id, "customer.password_reset_mail_failed", error=error.description
             )
             return
         async with self._database.sessions() as session:
@@ -192,7 +206,7 @@ class ResetMailSender:
     async def _done(
         self,
         request: PasswordResetRequest,
-        customer: Customer,
+        customer_id: uuid.UUID | None,
         event: AuditEventName,
         **details: str,
     ) -> None:
@@ -201,8 +215,8 @@ class ResetMailSender:
             record(
                 session,
                 event,
-                store_id=customer.store_id,
-                subject=str(customer.id),
+                store_id=request.store_id,
+                subject=str(customer_id) if customer_id else _printable(request.email),
                 address=request.address,
                 attempts=request.attempts,
                 **details,

@@ -83,12 +83,12 @@ async def test_only_the_shopper_may_change_their_password(
     ron, ann = await make_shopper(), await make_shopper()
     someone_else = await change(http, storefront, ann.token, ron.id)
     assert someone_else.status_code == 404
-    no_shopper = await change(http, backend, None, ron.id)  # a backend has no current password
-    assert no_shopper.status_code == 401
-    assert no_shopper.json()["errors"][0]["detail"] == (
-        "This request needs the shopper's customer token (X-Moltin-Customer-Token)."
-    )
-    assert no_shopper.headers["www-authenticate"] == 'Bearer realm="keyhouse"'
+    for bearer in (backend, storefront):  # a backend acts for the store, not as the shopper
+        no_shopper = await change(http, bearer, None, ron.id)
+        assert no_shopper.status_code == 400
+        assert no_shopper.json()["errors"][0]["detail"] == (
+            "This request needs the shopper's customer token (X-Moltin-Customer-Token)."
+        )
     assert (await log_in(http, storefront, email=ron.email)).status_code == 200
 
 
@@ -143,7 +143,10 @@ async def test_a_shopper_logs_out(
     assert again.status_code == 401
 
 
-async def test_logging_out_needs_a_customer_token(http: httpx.AsyncClient, storefront: str) -> None:
-    response = await http.delete("/v2/customers/tokens/current", headers=headers(storefront))
-    assert response.status_code == 401
-    assert response.headers["www-authenticate"] == 'Bearer realm="keyhouse"'
+async def test_logging_out_needs_a_customer_token(
+    http: httpx.AsyncClient, storefront: str, backend: str
+) -> None:
+    for bearer in (storefront, backend):
+        response = await http.delete("/v2/customers/tokens/current", headers=headers(bearer))
+        assert response.status_code == 400
+        assert "X-Moltin-Customer-Token" in response.json()["errors"][0]["detail"]

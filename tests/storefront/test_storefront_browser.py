@@ -11,6 +11,7 @@ download. Without it the tests skip, except under CI (which installs it), where 
 A screenshot of the finished story is kept at `test-artifacts/storefront.png`.
 """
 
+import asyncio
 import functools
 import os
 import shutil
@@ -27,7 +28,8 @@ import pytest
 from app.oauth.clients import CreatedClient
 from keyhouse_client import KeyhouseAuth, raise_for_error
 
-from ..conftest import LiveServer, MakeClient, free_port
+from ..conftest import LiveServer, MakeClient, free_port, make_settings
+from ..smtp import MailServer, link_in, with_mail
 from ..store.conftest import product_body
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,6 +37,7 @@ STOREFRONT = ROOT / "storefront"
 SCREENSHOT = ROOT / "test-artifacts" / "storefront.png"
 STEP_TIMEOUT_MS = 15_000
 PASSWORD = "correct horse battery staple"
+NEW_PASSWORD = "a brand new passphrase"
 
 
 def _unavailable(reason: str) -> None:
@@ -240,3 +243,51 @@ async def test_an_unregistered_origin_gets_nothing(
     await page.wait_for_selector("#error:not([hidden])")
     assert await page.locator("#products li").count() == 0
     assert "Connected" not in (await page.text_content("#status") or "")
+
+
+async def test_a_shopper_resets_a_forgotten_password_from_the_page(
+    database_url: str,
+    tmp_path: Path,
+    make_client: MakeClient,
+    browser: Any,
+    storefront_origin: str,
+    mail_server: MailServer,
+) -> None:
+    """Forgot password: the page asks for a link, the mail reaches a real SMTP server, the link
+    opens the page's "set a new password" form, and the new password logs in."""
+    front = await make_client(name="shop front", public=True, origins=[storefront_origin])
+    port = free_port()
+    page_url = f"{storefront_origin}/index.html?keyhouse=http://127.0.0.1:{port}"
+    page_url += f"&client_id={front.client.id}"
+    base = make_settings(database_url, tmp_path, issuer=f"http://127.0.0.1:{port}")
+    settings = with_mail(base, mail_server, password_reset_url=page_url + "#reset_token={token}")
+    server = LiveServer(settings, port)
+    server.start()
+    try:
+        page, seen = await open_page(browser, storefront_origin, server, front.client.id)
+        await fill(
+            page, "#signup-form", {"name": "Ron", "email": "ron@example.com", "password": PASSWORD}
+        )
+        await wait_for_text(page, "#status", "Account created for ron@example.com")
+        assert await page.is_hidden("#reset-form")
+        await fill(page, "#forgot-form", {"email": "ron@example.com"})
+        await wait_for_text(page, "#status", "a link to set a new password is on its way")
+
+        (mail,) = await asyncio.to_thread(mail_server.handler.wait_for, 1)
+        assert mail["To"] == "ron@example.com"
+        page = await browser.new_page()  # as a mail client opens a link: in a new tab
+        page.set_default_timeout(STEP_TIMEOUT_MS)
+        await page.goto(link_in(mail))
+        await page.wait_for_selector("body[data-ready=true]", state="attached")
+        await page.wait_for_selector("#reset-form", state="visible")
+        assert "reset_token" not in page.url  # out of the address bar (and the history)
+        await fill(page, "#reset-form", {"password": NEW_PASSWORD})
+        await wait_for_text(page, "#status", "Your new password is set")
+        await page.wait_for_selector("#reset-form", state="hidden")
+        await fill(page, "#login-form", {"password": NEW_PASSWORD})  # the email is filled in
+        await page.wait_for_selector("#logged-in", state="visible")
+        await wait_for_text(page, "#orders", "No orders yet.")
+        assert await page.is_hidden("#error"), await page.text_content("#error")
+        assert seen.console_errors == []
+    finally:
+        server.stop()
