@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from .conftest import POSTGRES_URL
+from .smtp import MAIL_FROM, RESET_URL, SMTP_PASSWORD, MailServer, token_in
 from .test_cli import KEYHOUSE, SERVER_STOP_SECONDS, clean_environment, free_port, wait_for_metadata
 
 TOKEN_PATH = "/oauth/access_token"
@@ -30,6 +31,8 @@ JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.")
 SIGN_UP_PASSWORD = "correct horse battery staple"
 CLI_PASSWORD = "CLI-made pa55word with spaces"
 WRONG_PASSWORD = "Tr0ub4dor&3 but wrong"
+NEW_PASSWORD = "a reset pa55word"
+CHANGED_PASSWORD = "a changed pa55word"
 
 
 @dataclass
@@ -215,7 +218,34 @@ def drive_every_flow(flow: Flow, backend: dict[str, str], storefront_id: str, em
     flow.send("GET", f"/v2/products/{token}", 400, headers=bearer)
 
 
-def test_no_log_line_leaks_a_secret_a_password_or_a_token(server: Server) -> None:
+def drive_password_flows(flow: Flow, storefront_id: str, email: str, mail: MailServer) -> None:
+    """Reset by mail (the SMTP password and the mailed token are secrets too), change, logout."""
+    flow.secrets |= {SMTP_PASSWORD, NEW_PASSWORD, CHANGED_PASSWORD}
+    token = flow.token(data={"grant_type": "implicit", "client_id": storefront_id})
+    bearer = {"Authorization": f"Bearer {token}"}
+    asked = {"type": "password_reset_request", "email": email}
+    flow.send("POST", "/v2/customers/password-reset", 202, json={"data": asked}, headers=bearer)
+    reset_token = token_in(mail.handler.wait_for(1)[0])
+    flow.secrets.add(reset_token)
+    reset = {"type": "password_reset", "token": reset_token, "password": NEW_PASSWORD}
+    confirm = "/v2/customers/password-reset/confirm"
+    flow.send("POST", confirm, 200, json={"data": reset}, headers=bearer)
+    flow.send("POST", confirm, 409, json={"data": reset}, headers=bearer)
+    login = {"type": "token", "email": email, "password": NEW_PASSWORD}
+    answer = flow.send("POST", "/v2/customers/tokens", 200, json={"data": login}, headers=bearer)
+    shopper = {**bearer, "X-Moltin-Customer-Token": answer["data"]["token"]}
+    flow.secrets.add(answer["data"]["token"])
+    change = {"type": "password_change", "current_password": NEW_PASSWORD}
+    path = f"/v2/customers/{answer['data']['customer_id']}/password"
+    flow.send(
+        "PUT", path, 204, json={"data": change | {"password": CHANGED_PASSWORD}}, headers=shopper
+    )
+    flow.send("DELETE", "/v2/customers/tokens/current", 204, headers=shopper)
+
+
+def test_no_log_line_leaks_a_secret_a_password_or_a_token(
+    server: Server, mail_server: MailServer
+) -> None:
     if not POSTGRES_URL:
         server.keyhouse("db", "upgrade")
     backend = json.loads(server.keyhouse("clients", "create", "--name", "backend", "--json"))
@@ -228,13 +258,21 @@ def test_no_log_line_leaks_a_secret_a_password_or_a_token(server: Server) -> Non
         "customers", "create", "--email", "cli@example.com", "--password-stdin",
         stdin=CLI_PASSWORD + "\n",
     )  # fmt: skip
+    server.environment |= {
+        "KEYHOUSE_SMTP_URL": mail_server.url(),
+        "KEYHOUSE_SMTP_CA_FILE": str(mail_server.cert_file),
+        "KEYHOUSE_MAIL_FROM": MAIL_FROM,
+        "KEYHOUSE_PASSWORD_RESET_URL": RESET_URL,
+    }
     with server.running(), httpx.Client(base_url=server.url, timeout=30) as http:
         flow = Flow(http)
         drive_every_flow(flow, backend, storefront["client_id"], "ron@example.com")
+        drive_password_flows(flow, storefront["client_id"], "ron@example.com", mail_server)
 
     lines = server.lines()
     text = server.log.read_text() + "".join(server.stderr)
-    assert len(flow.secrets) >= 14  # 4 secrets and Basic values, 3 passwords, 7 tokens
+    # 4 secrets and Basic values, 6 passwords (the SMTP one too), 9 tokens (a reset token too)
+    assert len(flow.secrets) >= 19
     for secret in flow.secrets:
         assert secret not in text
     assert not JWT_SHAPE.search(text)

@@ -212,7 +212,6 @@ async def reset_password(
     )
     await session.commit()
     await guard.reset(store_id=store_id, email=customer.email, host=host)
-    await past_cutoff(revocation)
     return customer, revocation
 
 
@@ -259,5 +258,4 @@ async def change_password(
         address=host[:MAX_AUDITED_ADDRESS],
     )
     await session.commit()
-    await past_cutoff(revocation)
     return revocation

@@ -28,9 +28,17 @@ from app.customers.password_reset import (
     PasswordResets,
     ResetRequestedOut,
 )
+from app.customers.reset_tokens import (
+    ExpiredResetTokenError,
+    ForeignResetTokenError,
+    InvalidResetTokenError,
+    ResetTokenRefusedError,
+    SupersededResetTokenError,
+    UsedResetTokenError,
+)
 from app.customers.router import HasherDep, InvalidCredentialsError, limit_logins
 from app.db import SessionDep
-from app.errors import ErrorDocument, KeyhouseError, NotFoundError, error_responses
+from app.errors import JSON_API, ErrorDocument, KeyhouseError, NotFoundError, error_responses
 from app.jsonapi import Body, Document, answers
 from app.oauth.revocation import Revocation, RevocationList, revoke_token
 from app.oauth.verification import CustomerToken
@@ -47,11 +55,26 @@ MAIL_NOT_CONFIGURED: dict[int | str, dict[str, Any]] = {
         "description": "No mail delivery is configured on this server (`KEYHOUSE_SMTP_URL`).",
     }
 }
+
+
+def _refusals(description: str, *errors: ResetTokenRefusedError) -> dict[str, Any]:
+    examples = {error.reason: {"summary": error.detail, "value": error.body()} for error in errors}
+    return {
+        "model": ErrorDocument,
+        "description": description,
+        "content": {JSON_API: {"examples": examples}},
+    }
+
+
 TOKEN_REFUSALS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorDocument, "description": "Malformed body, or a token never issued."},
-    404: {"model": ErrorDocument, "description": "The token belongs to another store."},
-    409: {"model": ErrorDocument, "description": "The token was used, or a newer one sent."},
-    410: {"model": ErrorDocument, "description": "The token has expired."},
+    400: _refusals("A malformed body, or a token never issued.", InvalidResetTokenError()),
+    404: _refusals("The token belongs to another store.", ForeignResetTokenError()),
+    409: _refusals(
+        "The token was used, or a newer one was sent.",
+        UsedResetTokenError(),
+        SupersededResetTokenError(),
+    ),
+    410: _refusals("The token has expired.", ExpiredResetTokenError()),
 }
 
 
@@ -81,6 +104,12 @@ def _apply(request: Request, revocation: Revocation, kind: str) -> None:
     metrics.revoked(kind)
 
 
+async def _revoke_shoppers_tokens(request: Request, revocation: Revocation) -> None:
+    """Applies a revocation of a shopper's tokens here, then waits for its second to pass."""
+    _apply(request, revocation, "customer")
+    await service.past_cutoff(revocation)
+
+
 @router.post(
     "/password-reset",
     status_code=202,
@@ -93,8 +122,11 @@ def _apply(request: Request, revocation: Revocation, kind: str) -> None:
 async def request_password_reset(
     request: Request, body: Body[PasswordResetRequestIn], session: SessionDep, caller: ReadCaller
 ) -> JSONResponse:
-    """The same 202 whether or not the email is a customer's of this store; the mail, if
-    any, is sent off the request path."""
+    """The same 202, in body and time, whether or not the email is a customer's of this store:
+    the request is queued, and the mail, if any, sent off the request path with a one-time
+    token valid for `expires_in` seconds. Counted against the login limits per address, and
+    per email. Audit (written by the sender): `customer.password_reset_mailed`,
+    `customer.password_reset_unknown_email` or `customer.password_reset_mail_failed`."""
     host = client_host(request.scope)
     await limit_logins(request, caller, host)
     resets = _resets(request)
@@ -116,7 +148,10 @@ async def confirm_password_reset(
     caller: ReadCaller,
     hasher: HasherDep,
 ) -> Any:
-    """Uses the token up, revokes every customer token of the shopper, clears their lockout."""
+    """Uses the token up, sets the password (the sign-up rules), revokes every customer token
+    of the shopper and clears the lockout of their email; answers the customer. Counted
+    against the login limits. Audit: `customer.password_reset`, or for a refused token
+    `customer.password_reset_refused` with its `reason`."""
     host = client_host(request.scope)
     await limit_logins(request, caller, host)
     guard: LoginGuard = request.app.state.login_guard
@@ -130,7 +165,7 @@ async def confirm_password_reset(
         password=body.data.password,
         host=host,
     )
-    _apply(request, revocation, "customer")
+    await _revoke_shoppers_tokens(request, revocation)
     return {"data": customer_json(customer)}
 
 
@@ -148,8 +183,10 @@ async def change_password(
     caller: ReadCaller,
     hasher: HasherDep,
 ) -> Response:
-    """A wrong current password is the login's 401, counted by the lockout. Every other
-    customer token of the shopper is revoked; the one sent with this request stays valid."""
+    """Needs the shopper's own customer token (400 without one, 404 for another's id). A wrong
+    current password is the login's 401, counted by the lockout. Every other customer token of
+    the shopper is revoked; the one sent with this request stays valid. Audit:
+    `customer.password_changed` (a wrong password: `customer.login_failed`)."""
     shopper = _shopper(caller)
     customer = await get_customer(session, store_id=caller.store_id, customer_id=customer_id)
     if customer is None or shopper.customer_id != customer_id:
@@ -169,7 +206,7 @@ async def change_password(
     )
     if revocation is None:
         raise InvalidCredentialsError()
-    _apply(request, revocation, "customer")
+    await _revoke_shoppers_tokens(request, revocation)
     return Response(status_code=204)
 
 
@@ -181,6 +218,8 @@ async def change_password(
 async def revoke_current_customer_token(
     request: Request, session: SessionDep, caller: ReadCaller
 ) -> Response:
+    """Revokes the customer token sent beside the access token (400 without one); the
+    shopper's other sessions stay. Audit: `token.revoked`."""
     shopper = _shopper(caller)
     revocation = revoke_token(session, token_id=shopper.token_id, expires_at=shopper.expires_at)
     record(

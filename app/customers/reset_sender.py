@@ -16,9 +16,11 @@ import contextlib
 import logging
 import secrets
 import uuid
+from collections.abc import Coroutine
 from email.errors import MessageError
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,11 +42,27 @@ from app.oauth.stores import Store
 logger = logging.getLogger("keyhouse.mail")
 
 POLL_SECONDS = 1.0
+STOP_PATIENCE_SECONDS = 0.5
 PURGE_EVERY_POLLS = 300
 
 
 def _printable(text: str) -> str:
     return "".join(char if char.isprintable() else " " for char in text)
+
+
+async def _uncancellable(work: Coroutine[Any, Any, None]) -> None:
+    """Runs `work` to its end however often this task is cancelled meanwhile; then, if it
+    was, goes on being cancelled."""
+    task = asyncio.ensure_future(work)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled = True
+    task.result()  # its own error, if it had one
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 def reset_message(
@@ -101,15 +119,21 @@ class ResetMailSender:
         self._task = asyncio.create_task(self._keep_sending(), name="password-reset-mail")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        if task is None:
+            return
+        # aiosmtplib answers a cancellation by sending QUIT and waiting for the reply, which a
+        # stuck server never gives: cancelled again, it stops waiting (the row goes back).
+        while not task.done():
+            task.cancel()
+            await asyncio.wait([task], timeout=STOP_PATIENCE_SECONDS)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     async def _keep_sending(self) -> None:
         polls = 0
         while True:
+            self._wakeup.clear()  # before looking: a wake from now on is for rows not seen yet
             try:
                 await self.send_due()
                 if polls % PURGE_EVERY_POLLS == 0:
@@ -120,7 +144,6 @@ class ResetMailSender:
             polls += 1
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), POLL_SECONDS)
-            self._wakeup.clear()
 
     async def send_due(self) -> int:
         """Handles every request due now; returns how many."""
@@ -133,7 +156,7 @@ class ResetMailSender:
             try:
                 await self._handle(request)
             except asyncio.CancelledError:
-                await asyncio.shield(self._give_back(request))
+                await _uncancellable(self._give_back(request))
                 raise
             except Exception as error:  # a bug or an outage: counted as an attempt, not stuck
                 logger.warning("password reset mail: request failed", exc_info=True)
@@ -168,7 +191,8 @@ class ResetMailSender:
         except DeliveryError as error:
             await self._failed(request, customer.id, error)
             return
-        await self._done(request, customer.id, "customer.password_reset_mailed")
+        # Sent: recorded even if the worker is stopping, or the next one would send it again.
+        await _uncancellable(self._done(request, customer.id, "customer.password_reset_mailed"))
 
     async def _message(self, session: AsyncSession, customer: Customer) -> EmailMessage:
         token = await issue_reset_token(

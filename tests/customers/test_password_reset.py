@@ -335,3 +335,25 @@ async def test_the_reset_mail_comes_from_the_shoppers_store(
     (mail,) = await mails(mail_server, 1)
     assert mail["Subject"] == "Set a new password for Other shop"
     assert "Hello Ann," in mail.get_content()
+
+
+async def test_the_schema_documents_each_refusal_and_the_202(http: httpx.AsyncClient) -> None:
+    schema = (await http.get("/openapi.json")).json()
+    confirm = schema["paths"]["/v2/customers/password-reset/confirm"]["post"]
+    documented = {
+        (status, example["value"]["errors"][0]["detail"])
+        for status, response in confirm["responses"].items()
+        if status in {"400", "404", "409", "410"}
+        for example in response["content"]["application/json"]["examples"].values()
+    }
+    assert documented == {
+        ("400", "This password reset token is not valid."),
+        ("404", "This password reset token belongs to another store."),
+        ("409", "This password reset token has been used already."),
+        ("409", "A newer password reset link was sent since this one: use the newest."),
+        ("410", "This password reset token has expired: ask for a new link."),
+    }
+    assert "customer.password_reset_refused" in confirm["description"]
+    request = schema["paths"]["/v2/customers/password-reset"]["post"]
+    assert {"202", "429", "503"} <= set(request["responses"])
+    assert "customer.password_reset_mailed" in request["description"]
