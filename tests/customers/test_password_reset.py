@@ -7,10 +7,12 @@ import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select, update
+from fastapi import FastAPI
+from sqlalchemy import event, func, select, update
 
 from app.customers.reset_outbox import PasswordResetRequest
 from app.customers.reset_tokens import PasswordResetToken
@@ -110,8 +112,8 @@ async def test_the_token_is_stored_only_as_a_keyed_hash(
     assert token not in row.token_hash
     assert (row.expires_at - row.created_at) == timedelta(seconds=900)
     assert token not in caplog.text
-    for event in await audit_events(database, "customer.password_reset_mailed"):
-        assert token not in str(event.details) and token not in str(event.subject)
+    for mailed in await audit_events(database, "customer.password_reset_mailed"):
+        assert token not in str(mailed.details) and token not in str(mailed.subject)
 
 
 async def test_an_unknown_email_gets_the_same_answer_and_no_mail(
@@ -160,7 +162,7 @@ async def test_a_known_email_takes_the_time_an_unknown_one_takes(
         for times, email in emails if attempt % 2 else reversed(emails):
             times.append(await duration(email))
     ratio = statistics.median(unknown) / statistics.median(known)
-    assert 0.7 < ratio < 1.4, (known, unknown)
+    assert 0.5 < ratio < 2.0, (known, unknown)  # as for logins: the machine is shared
 
 
 async def test_a_token_works_once(
@@ -357,3 +359,31 @@ async def test_the_schema_documents_each_refusal_and_the_202(http: httpx.AsyncCl
     request = schema["paths"]["/v2/customers/password-reset"]["post"]
     assert {"202", "429", "503"} <= set(request["responses"])
     assert "customer.password_reset_mailed" in request["description"]
+
+
+async def test_a_known_email_costs_the_same_statements_as_an_unknown_one(
+    app: FastAPI, http: httpx.AsyncClient, storefront: str, make_shopper: MakeShopper
+) -> None:
+    """The request path never asks whether the email is a customer's: it sends the database
+    the very same statements either way (the sender, stopped here, looks it up later)."""
+    await app.state.password_resets.stop()
+    shopper = await make_shopper()
+    engine = app.state.database.engine.sync_engine
+
+    async def statements(email: str) -> list[str]:
+        sent: list[str] = []
+
+        def note(_connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            sent.append(statement)
+
+        event.listen(engine, "before_cursor_execute", note)
+        try:
+            assert (await ask_for_reset(http, storefront, email)).status_code == 202
+        finally:
+            event.remove(engine, "before_cursor_execute", note)
+        return sent
+
+    known = await statements(shopper.email)
+    assert known == await statements("nobody@example.com")
+    assert any("INSERT INTO password_reset_request" in statement for statement in known)
+    assert not any("FROM customer" in statement for statement in known)
