@@ -387,3 +387,18 @@ async def test_a_known_email_costs_the_same_statements_as_an_unknown_one(
     assert known == await statements("nobody@example.com")
     assert any("INSERT INTO password_reset_request" in statement for statement in known)
     assert not any("FROM customer" in statement for statement in known)
+
+
+async def test_a_deleted_customers_token_goes_with_them(
+    http: httpx.AsyncClient,
+    storefront: str,
+    backend: str,
+    make_shopper: MakeShopper,
+    mail_server: MailServer,
+) -> None:
+    shopper = await make_shopper()
+    await ask_for_reset(http, storefront, shopper.email)
+    token = token_in((await mails(mail_server, 1))[0])
+    deleted = await http.delete(f"/v2/customers/{shopper.id}", headers=headers(backend))
+    assert deleted.status_code == 204
+    assert error_of(await confirm_reset(http, storefront, token), 400)
