@@ -24,12 +24,12 @@ from app.oauth.keys import KeyRing, ensure_signing_key
 from app.oauth.registry import ClientRegistry
 from app.oauth.revocation import RevocationList
 from app.oauth.router import router as oauth_router
+from app.oauth.secret_binding import bind_server_secret
 from app.oauth.tokens import TokenIssuer
 from app.oauth.verification import TokenVerifier
 from app.passwords import ClientSecretHasher, PasswordHasher
 from app.ratelimit import Counters, RateLimits
 from app.security import document_security
-from app.server_secret import load_server_keys
 from app.settings import Settings, get_settings
 from app.store.address_routes import router as address_router
 from app.store.cart_routes import router as cart_router
@@ -69,18 +69,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        server_keys = load_server_keys(settings)
         database = Database(settings.database_url)
+        try:
+            async with database.sessions() as session:
+                # A worker with another secret than its database's would serve only errors.
+                server_keys = await bind_server_secret(session, settings)
+                await ensure_signing_key(
+                    session,
+                    algorithm=settings.signing_algorithm,
+                    encryption_key=server_keys.signing_key_encryption,
+                )
+        except BaseException:
+            await database.dispose()
+            raise
         clients = ClientRegistry(database, cache_seconds=settings.client_cache_seconds)
         keyring = KeyRing(database, encryption_key=server_keys.signing_key_encryption)
-        async with database.sessions() as session:
-            await ensure_signing_key(
-                session,
-                algorithm=settings.signing_algorithm,
-                encryption_key=server_keys.signing_key_encryption,
-            )
         await keyring.refresh()
-        revocations = RevocationList(database, poll_seconds=settings.revocation_poll_seconds)
+        revocations = RevocationList(
+            database, poll_seconds=settings.revocation_poll_seconds, followers=[keyring.follow]
+        )
         await revocations.start()
         app.state.settings = settings
         app.state.database = database
