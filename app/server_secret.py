@@ -23,6 +23,10 @@ class ServerKeys:
     signing_key_encryption: bytes
     # Keys the hashes of failed login attempts (app/ratelimit.py), so counters hold no password.
     login_attempt_hmac: bytes
+    # Encrypts the client secrets of external OpenID providers (app/customers/oidc/providers.py).
+    login_provider_secret_encryption: bytes
+    # Derives a provider login's nonce and PKCE verifier from its state (oidc/logins.py).
+    login_state_hmac: bytes
 
 
 def _derive(secret: bytes, purpose: str) -> bytes:
@@ -59,4 +63,6 @@ def load_server_keys(settings: Settings) -> ServerKeys:
         client_secret_hmac=_derive(secret, "client-secret-hmac"),
         signing_key_encryption=_derive(secret, "signing-key-encryption"),
         login_attempt_hmac=_derive(secret, "login-attempt-hmac"),
+        login_provider_secret_encryption=_derive(secret, "login-provider-secret-encryption"),
+        login_state_hmac=_derive(secret, "login-state-hmac"),
     )

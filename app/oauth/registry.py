@@ -45,6 +45,7 @@ class ClientRecord:
     grant_types: frozenset[str]
     scopes: frozenset[str]
     allowed_origins: frozenset[str]
+    redirect_uris: frozenset[str]
     token_ttl: int | None
     # (keyed hash, expiry as epoch seconds or None for never)
     secret_hashes: tuple[tuple[str, float | None], ...]
@@ -65,6 +66,7 @@ def _record(client: OAuthClient) -> ClientRecord:
         grant_types=frozenset(client.grant_types),
         scopes=frozenset(client.scopes),
         allowed_origins=frozenset(client.allowed_origins),
+        redirect_uris=frozenset(client.redirect_uris),
         token_ttl=client.token_ttl,
         secret_hashes=tuple(
             (s.secret_hash, s.expires_at.timestamp() if s.expires_at else None)

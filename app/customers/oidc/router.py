@@ -1,0 +1,282 @@
+"""The routes of a provider sign-in: the browser's two stops, and the storefront's list.
+
+`GET /oauth/customers/login/{provider}` and `GET /oauth/customers/login/callback` are visited by
+the shopper's browser; they answer with redirects, or a page when the storefront cannot be told
+(its redirect URI unknown or not registered for its client: redirecting then would make
+Keyhouse an open redirector). `GET /v2/login-providers` lets a storefront offer a button each.
+"""
+
+import re
+import uuid
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.datastructures import QueryParams
+
+from app.customers.oidc.logins import claim_return
+from app.customers.oidc.pages import error_page, redirect, with_query
+from app.customers.oidc.providers import LoginProvider, find_login_provider, page_of_providers
+from app.customers.oidc.sign_in import (
+    CALLBACK_PATH,
+    ProviderAnswer,
+    ProviderSignIn,
+    SignInError,
+    record_failure,
+)
+from app.db import SessionDep
+from app.errors import error_responses
+from app.jsonapi import ListDocument, Output, answers, list_document, list_parameters, page_of
+from app.oauth.registry import ClientRegistry
+from app.ratelimit import RateLimits, address_key, client_host
+from app.security import ReadCaller
+from app.settings import Settings
+
+LOGIN_PATH = "/oauth/customers/login"
+CODE_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")  # the S256 of a verifier (RFC 7636 §4.2)
+MAX_CLIENT_STATE = 500
+
+INCOMPLETE = "The sign-in link is incomplete: it needs one client_id and one redirect_uri."
+NOT_REGISTERED = (
+    "This redirect URI is not registered for this client, or the client is unknown or "
+    "disabled, so the shopper cannot be sent back to it."
+)
+NO_STATE = "The login provider's answer has no state: start again from the shop."
+UNKNOWN_STATE = "This sign-in is unknown or too old: start again from the shop."
+TOO_MANY = "Too many sign-in attempts from your address; try again in a minute."
+REFUSED_RETURNS = {
+    "used": "This sign-in has already been completed: start again from the shop.",
+    "expired": "This sign-in took too long: start again from the shop.",
+}
+
+router = APIRouter(tags=["sign-in with a login provider"])
+listing = APIRouter(
+    prefix="/v2/login-providers",
+    tags=["sign-in with a login provider"],
+    responses=error_responses(400, 401, 403),
+)
+
+
+class RepeatedParameterError(Exception):
+    pass
+
+
+def _one(query: QueryParams, name: str) -> str | None:
+    """The parameter's value; None if absent or empty; repeated ones are refused (RFC 6749
+    §3.1: parameters must not be included more than once)."""
+    values = query.getlist(name)
+    if len(values) > 1:
+        raise RepeatedParameterError(name)
+    return values[0] if values and values[0] else None
+
+
+def _state(request: Request) -> Any:
+    return request.app.state
+
+
+async def _rate_limited(request: Request) -> Response | None:
+    limits: RateLimits = _state(request).rate_limits
+    wait = await limits.login_per_address.hit(address_key(client_host(request.scope)))
+    return error_page(429, TOO_MANY, headers={"Retry-After": str(wait)}) if wait else None
+
+
+def _redirect_error(redirect_uri: str, failure: SignInError, state: str | None) -> Response:
+    parameters = {"error": failure.error, "error_description": failure.detail, "state": state}
+    return redirect(with_query(redirect_uri, parameters))
+
+
+def _html(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}
+
+
+def _query_parameter(name: str, about: str, *, required: bool = False, **schema: Any) -> Any:
+    return {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "schema": {"type": "string", **schema},
+        "description": about,
+    }
+
+
+REDIRECT_HEADERS = {
+    "Location": {"description": "Where the browser goes next.", "schema": {"type": "string"}}
+}
+BROWSER_RESPONSES: dict[int | str, dict[str, Any]] = {
+    302: {
+        "description": "On to the next stop, or back to the storefront's redirect URI with "
+        "`code` and `state`, or with `error` and `error_description` (RFC 6749 §4.1.2.1).",
+        "headers": REDIRECT_HEADERS,
+    },
+    400: _html("A page: the request cannot be answered with a redirect (see its text)."),
+    429: {
+        **_html("A page: too many sign-in attempts from this address."),
+        "headers": {"Retry-After": {"schema": {"type": "string"}}},
+    },
+}
+START_PARAMETERS = [
+    _query_parameter("client_id", "The storefront's client id.", required=True),
+    _query_parameter(
+        "redirect_uri", "Registered for the client (`--redirect-uri`), exactly.", required=True
+    ),
+    _query_parameter(
+        "code_challenge", "PKCE (RFC 7636): the S256 challenge of the storefront's verifier."
+    ),
+    _query_parameter("code_challenge_method", "`S256`.", enum=["S256"]),
+    _query_parameter("state", "Sent back to the storefront as it came.", maxLength=500),
+]
+CALLBACK_PARAMETERS = [
+    _query_parameter("state", "The sign-in's state, as Keyhouse sent it to the provider."),
+    _query_parameter("code", "The provider's authorization code."),
+    _query_parameter("error", "The provider's error, if it refused."),
+    _query_parameter("iss", "The provider's issuer (RFC 9207)."),
+]
+
+
+@router.get(
+    CALLBACK_PATH,
+    summary="Where the login provider sends the shopper back (browser)",
+    status_code=302,
+    response_class=Response,
+    responses=BROWSER_RESPONSES,
+    openapi_extra={"parameters": CALLBACK_PARAMETERS},
+)
+async def finish_provider_login(request: Request, session: SessionDep) -> Response:
+    limited = await _rate_limited(request)
+    if limited is not None:
+        return limited
+    try:
+        state = _one(request.query_params, "state")
+    except RepeatedParameterError:
+        state = None
+    claimed = await claim_return(session, state=state) if state else None
+    if state is None or claimed is None:
+        return error_page(400, UNKNOWN_STATE if state else NO_STATE)
+    login = claimed.login
+    address = client_host(request.scope)
+    try:
+        if claimed.refusal is not None:
+            refusal = REFUSED_RETURNS[claimed.refusal]
+            raise SignInError("invalid_request", refusal, f"state_{claimed.refusal}")
+        code = await _sign_in(request).finish(
+            session, login=login, state=state, answer=_answer(request.query_params), address=address
+        )
+    except SignInError as failure:
+        await record_failure(session, login, failure, address=address)
+        return _redirect_error(login.redirect_uri, failure, login.client_state)
+    return redirect(with_query(login.redirect_uri, {"code": code, "state": login.client_state}))
+
+
+def _answer(query: QueryParams) -> ProviderAnswer:
+    try:
+        return ProviderAnswer(
+            code=_one(query, "code"), error=_one(query, "error"), issuer=_one(query, "iss")
+        )
+    except RepeatedParameterError as error:
+        raise SignInError(
+            "invalid_request", "The provider's answer is malformed.", "malformed"
+        ) from error
+
+
+def _sign_in(request: Request) -> ProviderSignIn:
+    sign_in: ProviderSignIn = _state(request).provider_sign_in
+    return sign_in
+
+
+@router.get(
+    LOGIN_PATH + "/{provider}",
+    summary="Send a shopper to sign in with a login provider (browser)",
+    status_code=302,
+    response_class=Response,
+    responses=BROWSER_RESPONSES,
+    openapi_extra={"parameters": START_PARAMETERS},
+)
+async def start_provider_login(request: Request, provider: str, session: SessionDep) -> Response:
+    limited = await _rate_limited(request)
+    if limited is not None:
+        return limited
+    query = request.query_params
+    try:
+        client_id, redirect_uri = _one(query, "client_id"), _one(query, "redirect_uri")
+    except RepeatedParameterError:
+        return error_page(400, INCOMPLETE)
+    if client_id is None or redirect_uri is None:
+        return error_page(400, INCOMPLETE)
+    clients: ClientRegistry = _state(request).clients
+    client = await clients.find(client_id)
+    if client is None or not client.enabled or redirect_uri not in client.redirect_uris:
+        return error_page(400, NOT_REGISTERED)
+    client_state = query.get("state")
+    try:
+        found = await _provider_to_use(session, query, store_id=client.store_id, name=provider)
+        url = await _sign_in(request).begin(
+            session,
+            provider=found,
+            client_id=client.client_id,
+            redirect_uri=redirect_uri,
+            client_state=client_state,
+            code_challenge=str(query.get("code_challenge")),
+        )
+    except SignInError as failure:
+        return _redirect_error(redirect_uri, failure, client_state)
+    return redirect(url)
+
+
+async def _provider_to_use(
+    session: SessionDep, query: QueryParams, *, store_id: uuid.UUID, name: str
+) -> LoginProvider:
+    """The provider to send the shopper to, once the rest of the request checks out."""
+    challenge = query.get("code_challenge") or ""
+    state = query.getlist("state")
+    if query.get("code_challenge_method") != "S256" or not CODE_CHALLENGE.fullmatch(challenge):
+        detail = "A code_challenge with code_challenge_method=S256 is required (RFC 7636)."
+        raise SignInError("invalid_request", detail, "no_pkce")
+    if len(state) > 1 or (state and len(state[0]) > MAX_CLIENT_STATE):
+        detail = f"The state is one parameter of at most {MAX_CLIENT_STATE} characters."
+        raise SignInError("invalid_request", detail, "bad_state")
+    provider = await find_login_provider(session, store_id=store_id, name=name)
+    if provider is None:
+        detail = "This shop has no login provider of that name."
+        raise SignInError("invalid_request", detail, "unknown_provider")
+    return provider
+
+
+# --- the storefront's list ---------------------------------------------------------------
+
+
+class ProviderLinks(Output):
+    authorization_endpoint: str
+
+
+class LoginProviderOut(Output):
+    """A login provider, as a storefront offers it (`provider_json`)."""
+
+    type: Literal["login_provider"]
+    id: uuid.UUID
+    name: str
+    display_name: str
+    links: ProviderLinks
+
+
+def provider_json(provider: LoginProvider, *, issuer: str) -> dict[str, Any]:
+    return {
+        "type": "login_provider",
+        "id": str(provider.id),
+        "name": provider.name,
+        "display_name": provider.display_name,
+        "links": {"authorization_endpoint": f"{issuer}{LOGIN_PATH}/{provider.name}"},
+    }
+
+
+@listing.get(
+    "",
+    summary="The store's login providers, for sign-in buttons (read)",
+    responses=answers(ListDocument[LoginProviderOut]),
+    openapi_extra=list_parameters(),
+)
+async def list_login_providers(request: Request, session: SessionDep, caller: ReadCaller) -> Any:
+    page = page_of(request)
+    providers, total = await page_of_providers(session, store_id=caller.store_id, page=page)
+    settings: Settings = _state(request).settings
+    data = [provider_json(provider, issuer=settings.issuer) for provider in providers]
+    return list_document(request, data, page=page, total=total)
