@@ -153,6 +153,8 @@ async def finish_provider_login(request: Request, session: SessionDep) -> Respon
     if state is None or claimed is None:
         return error_page(400, UNKNOWN_STATE if state else NO_STATE)
     login = claimed.login
+    # Read now: recording a failure rolls the session back, which expires the row's fields.
+    redirect_uri, client_state = login.redirect_uri, login.client_state
     address = client_host(request.scope)
     try:
         if claimed.refusal is not None:
@@ -163,8 +165,8 @@ async def finish_provider_login(request: Request, session: SessionDep) -> Respon
         )
     except SignInError as failure:
         await record_failure(session, login, failure, address=address)
-        return _redirect_error(login.redirect_uri, failure, login.client_state)
-    return redirect(with_query(login.redirect_uri, {"code": code, "state": login.client_state}))
+        return _redirect_error(redirect_uri, failure, client_state)
+    return redirect(with_query(redirect_uri, {"code": code, "state": client_state}))
 
 
 def _answer(query: QueryParams) -> ProviderAnswer:
