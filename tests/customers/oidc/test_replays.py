@@ -2,6 +2,7 @@
 Keyhouse code; and the Keyhouse code only for the client, redirect URI and PKCE verifier it
 was issued to."""
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -181,3 +182,19 @@ async def test_a_malformed_exchange_is_400(
     answer = await exchange(http, shop_token, shop, "some-code", **changes)
     assert answer.status_code == 400
     assert answer.json()["errors"][0]["detail"].startswith("Invalid body.data")
+
+
+async def test_of_two_exchanges_at_once_one_wins_and_its_token_is_revoked(
+    http: httpx.AsyncClient, shop: Shop, shop_token: str, database: Database
+) -> None:
+    """The same code sent twice at once (a storefront's double submit, or a thief racing
+    it): one exchange succeeds, the other is a replay, which revokes what the first got."""
+    code = (await sign_in(http, shop))["code"]
+    answers = await asyncio.gather(
+        exchange(http, shop_token, shop, code), exchange(http, shop_token, shop, code)
+    )
+    assert sorted(answer.status_code for answer in answers) == [200, 400]
+    (won,) = [answer for answer in answers if answer.status_code == 200]
+    sent = headers(shop_token, won.json()["data"]["token"])
+    assert (await http.get("/v2/orders", headers=sent)).status_code == 401
+    assert len(await events(database, "customer.provider_code_replayed")) == 1

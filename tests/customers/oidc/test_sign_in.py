@@ -1,6 +1,7 @@
 """A shopper signs in with a login provider: found, linked or created, and handed a customer
 token through a single-use code; and every way that can go wrong, with nothing half-made."""
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -15,9 +16,11 @@ from ..shoppers import headers, log_in, sign_up
 from .conftest import (
     CALLBACK_URL,
     Shop,
+    back_at_shop,
     counts,
     exchange,
     sign_in,
+    to_callback,
 )
 from .fake_provider import CLIENT_ID, FakeProvider, User, signing_key
 
@@ -205,3 +208,16 @@ async def test_an_id_token_signed_with_another_key_is_refused(
     assert await counts(database) == (0, 0)
     (failed,) = await events(database, "customer.provider_login_failed")
     assert failed.details["reason"] == "id_token_signature"
+
+
+async def test_two_first_sign_ins_at_once_make_one_customer(
+    http: httpx.AsyncClient, shop: Shop, shop_token: str, database: Database
+) -> None:
+    """Two tabs finishing the shopper's first sign-in together: whichever loses the race to
+    create the customer finds it on its second try."""
+    callbacks = [await to_callback(http, shop), await to_callback(http, shop)]
+    answers = await asyncio.gather(*(back_at_shop(http, callback) for callback in callbacks))
+    assert all("code" in answer for answer in answers), answers
+    tokens = [await exchange(http, shop_token, shop, answer["code"]) for answer in answers]
+    assert len({token.json()["data"]["customer_id"] for token in tokens}) == 1
+    assert await counts(database) == (1, 1)
