@@ -10,7 +10,7 @@ from starlette.types import ASGIApp
 
 from app.bodylimit import BodySizeLimit
 from app.customers.lockout import LoginGuard
-from app.customers.oidc.router import listing as login_providers_router
+from app.customers.oidc.listing import router as login_providers_router
 from app.customers.oidc.router import router as provider_login_router
 from app.customers.oidc.sign_in import open_provider_sign_in
 from app.customers.router import router as customers_router

@@ -1,37 +1,36 @@
-"""The routes of a provider sign-in: the browser's two stops, and the storefront's list.
+"""The routes of a provider sign-in: the browser's two stops.
 
 `GET /oauth/customers/login/{provider}` and `GET /oauth/customers/login/callback` are visited by
 the shopper's browser; they answer with redirects, or a page when the storefront cannot be told
 (its redirect URI unknown or not registered for its client: redirecting then would make
-Keyhouse an open redirector). `GET /v2/login-providers` lets a storefront offer a button each.
+Keyhouse an open redirector).
 """
 
 import re
 import uuid
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.datastructures import QueryParams
 
+from app.customers.oidc.documents import (
+    BROWSER_RESPONSES,
+    CALLBACK_DESCRIPTION,
+    CALLBACK_PARAMETERS,
+    START_DESCRIPTION,
+    START_PARAMETERS,
+)
+from app.customers.oidc.failures import SignInError, record_failure
 from app.customers.oidc.logins import claim_return
 from app.customers.oidc.pages import error_page, redirect, with_query
-from app.customers.oidc.providers import LoginProvider, find_login_provider, page_of_providers
-from app.customers.oidc.sign_in import (
-    CALLBACK_PATH,
-    ProviderAnswer,
-    ProviderSignIn,
-    SignInError,
-    record_failure,
-)
+from app.customers.oidc.providers import LoginProvider, find_login_provider
+from app.customers.oidc.sign_in import CALLBACK_PATH, ProviderAnswer, ProviderSignIn
 from app.db import SessionDep
-from app.errors import error_responses
-from app.jsonapi import ListDocument, Output, answers, list_document, list_parameters, page_of
 from app.oauth.registry import ClientRegistry
 from app.ratelimit import RateLimits, address_key, client_host
-from app.security import ReadCaller
-from app.settings import Settings
 
+TAG = "sign-in with a login provider"
 LOGIN_PATH = "/oauth/customers/login"
 CODE_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")  # the S256 of a verifier (RFC 7636 §4.2)
 MAX_CLIENT_STATE = 500
@@ -49,12 +48,7 @@ REFUSED_RETURNS = {
     "expired": "This sign-in took too long: start again from the shop.",
 }
 
-router = APIRouter(tags=["sign-in with a login provider"])
-listing = APIRouter(
-    prefix="/v2/login-providers",
-    tags=["sign-in with a login provider"],
-    responses=error_responses(400, 401, 403),
-)
+router = APIRouter(tags=[TAG])
 
 
 class RepeatedParameterError(Exception):
@@ -70,12 +64,12 @@ def _one(query: QueryParams, name: str) -> str | None:
     return values[0] if values and values[0] else None
 
 
-def _state(request: Request) -> Any:
+def _app_state(request: Request) -> Any:
     return request.app.state
 
 
 async def _rate_limited(request: Request) -> Response | None:
-    limits: RateLimits = _state(request).rate_limits
+    limits: RateLimits = _app_state(request).rate_limits
     wait = await limits.login_per_address.hit(address_key(client_host(request.scope)))
     return error_page(429, TOO_MANY, headers={"Retry-After": str(wait)}) if wait else None
 
@@ -85,57 +79,11 @@ def _redirect_error(redirect_uri: str, failure: SignInError, state: str | None) 
     return redirect(with_query(redirect_uri, parameters))
 
 
-def _html(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}
-
-
-def _query_parameter(name: str, about: str, *, required: bool = False, **schema: Any) -> Any:
-    return {
-        "name": name,
-        "in": "query",
-        "required": required,
-        "schema": {"type": "string", **schema},
-        "description": about,
-    }
-
-
-REDIRECT_HEADERS = {
-    "Location": {"description": "Where the browser goes next.", "schema": {"type": "string"}}
-}
-BROWSER_RESPONSES: dict[int | str, dict[str, Any]] = {
-    302: {
-        "description": "On to the next stop, or back to the storefront's redirect URI with "
-        "`code` and `state`, or with `error` and `error_description` (RFC 6749 §4.1.2.1).",
-        "headers": REDIRECT_HEADERS,
-    },
-    400: _html("A page: the request cannot be answered with a redirect (see its text)."),
-    429: {
-        **_html("A page: too many sign-in attempts from this address."),
-        "headers": {"Retry-After": {"schema": {"type": "string"}}},
-    },
-}
-START_PARAMETERS = [
-    _query_parameter("client_id", "The storefront's client id.", required=True),
-    _query_parameter(
-        "redirect_uri", "Registered for the client (`--redirect-uri`), exactly.", required=True
-    ),
-    _query_parameter(
-        "code_challenge", "PKCE (RFC 7636): the S256 challenge of the storefront's verifier."
-    ),
-    _query_parameter("code_challenge_method", "`S256`.", enum=["S256"]),
-    _query_parameter("state", "Sent back to the storefront as it came.", maxLength=500),
-]
-CALLBACK_PARAMETERS = [
-    _query_parameter("state", "The sign-in's state, as Keyhouse sent it to the provider."),
-    _query_parameter("code", "The provider's authorization code."),
-    _query_parameter("error", "The provider's error, if it refused."),
-    _query_parameter("iss", "The provider's issuer (RFC 9207)."),
-]
-
-
+# Registered before `/{provider}`, which would match `callback` too (no provider has that name).
 @router.get(
     CALLBACK_PATH,
     summary="Where the login provider sends the shopper back (browser)",
+    description=CALLBACK_DESCRIPTION,
     status_code=302,
     response_class=Response,
     responses=BROWSER_RESPONSES,
@@ -181,13 +129,14 @@ def _answer(query: QueryParams) -> ProviderAnswer:
 
 
 def _sign_in(request: Request) -> ProviderSignIn:
-    sign_in: ProviderSignIn = _state(request).provider_sign_in
+    sign_in: ProviderSignIn = _app_state(request).provider_sign_in
     return sign_in
 
 
 @router.get(
     LOGIN_PATH + "/{provider}",
     summary="Send a shopper to sign in with a login provider (browser)",
+    description=START_DESCRIPTION,
     status_code=302,
     response_class=Response,
     responses=BROWSER_RESPONSES,
@@ -204,11 +153,13 @@ async def start_provider_login(request: Request, provider: str, session: Session
         return error_page(400, INCOMPLETE)
     if client_id is None or redirect_uri is None:
         return error_page(400, INCOMPLETE)
-    clients: ClientRegistry = _state(request).clients
+    clients: ClientRegistry = _app_state(request).clients
     client = await clients.find(client_id)
     if client is None or not client.enabled or redirect_uri not in client.redirect_uris:
         return error_page(400, NOT_REGISTERED)
-    client_state = query.get("state")
+    states = query.getlist("state")
+    # Echoed back as it came (RFC 6749 §4.1.2), unless it is unfit to keep.
+    client_state = states[0] if len(states) == 1 and _fit_state(states[0]) else None
     try:
         found = await _provider_to_use(session, query, store_id=client.store_id, name=provider)
         url = await _sign_in(request).begin(
@@ -224,6 +175,10 @@ async def start_provider_login(request: Request, provider: str, session: Session
     return redirect(url)
 
 
+def _fit_state(state: str) -> bool:
+    return len(state) <= MAX_CLIENT_STATE and state.isprintable()
+
+
 async def _provider_to_use(
     session: SessionDep, query: QueryParams, *, store_id: uuid.UUID, name: str
 ) -> LoginProvider:
@@ -233,52 +188,11 @@ async def _provider_to_use(
     if query.get("code_challenge_method") != "S256" or not CODE_CHALLENGE.fullmatch(challenge):
         detail = "A code_challenge with code_challenge_method=S256 is required (RFC 7636)."
         raise SignInError("invalid_request", detail, "no_pkce")
-    if len(state) > 1 or (state and len(state[0]) > MAX_CLIENT_STATE):
-        detail = f"The state is one parameter of at most {MAX_CLIENT_STATE} characters."
+    if len(state) > 1 or (state and not _fit_state(state[0])):
+        detail = f"The state is one parameter of at most {MAX_CLIENT_STATE} printable characters."
         raise SignInError("invalid_request", detail, "bad_state")
     provider = await find_login_provider(session, store_id=store_id, name=name)
     if provider is None:
         detail = "This shop has no login provider of that name."
         raise SignInError("invalid_request", detail, "unknown_provider")
     return provider
-
-
-# --- the storefront's list ---------------------------------------------------------------
-
-
-class ProviderLinks(Output):
-    authorization_endpoint: str
-
-
-class LoginProviderOut(Output):
-    """A login provider, as a storefront offers it (`provider_json`)."""
-
-    type: Literal["login_provider"]
-    id: uuid.UUID
-    name: str
-    display_name: str
-    links: ProviderLinks
-
-
-def provider_json(provider: LoginProvider, *, issuer: str) -> dict[str, Any]:
-    return {
-        "type": "login_provider",
-        "id": str(provider.id),
-        "name": provider.name,
-        "display_name": provider.display_name,
-        "links": {"authorization_endpoint": f"{issuer}{LOGIN_PATH}/{provider.name}"},
-    }
-
-
-@listing.get(
-    "",
-    summary="The store's login providers, for sign-in buttons (read)",
-    responses=answers(ListDocument[LoginProviderOut]),
-    openapi_extra=list_parameters(),
-)
-async def list_login_providers(request: Request, session: SessionDep, caller: ReadCaller) -> Any:
-    page = page_of(request)
-    providers, total = await page_of_providers(session, store_id=caller.store_id, page=page)
-    settings: Settings = _state(request).settings
-    data = [provider_json(provider, issuer=settings.issuer) for provider in providers]
-    return list_document(request, data, page=page, total=total)

@@ -6,8 +6,7 @@ provider's answer: it checks it came from that provider (RFC 9207 `iss`), exchan
 verifies the ID token, finds, links or creates the customer, and issues the Keyhouse code, all
 in one commit with the audit trail, so a failure anywhere leaves nothing half-made.
 
-Failures are `SignInError`s: an RFC 6749 §4.1.2.1 error code and a fixed sentence for the
-storefront, and a reason code for the audit trail.
+Failures are `SignInError`s (failures.py).
 """
 
 import logging
@@ -20,8 +19,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import AuditEventName, record
-from app.customers.oidc.discovery import ProviderError, ProviderMetadata, ProviderUnavailableError
-from app.customers.oidc.id_tokens import InvalidIdTokenError, identity_of, verify_id_token
+from app.customers.oidc.discovery import ProviderError, ProviderMetadata
+from app.customers.oidc.failures import SignInError
+from app.customers.oidc.id_tokens import identity_of, verify_id_token
 from app.customers.oidc.identities import IdentityRefusedError, Outcome, resolve_customer
 from app.customers.oidc.logins import LoginSecrets, ProviderLogin, issue_code, s256, start_login
 from app.customers.oidc.pages import with_query
@@ -40,29 +40,6 @@ OUTCOME_EVENTS: dict[Outcome, AuditEventName] = {
     Outcome.LINKED: "customer.provider_linked",
     Outcome.CREATED: "customer.provider_created",
 }
-
-
-class SignInError(Exception):
-    """A sign-in that cannot go on: `error` and `detail` for the storefront, `reason` for us."""
-
-    def __init__(self, error: str, detail: str, reason: str) -> None:
-        super().__init__(detail)
-        self.error = error
-        self.detail = detail
-        self.reason = reason
-
-    @classmethod
-    def from_provider(cls, failure: ProviderError) -> "SignInError":
-        """Down: try later. Refused (the code, the ID token, the shopper): access denied.
-        Anything else the provider answered is unusable: a server error, ours or theirs."""
-        refused = isinstance(failure, IdentityRefusedError | InvalidIdTokenError)
-        if isinstance(failure, ProviderUnavailableError):
-            error = "temporarily_unavailable"
-        elif refused or failure.reason == "code_refused":
-            error = "access_denied"
-        else:
-            error = "server_error"
-        return cls(error, failure.detail, failure.reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,22 +238,3 @@ def _audit_success(
             address=address,
             provider=provider.name,
         )
-
-
-async def record_failure(
-    session: AsyncSession, login: ProviderLogin, failure: SignInError, *, address: str
-) -> None:
-    """A failed sign-in, in the audit trail, in a transaction of its own: whatever the
-    failed step had added to the session is rolled back first."""
-    store_id, client_id, provider_id = login.store_id, login.client_id, login.provider_id
-    await session.rollback()
-    record(
-        session,
-        "customer.provider_login_failed",
-        store_id=store_id,
-        actor=client_id,
-        address=address,
-        provider_id=str(provider_id),
-        reason=failure.reason,
-    )
-    await session.commit()

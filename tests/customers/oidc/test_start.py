@@ -62,7 +62,8 @@ SENT_BACK_WITH_AN_ERROR = {
     "short challenge": ({"code_challenge": "abc"}, "code_challenge"),
     "unknown provider": ({"provider": "nobody"}, "no login provider of that name"),
     "a name no provider may have": ({"provider": "Nobody"}, "no login provider of that name"),
-    "long state": ({"state": "s" * 501}, "at most 500 characters"),
+    "long state": ({"state": "s" * 501}, "at most 500 printable characters"),
+    "NUL in the state": ({"state": "a\x00b"}, "at most 500 printable characters"),
 }
 
 
