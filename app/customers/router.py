@@ -43,6 +43,19 @@ from app.passwords import PasswordHasher
 from app.ratelimit import RateLimits, TooManyRequestsError, address_key, client_host
 from app.security import Caller, InsufficientScopeError, ReadCaller, WriteCaller
 
+LOGIN_DESCRIPTION = """\
+With email and password (`authentication_mechanism` `password`, the default): a wrong password
+and an unknown email get the same 401.
+
+With `"authentication_mechanism": "oidc"`: the `oauth_authorization_code` that a sign-in with a
+login provider (`GET /oauth/customers/login/{provider}`) sent the storefront back with, the
+`oauth_redirect_uri` it started with, and the PKCE `oauth_code_verifier` of its challenge. The
+caller's access token must be of the client the sign-in started for. A code that is unknown,
+expired, already used, or of another client, redirect URI or verifier is a 400 saying which;
+a code used twice also revokes the customer token its first use gave (audit event
+`customer.provider_code_replayed`).
+"""
+
 router = APIRouter(
     prefix="/v2/customers", tags=["customers"], responses=error_responses(400, 401, 403)
 )
@@ -155,6 +168,7 @@ async def _limit_logins(request: Request, caller: Caller, host: str) -> None:
 @router.post(
     "/tokens",
     summary="Log a customer in with email and password, or with a login provider's code",
+    description=LOGIN_DESCRIPTION,
     responses=answers(Document[CustomerTokenOut], 413, 429),
 )
 async def create_customer_token(
@@ -166,7 +180,6 @@ async def create_customer_token(
 ) -> Any:
     host = client_host(request.scope)
     await _limit_logins(request, caller, host)
-    issuer: CustomerTokenIssuer = request.app.state.customer_token_issuer
     login = body.data
     if login.authentication_mechanism == "oidc":
         return (await _exchange_login_code(request, session, caller, login, host)).document()
@@ -183,6 +196,7 @@ async def create_customer_token(
     )
     if customer is None:
         raise InvalidCredentialsError()
+    issuer: CustomerTokenIssuer = request.app.state.customer_token_issuer
     return (await issuer.issue(customer)).document()
 
 

@@ -31,12 +31,24 @@ class CustomerTokenRequest(BaseModel):
     email: StorableText | None = Field(default=None, max_length=254)
     password: str | None = Field(default=None, max_length=1024)
     oauth_authorization_code: str | None = Field(
-        default=None, max_length=64, pattern="^[A-Za-z0-9_-]+$"
+        default=None,
+        max_length=64,
+        pattern="^[A-Za-z0-9_-]+$",
+        description="oidc: the `code` Keyhouse sent the storefront back with; single use, "
+        "valid 60 seconds.",
     )
-    oauth_redirect_uri: StorableText | None = Field(default=None, max_length=2000)
+    oauth_redirect_uri: StorableText | None = Field(
+        default=None,
+        max_length=2000,
+        description="oidc: the redirect URI the sign-in started with, exactly.",
+    )
     # RFC 7636 §4.1: 43 to 128 unreserved characters.
     oauth_code_verifier: str | None = Field(
-        default=None, min_length=43, max_length=128, pattern="^[A-Za-z0-9._~-]+$"
+        default=None,
+        min_length=43,
+        max_length=128,
+        pattern="^[A-Za-z0-9._~-]+$",
+        description="oidc: the PKCE verifier whose S256 challenge the sign-in started with.",
     )
 
     @model_validator(mode="after")
