@@ -45,10 +45,11 @@ class ClientRecord:
     grant_types: frozenset[str]
     scopes: frozenset[str]
     allowed_origins: frozenset[str]
-    redirect_uris: frozenset[str]
     token_ttl: int | None
     # (keyed hash, expiry as epoch seconds or None for never)
     secret_hashes: tuple[tuple[str, float | None], ...]
+    # Where a sign-in with a login provider may send the shopper back (app/customers/oidc).
+    redirect_uris: frozenset[str] = frozenset()
 
     def valid_secret_hashes(self, now: float) -> list[str]:
         return [
