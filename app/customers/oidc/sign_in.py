@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -159,7 +160,7 @@ class ProviderSignIn:
         tokens = await self.provider_client.exchange_code(
             metadata,
             client_id=provider.client_id,
-            client_secret=decrypt_secret(provider, key=self._secret_key),
+            client_secret=self._client_secret(provider),
             code=answer.code,
             code_verifier=self._secrets.code_verifier(state),
             redirect_uri=self.callback_url,
@@ -177,6 +178,15 @@ class ProviderSignIn:
                 metadata, access_token=tokens.access_token
             )
         return {"id_token": claims, "userinfo": userinfo}
+
+    def _client_secret(self, provider: LoginProvider) -> str:
+        try:
+            return decrypt_secret(provider, key=self._secret_key)
+        except InvalidTag as error:
+            # Encrypted under another server secret: an operator's mistake, not the shopper's.
+            logger.error("login provider %s: its client secret does not decrypt", provider.id)
+            detail = "This login provider cannot be used at the moment."
+            raise SignInError("server_error", detail, "secret_unreadable") from error
 
     async def _record(
         self,

@@ -143,3 +143,19 @@ async def test_a_provider_disabled_during_a_sign_in_stops_it(
     assert answer["error"] == "access_denied"
     assert answer["error_description"] == "This login provider is disabled."
     assert await counts(database) == (0, 0)
+
+
+async def test_a_client_secret_that_does_not_decrypt_is_a_server_error(
+    http: httpx.AsyncClient, shop: Shop, fake_provider: FakeProvider, database: Database
+) -> None:
+    """Encrypted under another server secret (or damaged): the operator's problem, told as
+    such, and the provider is never sent a wrong secret."""
+    callback = await to_callback(http, shop)
+    async with database.sessions() as session:
+        await session.execute(update(LoginProvider).values(client_secret_encrypted=b"x" * 40))
+        await session.commit()
+    answer = await back_at_shop(http, callback)
+    assert answer["error"] == "server_error"
+    assert fake_provider.token_requests == []
+    (failed,) = await events(database, "customer.provider_login_failed")
+    assert failed.details["reason"] == "secret_unreadable"
