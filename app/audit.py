@@ -31,6 +31,14 @@ AuditEventName = Literal[
     "customer.deleted",
     "customer.login_failed",
     "customer.lockout_started",
+    # Sign-in with an external OpenID provider (app/customers/oidc).
+    "login_provider.created",
+    "login_provider.disabled",
+    "customer.provider_login",
+    "customer.provider_login_failed",
+    "customer.provider_linked",
+    "customer.provider_created",
+    "customer.provider_code_replayed",
 ]
 
 PENDING = "keyhouse.audit.pending"

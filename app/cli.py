@@ -138,6 +138,7 @@ def _client_json(client: client_service.OAuthClient) -> dict[str, Any]:
         "grant_types": client.grant_types,
         "scope": " ".join(client.scopes),
         "origins": client.allowed_origins,
+        "redirect_uris": client.redirect_uris,
         "ttl": client.token_ttl,
         "enabled": client.enabled,
         "created_at": client.created_at.isoformat(),
@@ -160,6 +161,13 @@ def clients_create(
         list[str] | None, typer.Option("--grant", help="Allowed grant type; repeatable.")
     ] = None,
     ttl: Annotated[int | None, typer.Option(help="Token lifetime in seconds.")] = None,
+    redirect_uri: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--redirect-uri",
+            help="Where shoppers return after signing in with a login provider; repeatable.",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Create a client. Its secret is printed now and never again."""
@@ -174,6 +182,7 @@ def clients_create(
             scope=scope,
             grant_types=grant or (),
             origins=origin or (),
+            redirect_uris=redirect_uri or (),
             token_ttl=ttl,
         )
 
@@ -506,3 +515,9 @@ def main() -> None:
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+# Its own module (app/customers/oidc/commands.py), which uses the helpers above.
+from app.customers.oidc.commands import login_providers_cli  # noqa: E402
+
+cli.add_typer(login_providers_cli, name="login-providers")

@@ -10,6 +10,9 @@ from starlette.types import ASGIApp
 
 from app.bodylimit import BodySizeLimit
 from app.customers.lockout import LoginGuard
+from app.customers.oidc.listing import router as login_providers_router
+from app.customers.oidc.router import router as provider_login_router
+from app.customers.oidc.sign_in import open_provider_sign_in
 from app.customers.router import router as customers_router
 from app.customers.tokens import CustomerTokenIssuer
 from app.db import Database
@@ -118,9 +121,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         counters = Counters.from_settings(settings)
         app.state.rate_limits = RateLimits(counters, settings)
         app.state.login_guard = LoginGuard(counters, settings, key=server_keys.login_attempt_hmac)
+        app.state.provider_sign_in = open_provider_sign_in(
+            settings, server_keys, hasher=app.state.password_hasher
+        )
         try:
             yield
         finally:
+            await app.state.provider_sign_in.close()
             await revocations.stop()
             await counters.close()
             app.state.password_hasher.close()
@@ -143,7 +150,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(ClientOriginCORSMiddleware)
     install_error_handlers(app)
     app.include_router(oauth_router)
+    app.include_router(provider_login_router)
     app.include_router(customers_router)
+    app.include_router(login_providers_router)
     app.include_router(address_router)
     app.include_router(product_router)
     app.include_router(cart_router)

@@ -2,6 +2,9 @@
 
 from app.audit import AuditEvent
 from app.customers.customers import Customer
+from app.customers.oidc.identities import CustomerIdentity
+from app.customers.oidc.logins import ProviderLogin
+from app.customers.oidc.providers import LoginProvider
 from app.db import Base
 from app.oauth.clients import ClientSecret, OAuthClient
 from app.oauth.keys import SigningKey
@@ -21,10 +24,13 @@ __all__ = [
     "CartItem",
     "ClientSecret",
     "Customer",
+    "CustomerIdentity",
+    "LoginProvider",
     "OAuthClient",
     "Order",
     "OrderItem",
     "Product",
+    "ProviderLogin",
     "Revocation",
     "ServerSecretFingerprint",
     "SigningKey",

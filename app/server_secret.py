@@ -29,6 +29,10 @@ class ServerKeys:
     signing_key_encryption: bytes = field(repr=False)
     # Keys the hashes of failed login attempts (app/ratelimit.py), so counters hold no password.
     login_attempt_hmac: bytes = field(repr=False)
+    # Encrypts the client secrets of external OpenID providers (app/customers/oidc/providers.py).
+    login_provider_secret_encryption: bytes = field(repr=False)
+    # Derives a provider login's nonce and PKCE verifier from its state (oidc/logins.py).
+    login_state_hmac: bytes = field(repr=False)
     # Recorded by the database, which thereby knows its secret (app/oauth/secret_binding.py).
     fingerprint: str
     # `KEYHOUSE_SERVER_SECRET`, or the file it was read from: for error messages.
@@ -95,6 +99,8 @@ def _keys(settings: Settings, *, create: bool) -> ServerKeys | None:
         client_secret_hmac=_derive(secret, "client-secret-hmac"),
         signing_key_encryption=_derive(secret, "signing-key-encryption"),
         login_attempt_hmac=_derive(secret, "login-attempt-hmac"),
+        login_provider_secret_encryption=_derive(secret, "login-provider-secret-encryption"),
+        login_state_hmac=_derive(secret, "login-state-hmac"),
         fingerprint=_derive(secret, "server-secret-fingerprint").hex(),
         source=secret_source(settings),
     )
