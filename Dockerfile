@@ -18,6 +18,8 @@ RUN python -m venv /opt/keyhouse
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY app ./app
+# Installed as the package app.migrations: `keyhouse db upgrade` runs them from any directory.
+COPY migrations ./migrations
 RUN /opt/keyhouse/bin/pip install .
 
 FROM ${PYTHON_IMAGE} AS runtime
@@ -27,9 +29,6 @@ RUN groupadd --system keyhouse \
  && chown keyhouse:keyhouse /var/lib/keyhouse
 COPY --from=build /opt/keyhouse /opt/keyhouse
 WORKDIR /srv/keyhouse
-# Alembic's config and scripts; `keyhouse db upgrade` finds alembic.ini in the working directory.
-COPY alembic.ini ./
-COPY migrations ./migrations
 ENV PATH=/opt/keyhouse/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

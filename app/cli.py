@@ -13,16 +13,13 @@ import os
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
-from alembic import command
-from alembic.config import Config
 from pydantic import ValidationError
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
-import app
 from app import audit as audit_service
 from app.customers import customers as customer_service
 from app.db import Database
@@ -32,8 +29,10 @@ from app.metrics import share_metrics_across_workers
 from app.oauth import clients as client_service
 from app.oauth import keys as key_service
 from app.oauth import stores as store_service
+from app.oauth.secret_binding import bind_server_secret
 from app.passwords import ClientSecretHasher, PasswordHasher
-from app.server_secret import load_server_keys
+from app.schema import upgrade_database
+from app.server_secret import ServerKeys, existing_server_keys, secret_source
 from app.settings import DEFAULT_HOST, DEFAULT_PORT, ConfigurationError, Settings, get_settings
 
 # No pretty tracebacks: they print local variables, and locals can hold secrets.
@@ -76,39 +75,31 @@ def _with_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         return asyncio.run(run())
     except KeyhouseError as error:
         _fail(error.detail)
+    except ConfigurationError as error:  # a server secret the database does not know, say
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(code=2) from None
+
+
+def _with_server_keys(work: Callable[[AsyncSession, ServerKeys], Awaitable[T]]) -> T:
+    """`work` with the server secret's keys, once the database agrees that the secret is its
+    own (app/oauth/secret_binding.py); on a mismatch, one line and nothing written."""
+
+    async def bound(session: AsyncSession) -> T:
+        return await work(session, await bind_server_secret(session, get_settings()))
+
+    return _with_session(bound)
 
 
 def _print(document: Any, as_json: bool, text: str) -> None:
     typer.echo(json.dumps(document, indent=None if as_json else 2) if as_json else text)
 
 
-def alembic_config(database_url: str) -> Config:
-    """Alembic's config, found beside the package (source checkout) or in the working dir."""
-    candidates = [
-        Path(app.__file__).resolve().parents[1] / "alembic.ini",
-        Path.cwd() / "alembic.ini",
-    ]
-    ini = next((path for path in candidates if path.is_file()), None)
-    if ini is None:
-        _fail("alembic.ini not found; run from the Keyhouse directory")
-    config = Config(str(ini))
-    config.attributes["database_url"] = database_url
-    return config
-
-
-def upgrade_database(settings: Settings, *, keep_logging: bool = False) -> None:
-    if settings.is_sqlite:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    config = alembic_config(settings.database_url)
-    # alembic.ini's logging setup would replace the server's (JSON on stderr).
-    config.attributes["configure_logging"] = not keep_logging
-    command.upgrade(config, "head")
-
-
 @db_cli.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending migration."""
-    upgrade_database(get_settings())
+    settings = get_settings()
+    logging.config.dictConfig(_log_config(settings))  # Alembic's lines, in the server's format
+    upgrade_database(settings)
 
 
 @stores_cli.command("create")
@@ -147,6 +138,7 @@ def _client_json(client: client_service.OAuthClient) -> dict[str, Any]:
         "grant_types": client.grant_types,
         "scope": " ".join(client.scopes),
         "origins": client.allowed_origins,
+        "redirect_uris": client.redirect_uris,
         "ttl": client.token_ttl,
         "enabled": client.enabled,
         "created_at": client.created_at.isoformat(),
@@ -169,26 +161,32 @@ def clients_create(
         list[str] | None, typer.Option("--grant", help="Allowed grant type; repeatable.")
     ] = None,
     ttl: Annotated[int | None, typer.Option(help="Token lifetime in seconds.")] = None,
+    redirect_uri: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--redirect-uri",
+            help="Where shoppers return after signing in with a login provider; repeatable.",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Create a client. Its secret is printed now and never again."""
-    settings = get_settings()
-    hasher = ClientSecretHasher(load_server_keys(settings).client_secret_hmac)
 
-    async def create(session: AsyncSession) -> client_service.CreatedClient:
+    async def create(session: AsyncSession, keys: ServerKeys) -> client_service.CreatedClient:
         return await client_service.create_client(
             session,
-            hasher=hasher,
+            hasher=ClientSecretHasher(keys.client_secret_hmac),
             store_id=await _resolve_store(session, store),
             name=name,
             public=public,
             scope=scope,
             grant_types=grant or (),
             origins=origin or (),
+            redirect_uris=redirect_uri or (),
             token_ttl=ttl,
         )
 
-    created = _with_session(create)
+    created = _with_server_keys(create)
     document = {
         "client_id": created.client.id,
         "client_secret": created.client_secret,
@@ -245,11 +243,12 @@ def clients_rotate_secret(
 ) -> None:
     """Give a confidential client a new secret (printed now and never again); the current
     one keeps working for the grace period, so backends can switch without downtime."""
-    settings = get_settings()
-    hasher = ClientSecretHasher(load_server_keys(settings).client_secret_hmac)
-    rotated = _with_session(
-        lambda session: client_service.rotate_client_secret(
-            session, hasher=hasher, client_id=client_id, grace_seconds=grace
+    rotated = _with_server_keys(
+        lambda session, keys: client_service.rotate_client_secret(
+            session,
+            hasher=ClientSecretHasher(keys.client_secret_hmac),
+            client_id=client_id,
+            grace_seconds=grace,
         )
     )
     if rotated is None:
@@ -371,11 +370,11 @@ def keys_rotate(
     if prepublication < 0:
         _fail("--prepublication is a number of seconds, 0 or more")
     settings = get_settings()
-    rotated = _with_session(
-        lambda session: key_service.rotate_signing_key(
+    rotated = _with_server_keys(
+        lambda session, keys: key_service.rotate_signing_key(
             session,
             algorithm=settings.signing_algorithm,
-            encryption_key=load_server_keys(settings).signing_key_encryption,
+            encryption_key=keys.signing_key_encryption,
             max_token_lifetime=max(client_service.MAX_TOKEN_TTL, settings.customer_token_ttl),
             prepublication_seconds=prepublication,
         )
@@ -416,12 +415,42 @@ def audit_list(
     _print(rows, as_json, "\n".join(lines))
 
 
-async def _bootstrap(session: AsyncSession, settings: Settings) -> None:
+def _without_password(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _configuration(settings: Settings) -> dict[str, Any]:
+    """What this process uses: database, data directory and server secret (never its value;
+    the fingerprint the database compares, shortened)."""
+    keys = existing_server_keys(settings)
+    return {
+        "environment": settings.environment,
+        "database_url": _without_password(settings.database_url),
+        "data_dir": str(settings.data_dir),
+        "data_dir_from": settings.data_dir_source,
+        "server_secret_from": secret_source(settings),
+        "server_secret_fingerprint": keys.short_fingerprint if keys else None,
+        "issuer": settings.issuer,
+        "audience": settings.audience,
+        "redis_url": _without_password(settings.redis_url) if settings.redis_url else None,
+    }
+
+
+@cli.command("config")
+def show_config(as_json: JsonFlag = False) -> None:
+    """Show which database, data directory and server secret a command run here would use."""
+    document = _configuration(get_settings())
+    width = max(map(len, document))
+    text = "\n".join(f"{name:<{width}}  {value}" for name, value in document.items())
+    _print(document, as_json, text)
+
+
+async def _bootstrap(session: AsyncSession, keys: ServerKeys, settings: Settings) -> None:
     await store_service.ensure_default_store(session)
     await key_service.ensure_signing_key(
         session,
         algorithm=settings.signing_algorithm,
-        encryption_key=load_server_keys(settings).signing_key_encryption,
+        encryption_key=keys.signing_key_encryption,
     )
 
 
@@ -443,9 +472,19 @@ def serve(
         settings = get_settings()
     # Applied here for the migrations and the bootstrap, and by Uvicorn again in each worker.
     logging.config.dictConfig(_log_config(settings))
+    configuration = _configuration(settings)
+    logging.getLogger("keyhouse").info(
+        "Keyhouse starts: database %s, data directory %s (%s), server secret from %s",
+        configuration["database_url"],
+        configuration["data_dir"],
+        configuration["data_dir_from"],
+        configuration["server_secret_from"],
+        extra={"configuration": configuration},
+    )
     if settings.is_sqlite:
-        upgrade_database(settings, keep_logging=True)
-    _with_session(lambda session: _bootstrap(session, settings))
+        upgrade_database(settings)
+    # The secret is checked against the database before anything is written or served.
+    _with_server_keys(lambda session, keys: _bootstrap(session, keys, settings))
     logging.getLogger("keyhouse").info(
         "Keyhouse serving %s (token endpoint /oauth/access_token)",
         settings.issuer,
@@ -476,3 +515,9 @@ def main() -> None:
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+# Its own module (app/customers/oidc/commands.py), which uses the helpers above.
+from app.customers.oidc.commands import login_providers_cli  # noqa: E402
+
+cli.add_typer(login_providers_cli, name="login-providers")

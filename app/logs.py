@@ -40,6 +40,9 @@ _PAIR = re.compile(
     """
 )
 _URL_PASSWORD = re.compile(r"(://[^/\s:@]+:)[^/\s@]+@")
+# A provider sign-in's callback (app/customers/oidc) has the provider's code and the sign-in's
+# state in its query string, and access lines print paths with their query.
+_QUERY_CODE = re.compile(r"([?&](?:code|state)=)[^&\s\"']+")
 
 
 def redact(text: str) -> str:
@@ -52,6 +55,8 @@ def redact(text: str) -> str:
         text = _URL_PASSWORD.sub(rf"\1{REDACTED}@", text)
     if "eyJ" in text:
         text = _JWT.sub(REDACTED, text)
+    if "code=" in text or "state=" in text:
+        text = _QUERY_CODE.sub(rf"\1{REDACTED}", text)
     return text
 
 

@@ -10,6 +10,9 @@ from starlette.types import ASGIApp
 
 from app.bodylimit import BodySizeLimit
 from app.customers.lockout import LoginGuard
+from app.customers.oidc.listing import router as login_providers_router
+from app.customers.oidc.router import router as provider_login_router
+from app.customers.oidc.sign_in import open_provider_sign_in
 from app.customers.password_reset import PasswordResets
 from app.customers.password_routes import router as password_router
 from app.customers.router import router as customers_router
@@ -26,12 +29,12 @@ from app.oauth.keys import KeyRing, ensure_signing_key
 from app.oauth.registry import ClientRegistry
 from app.oauth.revocation import RevocationList
 from app.oauth.router import router as oauth_router
+from app.oauth.secret_binding import bind_server_secret
 from app.oauth.tokens import TokenIssuer
 from app.oauth.verification import TokenVerifier
 from app.passwords import ClientSecretHasher, PasswordHasher
 from app.ratelimit import Counters, RateLimits
 from app.security import document_security
-from app.server_secret import load_server_keys
 from app.settings import Settings, get_settings
 from app.store.address_routes import router as address_router
 from app.store.cart_routes import router as cart_router
@@ -71,18 +74,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        server_keys = load_server_keys(settings)
         database = Database(settings.database_url)
+        try:
+            async with database.sessions() as session:
+                # A worker with another secret than its database's would serve only errors.
+                server_keys = await bind_server_secret(session, settings)
+                await ensure_signing_key(
+                    session,
+                    algorithm=settings.signing_algorithm,
+                    encryption_key=server_keys.signing_key_encryption,
+                )
+        except BaseException:
+            await database.dispose()
+            raise
         clients = ClientRegistry(database, cache_seconds=settings.client_cache_seconds)
         keyring = KeyRing(database, encryption_key=server_keys.signing_key_encryption)
-        async with database.sessions() as session:
-            await ensure_signing_key(
-                session,
-                algorithm=settings.signing_algorithm,
-                encryption_key=server_keys.signing_key_encryption,
-            )
         await keyring.refresh()
-        revocations = RevocationList(database, poll_seconds=settings.revocation_poll_seconds)
+        revocations = RevocationList(
+            database, poll_seconds=settings.revocation_poll_seconds, followers=[keyring.follow]
+        )
         await revocations.start()
         app.state.settings = settings
         app.state.database = database
@@ -113,6 +123,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         counters = Counters.from_settings(settings)
         app.state.rate_limits = RateLimits(counters, settings)
         app.state.login_guard = LoginGuard(counters, settings, key=server_keys.login_attempt_hmac)
+        app.state.provider_sign_in = open_provider_sign_in(
+            settings, server_keys, hasher=app.state.password_hasher
+        )
         password_resets = PasswordResets.from_settings(
             settings,
             database=database,
@@ -125,6 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await password_resets.stop()
+            await app.state.provider_sign_in.close()
             await revocations.stop()
             await counters.close()
             app.state.password_hasher.close()
@@ -147,7 +161,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(ClientOriginCORSMiddleware)
     install_error_handlers(app)
     app.include_router(oauth_router)
+    app.include_router(provider_login_router)
     app.include_router(customers_router)
+    app.include_router(login_providers_router)
     app.include_router(password_router)
     app.include_router(address_router)
     app.include_router(product_router)

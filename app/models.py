@@ -2,6 +2,9 @@
 
 from app.audit import AuditEvent
 from app.customers.customers import Customer
+from app.customers.oidc.identities import CustomerIdentity
+from app.customers.oidc.logins import ProviderLogin
+from app.customers.oidc.providers import LoginProvider
 from app.customers.reset_outbox import PasswordResetRequest
 from app.customers.reset_tokens import PasswordResetToken
 from app.db import Base
@@ -23,12 +26,15 @@ __all__ = [
     "CartItem",
     "ClientSecret",
     "Customer",
+    "CustomerIdentity",
+    "LoginProvider",
     "OAuthClient",
     "Order",
     "OrderItem",
     "PasswordResetRequest",
     "PasswordResetToken",
     "Product",
+    "ProviderLogin",
     "Revocation",
     "ServerSecretFingerprint",
     "SigningKey",

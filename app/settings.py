@@ -8,8 +8,16 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 import limits
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -25,10 +33,14 @@ class Settings(BaseSettings):
     """Every knob Keyhouse has; see the README for what each one is for."""
 
     model_config = SettingsConfigDict(env_prefix="KEYHOUSE_", extra="ignore")
+    _data_dir_source: str = PrivateAttr(default="")
 
     environment: Literal["development", "production"] = "development"
-    # The embedded default keeps its SQLite file and generated server secret here.
-    data_dir: Path = Path(".")
+    # Where the embedded default keeps its SQLite file and generated server secret; unset, the
+    # directory of the SQLite database `database_url` names, else a per-user directory
+    # (`data_dir_source` says which). Never the working directory: every command run from
+    # anywhere must find the same secret.
+    data_dir: Path = Path()
     database_url: str = ""
     issuer: str = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
     # The `aud` of access tokens: the API that accepts them. Defaults to the issuer.
@@ -158,6 +170,7 @@ class Settings(BaseSettings):
     def _fill_defaults(self) -> "Settings":
         if self.environment == "production":
             self._check_production()
+        self._data_dir_source = self._resolve_data_dir()
         if self.smtp_url is not None and not (self.mail_from and self.password_reset_url):
             raise ValueError(
                 "KEYHOUSE_SMTP_URL needs KEYHOUSE_MAIL_FROM and KEYHOUSE_PASSWORD_RESET_URL"
@@ -167,6 +180,24 @@ class Settings(BaseSettings):
         if not self.audience:
             self.audience = self.issuer
         return self
+
+    def _resolve_data_dir(self) -> str:
+        """Settles the data directory by the documented rule, and says which part applied."""
+        self.database_url = _absolute_sqlite_path(self.database_url)
+        if "data_dir" in self.model_fields_set:
+            self.data_dir = self.data_dir.expanduser().absolute()
+            return "KEYHOUSE_DATA_DIR"
+        database_file = sqlite_file(self.database_url)
+        if database_file is not None:
+            self.data_dir = database_file.parent
+            return "the directory of the SQLite database in KEYHOUSE_DATABASE_URL"
+        self.data_dir = user_data_dir()
+        return "the per-user default ($XDG_DATA_HOME/keyhouse or ~/.local/share/keyhouse)"
+
+    @property
+    def data_dir_source(self) -> str:
+        """Why the data directory is where it is, in words."""
+        return self._data_dir_source
 
     def _check_production(self) -> None:
         secret = self.server_secret.get_secret_value() if self.server_secret else ""
@@ -185,6 +216,31 @@ class Settings(BaseSettings):
     @property
     def server_secret_file(self) -> Path:
         return self.data_dir / "keyhouse.secret"
+
+
+def user_data_dir() -> Path:
+    """The per-user data directory of the XDG base directory spec: `$XDG_DATA_HOME/keyhouse`,
+    by default `~/.local/share/keyhouse`."""
+    xdg_data_home = os.environ.get("XDG_DATA_HOME", "")
+    base = Path(xdg_data_home) if Path(xdg_data_home).is_absolute() else None
+    return (base or Path.home() / ".local" / "share") / "keyhouse"
+
+
+def sqlite_file(database_url: str) -> Path | None:
+    """The file of a SQLite URL (`sqlite+aiosqlite:///path`); None for other databases and for
+    an in-memory SQLite database."""
+    if not database_url.startswith("sqlite"):
+        return None
+    path = make_url(database_url).database
+    return Path(path) if path and path != ":memory:" else None
+
+
+def _absolute_sqlite_path(database_url: str) -> str:
+    """A relative SQLite path made absolute once, so every message names the real file."""
+    database_file = sqlite_file(database_url)
+    if database_file is None or database_file.is_absolute():
+        return database_url
+    return make_url(database_url).set(database=str(database_file.absolute())).render_as_string()
 
 
 class ConfigurationError(Exception):

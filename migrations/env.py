@@ -11,7 +11,9 @@ from app.models import Base
 from app.settings import get_settings
 
 config = context.config
-if config.config_file_name is not None and config.attributes.get("configure_logging", True):
+# Run through `alembic` with alembic.ini, log as the ini says; `keyhouse` builds its config in
+# code (app/schema.py), names no ini file, and has set logging up already.
+if config.config_file_name is not None:
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = Base.metadata

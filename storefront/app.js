@@ -10,10 +10,13 @@
 'use strict';
 
 const params = new URLSearchParams(window.location.search);
+// Kept for this tab: a login provider sends the shopper back without these parameters.
+const savedConfig = JSON.parse(sessionStorage.getItem('config') || '{}');
 const config = {
-  keyhouse: (params.get('keyhouse') || '').replace(/\/+$/, ''),
-  clientId: params.get('client_id') || '',
+  keyhouse: (params.get('keyhouse') || savedConfig.keyhouse || '').replace(/\/+$/, ''),
+  clientId: params.get('client_id') || savedConfig.clientId || '',
 };
+sessionStorage.setItem('config', JSON.stringify(config));
 const RENEWAL_MARGIN_SECONDS = 60;
 
 // The cart reference is the page's to choose (contract §4); kept for this tab only.
@@ -296,6 +299,90 @@ async function logOut() {
   showStatus('Logged out.');
 }
 
+// --- sign-in with a login provider --------------------------------------------------------
+// Keyhouse runs the OpenID Connect flow with the provider. The page sends the browser to
+// Keyhouse with its redirect URI (this page's address, registered for the client), a state
+// and a PKCE challenge, and gets it back with a single-use code (or an error). The code,
+// with the PKCE verifier, buys the same customer token a password login gives. State and
+// verifier wait in sessionStorage meanwhile: this tab's alone.
+
+const PROVIDER_SIGN_IN = 'providerSignIn';
+
+function redirectUri() {
+  return window.location.origin + window.location.pathname;
+}
+
+function base64url(bytes) {
+  return btoa(String.fromCharCode(...new Uint8Array(bytes)))
+    .replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+function randomText(size) {
+  return base64url(crypto.getRandomValues(new Uint8Array(size)));
+}
+
+async function s256(text) {
+  return base64url(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text)));
+}
+
+async function loadProviders() {
+  const providers = (await api('GET', '/v2/login-providers')).data;
+  const buttons = $('provider-buttons');
+  buttons.replaceChildren();
+  for (const provider of providers) {
+    const button = element('button', `Sign in with ${provider.display_name}`, {
+      type: 'button', 'data-provider': provider.name,
+    });
+    button.addEventListener('click', () => run(() => startProviderSignIn(provider)));
+    buttons.append(button);
+  }
+  $('login-providers').hidden = !providers.length;
+}
+
+async function startProviderSignIn(provider) {
+  const verifier = randomText(32);
+  const state = randomText(16);
+  const pending = { verifier, state, provider: provider.display_name };
+  sessionStorage.setItem(PROVIDER_SIGN_IN, JSON.stringify(pending));
+  const url = new URL(provider.links.authorization_endpoint);
+  url.search = new URLSearchParams({
+    client_id: config.clientId,
+    redirect_uri: redirectUri(),
+    state,
+    code_challenge: await s256(verifier),
+    code_challenge_method: 'S256',
+  });
+  window.location.assign(url);
+}
+
+// Back from Keyhouse: `?code=…&state=…`, or `?error=…&error_description=…&state=…`.
+async function finishProviderSignIn() {
+  const answer = params;
+  const pending = JSON.parse(sessionStorage.getItem(PROVIDER_SIGN_IN) || 'null');
+  sessionStorage.removeItem(PROVIDER_SIGN_IN);
+  // The code leaves the address bar and the history at once: it is good for one exchange.
+  window.history.replaceState(null, '', redirectUri());
+  if (!pending || answer.get('state') !== pending.state) {
+    throw new Error('This sign-in was not started on this page; please start again.');
+  }
+  if (answer.has('error')) {
+    throw new Error(answer.get('error_description') || answer.get('error'));
+  }
+  const login = {
+    type: 'token',
+    authentication_mechanism: 'oidc',
+    oauth_authorization_code: answer.get('code'),
+    oauth_redirect_uri: redirectUri(),
+    oauth_code_verifier: pending.verifier,
+  };
+  const token = (await api('POST', '/v2/customers/tokens', login, { attempts: 1 })).data;
+  shopper = { token: token.token, customerId: token.customer_id, email: '' };
+  shopper.email = (await api('GET', `/v2/customers/${token.customer_id}`)).data.email;
+  renderAccount();
+  showStatus(`Signed in with ${pending.provider} as ${shopper.email}.`);
+  await loadAccount();
+}
+
 async function addAddress(form) {
   const fields = Object.fromEntries(new FormData(form));
   fields.country = fields.country.toUpperCase();
@@ -353,10 +440,11 @@ async function start() {
   $('logout').addEventListener('click', () => run(logOut));
   renderAccount();
   await run(async () => {
-    // Both calls start at once and share one token request.
-    await Promise.all([loadProducts(), loadCart()]);
+    // The calls start at once and share one token request.
+    await Promise.all([loadProducts(), loadCart(), loadProviders()]);
     showStatus(`Connected to ${config.keyhouse} as ${config.clientId}.`);
   });
+  if (params.has('code') || params.has('error')) await run(finishProviderSignIn);
   document.body.dataset.ready = 'true';
 }
 

@@ -75,7 +75,7 @@ class Keyhouse:
 
 @pytest.fixture(autouse=True)
 def restore_logging() -> Iterator[None]:
-    """`db upgrade` loads alembic.ini's logging config; undo it for the tests that follow."""
+    """`db upgrade` and `serve` set the server's logging up; undo it for the tests that follow."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     levels = {name: logging.getLogger(name).level for name in ("alembic", "sqlalchemy.engine")}
@@ -174,6 +174,92 @@ def test_db_upgrade_creates_the_schema_and_is_idempotent(keyhouse: Keyhouse) -> 
         (version,) = connection.execute("SELECT version_num FROM alembic_version").fetchone()
     assert {"store", "oauth_client", "client_secret", "signing_key"} <= tables
     assert version
+
+
+def test_db_upgrade_needs_no_alembic_ini_and_no_checkout(
+    keyhouse: Keyhouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The migrations come from the package, whatever the working directory."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = keyhouse("db", "upgrade")
+    assert result.exit_code == 0, result.output
+    assert list(elsewhere.iterdir()) == []
+
+
+# config
+
+
+def test_config_says_which_database_data_dir_and_secret_a_command_uses(
+    migrated: Keyhouse,
+) -> None:
+    before = sorted(migrated.data_dir.iterdir())
+    config = migrated.json("config")
+    assert config["database_url"] == migrated.database_url
+    assert config["data_dir"] == str(migrated.data_dir)
+    assert config["data_dir_from"] == "KEYHOUSE_DATA_DIR"
+    assert config["server_secret_from"] == f"the file {migrated.data_dir / 'keyhouse.secret'}"
+    assert config["server_secret_fingerprint"] is None  # no secret file yet, and none made
+    assert sorted(migrated.data_dir.iterdir()) == before
+
+    migrated.json("clients", "create", "--name", "backend")  # makes the secret
+    fingerprint = migrated.json("config")["server_secret_fingerprint"]
+    assert isinstance(fingerprint, str) and len(fingerprint) == 12
+
+
+def test_config_hides_passwords_in_urls(
+    migrated: Keyhouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KEYHOUSE_DATABASE_URL", "postgresql+asyncpg://keyhouse:hunter22@db/k")
+    monkeypatch.setenv("KEYHOUSE_REDIS_URL", "redis://:hunter22@cache:6379/0")
+    monkeypatch.setenv("KEYHOUSE_SERVER_SECRET", "a-server-secret-of-32-characters-or-more")
+    result = migrated("config", "--json")
+    assert result.exit_code == 0, result.output
+    assert "hunter22" not in result.stdout and "32-characters" not in result.stdout
+    config = json.loads(result.stdout)
+    assert config["database_url"] == "postgresql+asyncpg://keyhouse:***@db/k"
+    assert config["server_secret_from"] == "KEYHOUSE_SERVER_SECRET"
+
+
+@pytest.mark.parametrize(
+    ("environment", "data_dir", "why"),
+    [
+        ({}, "{home}/.local/share/keyhouse", "per-user"),
+        ({"XDG_DATA_HOME": "{home}/xdg"}, "{home}/xdg/keyhouse", "per-user"),
+        (
+            {"KEYHOUSE_DATABASE_URL": "sqlite+aiosqlite:///{home}/shop/keyhouse.db"},
+            "{home}/shop",
+            "directory of the SQLite database",
+        ),
+        (
+            {"KEYHOUSE_DATABASE_URL": "postgresql+asyncpg://root@127.0.0.1/keyhouse"},
+            "{home}/.local/share/keyhouse",
+            "per-user",
+        ),
+        ({"KEYHOUSE_DATA_DIR": "{home}/data"}, "{home}/data", "KEYHOUSE_DATA_DIR"),
+    ],
+)
+def test_the_data_dir_never_depends_on_the_working_directory(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    environment: dict[str, str],
+    data_dir: str,
+    why: str,
+) -> None:
+    home = tmp_path / "home"
+    for name in [*os.environ]:
+        if name.startswith("KEYHOUSE_") or name == "XDG_DATA_HOME":
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(home))
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value.format(home=home))
+    for working_directory in (tmp_path, home):
+        home.mkdir(exist_ok=True)
+        monkeypatch.chdir(working_directory)
+        config = Keyhouse(tmp_path, "").json("config")
+        assert config["data_dir"] == data_dir.format(home=home)
+        assert why in config["data_dir_from"]
 
 
 # stores

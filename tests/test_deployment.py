@@ -3,6 +3,7 @@ Keyhouse reads, every command they run exists, and the proxy points at the repli
 
 import re
 import shlex
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +93,21 @@ def test_replicas_share_postgresql_and_redis() -> None:
         assert environment["KEYHOUSE_DATABASE_URL"].startswith("postgresql+asyncpg://")
         assert environment["KEYHOUSE_REDIS_URL"].startswith("redis://")
         assert environment["KEYHOUSE_ENVIRONMENT"] == "production"
+
+
+def test_the_image_installs_the_package_with_its_migrations() -> None:
+    """The wheel built in the image carries the migrations (pyproject.toml maps them into the
+    package), so the image needs no alembic.ini or scripts beside it."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    build_stage = dockerfile.split("\nFROM ")[1]
+    copied = {
+        source
+        for line in re.findall(r"^COPY (.+) \S+$", build_stage, flags=re.M)
+        for source in line.split()
+        if not source.startswith("--")
+    }
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert {"pyproject.toml", "app", *setuptools["package-dir"].values()} <= copied
+    assert "alembic.ini" not in dockerfile
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert not {"app", "migrations"} & set(ignored)

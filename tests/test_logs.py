@@ -251,6 +251,9 @@ LEAKY = {
     "upper case": (f"CLIENT_SECRET={SECRET}", SECRET),
     "beside text whose case changes length": (f"\u0130 Password: {SECRET}", SECRET),
     "URL password": (f"postgresql+asyncpg://keyhouse:{SECRET}@db/keyhouse", SECRET),
+    # A login provider's answer (app/customers/oidc): its code, and the sign-in's state.
+    "provider code": (f'"GET /oauth/customers/login/callback?code={SECRET}&iss=x"', SECRET),
+    "sign-in state": (f'"GET /oauth/customers/login/callback?iss=x&state={SECRET} HTTP', SECRET),
 }
 HARMLESS = [
     "audit token.revoked",
@@ -259,6 +262,7 @@ HARMLESS = [
     "Started server process [123]",
     "postgresql+asyncpg://root@127.0.0.1:5432/keyhouse",
     "customer 0af76519-16cd-43dd-8448-eb211c80319c",
+    "GET /oauth/customers/login/example?code_challenge_method=S256",
 ]
 
 

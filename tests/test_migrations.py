@@ -18,9 +18,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, make_url, text
 
-from app.cli import alembic_config
 from app.db import create_engine
 from app.models import Base
+from app.schema import alembic_config
 
 POSTGRES_URL = os.environ.get("KEYHOUSE_TEST_DATABASE_URL", "")
 
@@ -58,9 +58,7 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
 
 
 def _config(url: str) -> Config:
-    config = alembic_config(url)
-    config.attributes["configure_logging"] = False  # leave pytest's logging alone
-    return config
+    return alembic_config(url)  # built in code: leaves pytest's logging alone
 
 
 def _inspect(url: str, work: Any) -> Any:

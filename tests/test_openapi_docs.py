@@ -35,12 +35,16 @@ PUBLIC_OPERATIONS = {
     ("POST", "/oauth/introspect"),
     ("GET", "/.well-known/jwks.json"),
     ("GET", "/.well-known/oauth-authorization-server"),
+    # A shopper's browser signing in with a login provider (app/customers/oidc).
+    ("GET", "/oauth/customers/login/{provider}"),
+    ("GET", "/oauth/customers/login/callback"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
 }
 # CONTRACT §4: what an implicit token may do, and what only a client_credentials token may.
 READ_OPERATIONS = [
+    ("GET", "/v2/login-providers"),
     ("GET", "/v2/products"),
     ("GET", "/v2/products/{product_id}"),
     ("POST", "/v2/customers"),

@@ -81,6 +81,8 @@ class World:
             "product_id": ids["product"],
             "item_id": ids["item"],
             "cart_ref": ids["cart"],
+            # A login provider's name; the world has none, so a sign-in there is refused.
+            "provider": "example",
         }
 
 

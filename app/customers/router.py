@@ -16,7 +16,13 @@ from app.customers.customers import (
     CustomerUpdate,
 )
 from app.customers.lockout import LoginGuard
-from app.customers.tokens import CustomerTokenIssuer, CustomerTokenOut, CustomerTokenRequest
+from app.customers.oidc.handover import exchange_login_code
+from app.customers.tokens import (
+    CustomerTokenIssuer,
+    CustomerTokenOut,
+    CustomerTokenRequest,
+    IssuedCustomerToken,
+)
 from app.db import SessionDep
 from app.errors import KeyhouseError, NotFoundError, error_responses
 from app.jsonapi import (
@@ -36,6 +42,19 @@ from app.oauth.verification import REALM
 from app.passwords import PasswordHasher
 from app.ratelimit import RateLimits, TooManyRequestsError, address_key, client_host
 from app.security import Caller, InsufficientScopeError, ReadCaller, WriteCaller
+
+LOGIN_DESCRIPTION = """\
+With email and password (`authentication_mechanism` `password`, the default): a wrong password
+and an unknown email get the same 401.
+
+With `"authentication_mechanism": "oidc"`: the `oauth_authorization_code` that a sign-in with a
+login provider (`GET /oauth/customers/login/{provider}`) sent the storefront back with, the
+`oauth_redirect_uri` it started with, and the PKCE `oauth_code_verifier` of its challenge. The
+caller's access token must be of the client the sign-in started for. A code that is unknown,
+expired, already used, or of another client, redirect URI or verifier is a 400 saying which;
+a code used twice also revokes the customer token its first use gave (audit event
+`customer.provider_code_replayed`).
+"""
 
 router = APIRouter(
     prefix="/v2/customers", tags=["customers"], responses=error_responses(400, 401, 403)
@@ -148,7 +167,8 @@ async def limit_logins(request: Request, caller: Caller, host: str) -> None:
 
 @router.post(
     "/tokens",
-    summary="Log a customer in with email and password",
+    summary="Log a customer in with email and password, or with a login provider's code",
+    description=LOGIN_DESCRIPTION,
     responses=answers(Document[CustomerTokenOut], 413, 429),
 )
 async def create_customer_token(
@@ -160,20 +180,43 @@ async def create_customer_token(
 ) -> Any:
     host = client_host(request.scope)
     await limit_logins(request, caller, host)
+    login = body.data
+    if login.authentication_mechanism == "oidc":
+        return (await _exchange_login_code(request, session, caller, login, host)).document()
+    assert login.email is not None and login.password is not None  # the model checked
     guard: LoginGuard = request.app.state.login_guard
     customer = await service.log_in_customer(
         session,
         hasher=hasher,
         guard=guard,
         store_id=caller.store_id,
-        email=body.data.email,
-        password=body.data.password,
+        email=login.email,
+        password=login.password,
         host=host,
     )
     if customer is None:
         raise InvalidCredentialsError()
     issuer: CustomerTokenIssuer = request.app.state.customer_token_issuer
     return (await issuer.issue(customer)).document()
+
+
+async def _exchange_login_code(
+    request: Request, session: SessionDep, caller: Caller, login: CustomerTokenRequest, host: str
+) -> IssuedCustomerToken:
+    """A sign-in with a login provider: its code for a customer token (app/customers/oidc)."""
+    assert login.oauth_authorization_code and login.oauth_redirect_uri  # the model checked
+    assert login.oauth_code_verifier
+    return await exchange_login_code(
+        session,
+        issuer=request.app.state.customer_token_issuer,
+        revocations=request.app.state.revocations,
+        client_id=caller.token.client_id,
+        store_id=caller.store_id,
+        code=login.oauth_authorization_code,
+        redirect_uri=login.oauth_redirect_uri,
+        code_verifier=login.oauth_code_verifier,
+        address=host,
+    )
 
 
 @router.get(

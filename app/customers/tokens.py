@@ -4,7 +4,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app import metrics
 from app.customers.customers import Customer
@@ -12,16 +12,56 @@ from app.jsonapi import Output, StorableText
 from app.oauth.keys import KeyRing
 from app.oauth.tokens import CUSTOMER_TOKEN_TYPE, TokenSigner
 
+# The fields each mechanism needs: a password login, or the code a provider sign-in sent the
+# storefront back with (app/customers/oidc), named as the origin commerce API names them.
+MECHANISM_FIELDS = {
+    "password": ("email", "password"),
+    "oidc": ("oauth_authorization_code", "oauth_redirect_uri", "oauth_code_verifier"),
+}
+
 
 class CustomerTokenRequest(BaseModel):
-    """`{"data": {"type": "token", "email", "password", "authentication_mechanism"}}`."""
+    """`{"data": {"type": "token", "email", "password"}}`, or with `"authentication_mechanism":
+    "oidc"` the code, redirect URI and PKCE verifier of a sign-in with a login provider."""
 
     model_config = ConfigDict(extra="ignore")
     type: str = Field(pattern="^token$")
+    authentication_mechanism: Literal["password", "oidc"] = "password"
     # Not checked as an email: whatever it is, an unknown email is the same 401 as a bad password.
-    email: StorableText = Field(max_length=254)
-    password: str = Field(max_length=1024)
-    authentication_mechanism: str = Field(default="password", pattern="^password$")
+    email: StorableText | None = Field(default=None, max_length=254)
+    password: str | None = Field(default=None, max_length=1024)
+    oauth_authorization_code: str | None = Field(
+        default=None,
+        max_length=64,
+        pattern="^[A-Za-z0-9_-]+$",
+        description="oidc: the `code` Keyhouse sent the storefront back with; single use, "
+        "valid 60 seconds.",
+    )
+    oauth_redirect_uri: StorableText | None = Field(
+        default=None,
+        max_length=2000,
+        description="oidc: the redirect URI the sign-in started with, exactly.",
+    )
+    # RFC 7636 §4.1: 43 to 128 unreserved characters.
+    oauth_code_verifier: str | None = Field(
+        default=None,
+        min_length=43,
+        max_length=128,
+        pattern="^[A-Za-z0-9._~-]+$",
+        description="oidc: the PKCE verifier whose S256 challenge the sign-in started with.",
+    )
+
+    @model_validator(mode="after")
+    def _has_the_mechanism_fields(self) -> "CustomerTokenRequest":
+        needed = MECHANISM_FIELDS[self.authentication_mechanism]
+        missing = [name for name in needed if getattr(self, name) is None]
+        if missing:
+            verb = "is" if len(missing) == 1 else "are"
+            raise ValueError(
+                f"{' and '.join(missing)} {verb} required for authentication_mechanism "
+                f"{self.authentication_mechanism}"
+            )
+        return self
 
 
 class CustomerTokenOut(Output):

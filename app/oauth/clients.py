@@ -27,6 +27,7 @@ CLIENT_ID_ALPHABET = string.ascii_letters + string.digits
 CLIENT_ID_LENGTH = 32
 DEFAULT_SECRET_GRACE_SECONDS = 86_400
 MAX_SECRET_GRACE_SECONDS = 30 * 86_400
+MAX_REDIRECT_URI_LENGTH = 2000
 OPERATOR = "cli"  # the audit trail's actor for the operator's command line
 
 
@@ -40,6 +41,9 @@ class OAuthClient(Base):
     grant_types: Mapped[list[str]] = mapped_column(JSON)
     scopes: Mapped[list[str]] = mapped_column(JSON)
     allowed_origins: Mapped[list[str]] = mapped_column(JSON)
+    # Where a storefront may have a shopper sent back after signing in with an external
+    # OpenID provider (app/customers/oidc): exact strings, compared as they are.
+    redirect_uris: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     # Seconds; None means the server default (KEYHOUSE_TOKEN_TTL).
     token_ttl: Mapped[int | None]
     enabled: Mapped[bool] = mapped_column(default=True)
@@ -107,6 +111,25 @@ def normalize_origin(origin: str) -> str:
     return f"{parts.scheme}://{parts.hostname}{port}"
 
 
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def checked_redirect_uri(uri: str) -> str:
+    """An absolute https URL (http only on a loopback host, for development) without a
+    fragment or credentials (RFC 6749 §3.1.2, RFC 9700 §2.1), kept exactly as given."""
+    parts = urlsplit(uri)
+    secure = parts.scheme == "https" or (
+        parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS
+    )
+    if not (secure and parts.hostname) or "#" in uri or parts.username or parts.password:
+        raise InvalidClientMetadataError(
+            "A redirect URI is an https URL (http only on localhost) without a fragment."
+        )
+    if len(uri) > MAX_REDIRECT_URI_LENGTH or not uri.isprintable() or " " in uri:
+        raise InvalidClientMetadataError("A redirect URI is at most 2000 printable characters.")
+    return uri
+
+
 def _grant_types(*, public: bool, requested: Iterable[str]) -> list[str]:
     chosen = set(requested) or ({IMPLICIT} if public else set(GRANT_TYPES))
     if not chosen <= set(GRANT_TYPES):
@@ -142,6 +165,7 @@ async def create_client(
     scope: str | None = None,
     grant_types: Iterable[str] = (),
     origins: Iterable[str] = (),
+    redirect_uris: Iterable[str] = (),
     token_ttl: int | None = None,
 ) -> CreatedClient:
     if not name.strip() or len(name) > 200:
@@ -154,6 +178,7 @@ async def create_client(
         grant_types=_grant_types(public=public, requested=grant_types),
         scopes=format_scope(_allowed_scopes(scope, public=public)).split(),
         allowed_origins=sorted({normalize_origin(origin) for origin in origins}),
+        redirect_uris=sorted({checked_redirect_uri(uri) for uri in redirect_uris}),
         token_ttl=_validated_ttl(token_ttl),
     )
     secret = None if public else generate_client_secret()

@@ -5,10 +5,11 @@ only between activation and retirement, so resource servers can learn a key befo
 a token signed with it (RFC 7517, RFC 7638 thumbprints as `kid`).
 
 Rotation (`rotate_signing_key`) creates a key that activates only after a pre-publication
-period: the JWKS is cached by resource servers for `JWKS_MAX_AGE_SECONDS` and re-read by
-workers every `KEYRING_REFRESH_SECONDS`, so by then everyone has seen it. The newest active key
-signs; older keys stop signing when it activates and stay published until every token they
-signed has expired (`retired_at`, set in the future at rotation).
+period. Every worker publishes it at once: the key ring follows the revocation list's poll
+(`KeyRing.follow`), so the served JWKS has it within a poll interval; resource servers cache the
+JWKS for `JWKS_MAX_AGE_SECONDS`, so by the end of the period everyone has seen it. The newest
+active key signs; older keys stop signing when it activates and stay published until every
+token they signed has expired (`retired_at`, set in the future at rotation).
 """
 
 import json
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -31,7 +33,7 @@ from cryptography.hazmat.primitives.serialization import (
 from jwt import PyJWK
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from jwt.utils import base64url_encode
-from sqlalchemy import JSON, LargeBinary, String, or_, select
+from sqlalchemy import JSON, LargeBinary, String, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -45,9 +47,10 @@ KEYRING_REFRESH_SECONDS = 30.0
 KEYRING_RETRY_SECONDS = 2.0  # after a refresh failed because the database was away
 JWKS_MAX_AGE_SECONDS = 300  # Cache-Control on the JWKS (router.py)
 # A new key waits this long before signing: every cache of the JWKS has seen it by then.
-DEFAULT_PREPUBLICATION_SECONDS = int(JWKS_MAX_AGE_SECONDS + KEYRING_REFRESH_SECONDS + 30)
+DEFAULT_PREPUBLICATION_SECONDS = JWKS_MAX_AGE_SECONDS + 60
 UNKNOWN_KID_REFRESH_SECONDS = 1.0
-# Tokens are accepted this long past `exp` (clock skew), so keys stay published a while longer.
+# Resource servers that verify tokens elsewhere may allow for clock skew past `exp`: retired
+# keys stay published this much longer.
 RETIREMENT_MARGIN_SECONDS = 300
 NONCE_BYTES = 12
 
@@ -112,6 +115,15 @@ def _decrypt(blob: bytes, *, kid: str, key: bytes) -> PrivateKey:
     return private_key
 
 
+def decrypts(key: SigningKey, *, encryption_key: bytes) -> bool:
+    """Whether `encryption_key` opens this key's private half (proof of the server secret)."""
+    try:
+        _decrypt(key.private_key_encrypted, kid=key.kid, key=encryption_key)
+    except InvalidTag:
+        return False
+    return True
+
+
 def _new_signing_key(
     *, algorithm: str, encryption_key: bytes, activated_at: datetime | None
 ) -> SigningKey:
@@ -156,7 +168,7 @@ async def rotate_signing_key(
     prepublication_seconds: int = DEFAULT_PREPUBLICATION_SECONDS,
 ) -> RotatedKeys:
     """A new key, published now and signing after `prepublication_seconds`; the keys it
-    replaces stay published until `max_token_lifetime` after that (plus verification leeway)."""
+    replaces stay published until `max_token_lifetime` after that (plus a margin)."""
     now = utcnow()
     activates_at = now + timedelta(seconds=prepublication_seconds)
     new_key = _new_signing_key(
@@ -209,6 +221,12 @@ async def ensure_signing_key(
     return await create_signing_key(session, algorithm=algorithm, encryption_key=encryption_key)
 
 
+async def _version(session: AsyncSession) -> tuple[object, ...]:
+    """Changes whenever a key is added (keys are never deleted)."""
+    query = select(func.count(), func.max(SigningKey.created_at))
+    return tuple((await session.execute(query)).one())
+
+
 @dataclass(frozen=True, slots=True)
 class ActiveKey:
     """The key that signs new tokens, decrypted, with its signer ready."""
@@ -220,8 +238,8 @@ class ActiveKey:
 
 
 class KeyRing:
-    """This worker's view of the signing keys, re-read from the database every 30 seconds;
-    while the database is away, the keys it read last go on serving."""
+    """This worker's view of the signing keys, re-read from the database every 30 seconds and
+    whenever a key is added; while the database is away, the keys it read last go on serving."""
 
     def __init__(self, database: Database, *, encryption_key: bytes) -> None:
         self._database = database
@@ -231,6 +249,7 @@ class KeyRing:
         self._verification_keys: dict[str, PyJWK] = {}
         self._loaded_at = float("-inf")
         self._retry_at = float("-inf")  # after a failed refresh, the next try
+        self._version: tuple[object, ...] | None = None  # of the keys read last
 
     def fresh_active_key(self) -> ActiveKey | None:
         """The signing key without an await, while the ring is fresh (the busy path)."""
@@ -273,10 +292,19 @@ class KeyRing:
             self._retry_at = now + KEYRING_RETRY_SECONDS
             logger.warning("key ring: database unavailable, serving the keys read before")
 
+    async def follow(self, session: AsyncSession) -> None:
+        """Re-reads the keys if any was added since they were read last (a rotation by any
+        worker, replica or command). Called on every poll of the revocation list, so the JWKS
+        of every worker shows a new key within the poll interval."""
+        if self._version is not None and await _version(session) != self._version:
+            await self.refresh()
+
     async def refresh(self) -> None:
         now = utcnow()
         async with self._database.sessions() as session:
+            version = await _version(session)  # first: a key added meanwhile is read again
             keys = [key for key in await list_signing_keys(session) if key.is_published(now)]
+        self._version = version
         signing = [key for key in keys if key.may_sign(now)]
         newest = max(signing, key=lambda key: key.activated_at or now, default=None)
         if newest is not None and (self._active is None or self._active.kid != newest.kid):

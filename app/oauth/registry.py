@@ -48,6 +48,8 @@ class ClientRecord:
     token_ttl: int | None
     # (keyed hash, expiry as epoch seconds or None for never)
     secret_hashes: tuple[tuple[str, float | None], ...]
+    # Where a sign-in with a login provider may send the shopper back (app/customers/oidc).
+    redirect_uris: frozenset[str] = frozenset()
 
     def valid_secret_hashes(self, now: float) -> list[str]:
         return [
@@ -65,6 +67,7 @@ def _record(client: OAuthClient) -> ClientRecord:
         grant_types=frozenset(client.grant_types),
         scopes=frozenset(client.scopes),
         allowed_origins=frozenset(client.allowed_origins),
+        redirect_uris=frozenset(client.redirect_uris),
         token_ttl=client.token_ttl,
         secret_hashes=tuple(
             (s.secret_hash, s.expires_at.timestamp() if s.expires_at else None)

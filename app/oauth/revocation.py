@@ -9,7 +9,9 @@ Each worker keeps all live rows in memory and polls the table for new ones every
 lookups, never a database round trip, and a revocation made by any worker or replica, or by the
 CLI, is seen everywhere within the poll interval plus one query. Polling the shared database
 needs no extra server and works the same on SQLite and PostgreSQL; `tests/oauth/
-test_revocation_workers.py` measures the delay across two worker processes.
+test_revocation_workers.py` measures the delay across two worker processes. Other per-worker
+copies of shared rows ride the same poll as its followers: the key ring re-reads the signing keys
+when one was added, so a rotated-in key is published everywhere as fast.
 """
 
 import asyncio
@@ -17,6 +19,7 @@ import contextlib
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Literal, get_args
 
@@ -28,7 +31,7 @@ from app.db import Base, Database, is_unavailable, utcnow
 
 logger = logging.getLogger("keyhouse.revocation")
 
-# A row outlives its last token by the verifier's clock-skew leeway, and a little more.
+# A row outlives its last token by a margin, for workers whose clocks differ a little.
 PURGE_MARGIN_SECONDS = 60
 PURGE_EVERY_SECONDS = 60.0
 GAP_PATIENCE_SECONDS = 10.0
@@ -108,9 +111,16 @@ class RevocationList:
     if their transaction rolled back and they never will.
     """
 
-    def __init__(self, database: Database, *, poll_seconds: float) -> None:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        poll_seconds: float,
+        followers: Sequence[Callable[[AsyncSession], Awaitable[None]]] = (),
+    ) -> None:
         self._database = database
         self._poll_seconds = poll_seconds
+        self._followers = followers  # each called with the poll's session, after the poll
         self._tokens: dict[str, float] = {}  # jti → when the row may be forgotten
         # (kind, subject) → (cutoff, forget at, the one token spared if any)
         self._subjects: dict[tuple[str, str], tuple[int, float, str | None]] = {}
@@ -182,6 +192,8 @@ class RevocationList:
         )
         async with self._database.sessions() as session:
             rows = list(await session.scalars(query))
+            for follow in self._followers:
+                await follow(session)
         for row in rows:
             if row.id not in self._seen_above_floor:
                 self.apply(row)

@@ -103,7 +103,8 @@ async def test_unknown_email_and_wrong_password_get_the_same_401(
 
 LOGIN = {"type": "token", "email": "r@e.com", "password": PASSWORD}
 BAD_LOGINS: dict[str, dict[str, Any]] = {
-    "other mechanism": {**LOGIN, "authentication_mechanism": "oidc"},
+    "unknown mechanism": {**LOGIN, "authentication_mechanism": "saml"},
+    "oidc without its code": {**LOGIN, "authentication_mechanism": "oidc"},
     "empty mechanism": {**LOGIN, "authentication_mechanism": ""},
     "wrong type": {**LOGIN, "type": "customer"},
     "no type": {"email": "r@e.com", "password": PASSWORD},

@@ -1,5 +1,7 @@
 """Signing keys: encrypted at rest, named by RFC 7638 thumbprints, published without secrets."""
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -10,13 +12,20 @@ import pytest
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from fastapi import FastAPI
 from joserfc.jwk import import_key
 from pydantic import SecretStr
 from sqlalchemy import select, update
 
 from app.db import Database
 from app.main import create_app
-from app.oauth.keys import KeyRing, SigningKey, create_signing_key, jwk_thumbprint
+from app.oauth.keys import (
+    KeyRing,
+    SigningKey,
+    create_signing_key,
+    jwk_thumbprint,
+    rotate_signing_key,
+)
 from app.server_secret import load_server_keys
 from app.settings import Settings
 
@@ -221,3 +230,28 @@ async def test_tokens_are_signed_with_the_configured_algorithm_and_verify_with_j
     assert claims["client_id"] == created.client.id
     if algorithm == "RS256":
         assert signing_key.key.key_size >= 2048
+
+
+async def test_a_rotated_in_key_is_published_within_a_poll(
+    app: FastAPI, http: httpx.AsyncClient, database: Database, settings: Settings
+) -> None:
+    """`keyhouse keys rotate` (any process) adds a key: every worker serves it in its JWKS
+    within the revocation poll, not at its next 30 s refresh."""
+    before = {jwk["kid"] for jwk in (await http.get("/.well-known/jwks.json")).json()["keys"]}
+    async with database.sessions() as session:  # as the CLI would, outside the app
+        rotated = await rotate_signing_key(
+            session,
+            algorithm="ES256",
+            encryption_key=encryption_key(settings),
+            max_token_lifetime=3600,
+        )
+    rotated_at = time.monotonic()
+    while True:
+        jwks = (await http.get("/.well-known/jwks.json")).json()
+        if rotated.new_key.kid in {jwk["kid"] for jwk in jwks["keys"]}:
+            break
+        assert time.monotonic() - rotated_at < 1.0, "the new key is not published"
+        await asyncio.sleep(0.02)
+    assert before < {jwk["kid"] for jwk in jwks["keys"]}
+    # Published, but not signing before its pre-publication period ends.
+    assert (await app.state.keyring.active_key()).kid in before

@@ -1,0 +1,207 @@
+"""A store's login providers: external OpenID providers its shoppers may sign in with.
+
+An operator registers one with its issuer, and the client id and secret the provider gave
+Keyhouse. The issuer's discovery document is read and checked before anything is saved. The
+client secret is encrypted at rest (AES-256-GCM under a key derived from the server secret, the
+provider's id as associated data), as signing keys are: Keyhouse must send it to the provider,
+so it cannot be hashed.
+"""
+
+import os
+import re
+import uuid
+from datetime import datetime
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import ForeignKey, LargeBinary, String, UniqueConstraint, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.audit import record
+from app.customers.oidc.discovery import ProviderError, is_secure_url
+from app.customers.oidc.provider_client import ProviderClient
+from app.db import Base, utcnow
+from app.jsonapi import BadRequestError, ConflictError, Page, fetch_page
+from app.oauth.clients import OPERATOR
+
+# The name is the provider's path segment: /oauth/customers/login/{name}.
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+RESERVED_NAMES = frozenset({"callback"})  # /oauth/customers/login/callback is taken
+DEFAULT_SCOPE = "openid email profile"
+SCOPE_PATTERN = re.compile(
+    r"[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*"
+)  # RFC 6749 §3.3
+NONCE_BYTES = 12
+
+
+class LoginProvider(Base):
+    __tablename__ = "login_provider"
+    __table_args__ = (UniqueConstraint("store_id", "name"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    store_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("store.id"), index=True)
+    name: Mapped[str] = mapped_column(String(63))
+    display_name: Mapped[str] = mapped_column(String(100))
+    issuer: Mapped[str] = mapped_column(String(2000))
+    client_id: Mapped[str] = mapped_column(String(255))
+    # nonce || AES-256-GCM ciphertext, the provider's id as associated data.
+    client_secret_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    scope: Mapped[str] = mapped_column(String(500))
+    enabled: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ProviderSetupError(BadRequestError):
+    """A provider that cannot be registered: bad settings, or an issuer that cannot be used."""
+
+
+def encrypt_secret(secret: str, *, provider_id: uuid.UUID, key: bytes) -> bytes:
+    nonce = os.urandom(NONCE_BYTES)
+    return nonce + AESGCM(key).encrypt(nonce, secret.encode(), provider_id.bytes)
+
+
+def decrypt_secret(provider: LoginProvider, *, key: bytes) -> str:
+    blob = provider.client_secret_encrypted
+    aead = AESGCM(key)
+    return aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], provider.id.bytes).decode()
+
+
+def _checked(
+    *, name: str, display_name: str | None, issuer: str, client_id: str, client_secret: str
+) -> None:
+    if not NAME_PATTERN.fullmatch(name) or name in RESERVED_NAMES:
+        raise ProviderSetupError(
+            "A provider name is 1 to 63 lower-case letters, digits and '-' (not 'callback')."
+        )
+    if display_name is not None and not 1 <= len(display_name.strip()) <= 100:
+        raise ProviderSetupError("A display name is 1 to 100 characters.")
+    if not is_secure_url(issuer) or len(issuer) > 2000:
+        raise ProviderSetupError("The issuer is an https URL (http only on localhost).")
+    if not 1 <= len(client_id) <= 255 or not client_id.isprintable():
+        raise ProviderSetupError("A client id is 1 to 255 printable characters.")
+    if not 1 <= len(client_secret) <= 1000:
+        raise ProviderSetupError("A client secret is 1 to 1000 characters.")
+
+
+def _checked_scope(scope: str) -> str:
+    scope = " ".join(scope.split())
+    if not SCOPE_PATTERN.fullmatch(scope) or "openid" not in scope.split() or len(scope) > 500:
+        raise ProviderSetupError("The scope is space-separated and includes openid.")
+    return scope
+
+
+async def create_login_provider(
+    session: AsyncSession,
+    *,
+    provider_client: ProviderClient,
+    encryption_key: bytes,
+    store_id: uuid.UUID,
+    name: str,
+    issuer: str,
+    client_id: str,
+    client_secret: str,
+    scope: str = DEFAULT_SCOPE,
+    display_name: str | None = None,
+) -> LoginProvider:
+    """Registers a provider once its discovery document has been read and checked."""
+    issuer = issuer.strip()
+    _checked(
+        name=name,
+        display_name=display_name,
+        issuer=issuer,
+        client_id=client_id,
+        client_secret=client_secret,
+    )
+    try:
+        metadata = await provider_client.discover(issuer)
+    except ProviderError as error:
+        raise ProviderSetupError(f"The issuer's discovery failed: {error.detail}") from error
+    provider = LoginProvider(
+        id=uuid.uuid4(),
+        store_id=store_id,
+        name=name,
+        display_name=(display_name or name).strip(),
+        issuer=metadata.issuer,
+        client_id=client_id,
+        scope=_checked_scope(scope),
+    )
+    provider.client_secret_encrypted = encrypt_secret(
+        client_secret, provider_id=provider.id, key=encryption_key
+    )
+    session.add(provider)
+    record(
+        session,
+        "login_provider.created",
+        store_id=store_id,
+        actor=OPERATOR,
+        subject=str(provider.id),
+        name=name,
+        issuer=provider.issuer,
+    )
+    try:
+        await session.commit()
+    except IntegrityError as error:
+        await session.rollback()
+        raise ConflictError("This store already has a login provider of that name.") from error
+    return provider
+
+
+async def list_login_providers(
+    session: AsyncSession, *, store_id: uuid.UUID | None = None, enabled_only: bool = False
+) -> list[LoginProvider]:
+    query = select(LoginProvider).order_by(LoginProvider.created_at, LoginProvider.id)
+    if store_id is not None:
+        query = query.where(LoginProvider.store_id == store_id)
+    if enabled_only:
+        query = query.where(LoginProvider.enabled.is_(True))
+    return list(await session.scalars(query))
+
+
+async def page_of_providers(
+    session: AsyncSession, *, store_id: uuid.UUID, page: Page
+) -> tuple[list[LoginProvider], int]:
+    """A page of the store's enabled providers, for storefronts to offer."""
+    return await fetch_page(
+        session,
+        LoginProvider,
+        where=[LoginProvider.store_id == store_id, LoginProvider.enabled.is_(True)],
+        page=page,
+        order_by=[LoginProvider.created_at, LoginProvider.id],
+    )
+
+
+async def find_login_provider(
+    session: AsyncSession, *, store_id: uuid.UUID, name: str
+) -> LoginProvider | None:
+    """The store's enabled provider of this name, or None."""
+    if not NAME_PATTERN.fullmatch(name):
+        return None
+    query = select(LoginProvider).where(
+        LoginProvider.store_id == store_id,
+        LoginProvider.name == name,
+        LoginProvider.enabled.is_(True),
+    )
+    return (await session.scalars(query)).first()
+
+
+async def disable_login_provider(
+    session: AsyncSession, *, provider_id: uuid.UUID
+) -> LoginProvider | None:
+    """No new sign-ins through it, nor the end of one already under way. Customers it
+    created or linked keep their accounts and their customer tokens."""
+    provider = await session.get(LoginProvider, provider_id)
+    if provider is None:
+        return None
+    provider.enabled = False
+    record(
+        session,
+        "login_provider.disabled",
+        store_id=provider.store_id,
+        actor=OPERATOR,
+        subject=str(provider.id),
+        name=provider.name,
+    )
+    await session.commit()
+    return provider

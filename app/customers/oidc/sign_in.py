@@ -1,0 +1,250 @@
+"""The relying party's two steps: send the shopper to the provider, and take them back.
+
+`ProviderSignIn.begin` records the sign-in and builds the provider's authorization URL
+(OpenID Connect Core §3.1.2.1, with PKCE and a nonce). `ProviderSignIn.finish` takes the
+provider's answer: it checks it came from that provider (RFC 9207 `iss`), exchanges the code,
+verifies the ID token, finds, links or creates the customer, and issues the Keyhouse code, all
+in one commit with the audit trail, so a failure anywhere leaves nothing half-made.
+
+Failures are `SignInError`s (failures.py).
+"""
+
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit import AuditEventName, record
+from app.customers.oidc.discovery import ProviderError, ProviderMetadata
+from app.customers.oidc.failures import SignInError
+from app.customers.oidc.id_tokens import identity_of, verify_id_token
+from app.customers.oidc.identities import IdentityRefusedError, Outcome, resolve_customer
+from app.customers.oidc.logins import LoginSecrets, ProviderLogin, issue_code, s256, start_login
+from app.customers.oidc.pages import with_query
+from app.customers.oidc.provider_client import ProviderClient
+from app.customers.oidc.providers import LoginProvider, decrypt_secret
+from app.passwords import PasswordHasher
+from app.server_secret import ServerKeys
+from app.settings import Settings
+
+logger = logging.getLogger("keyhouse.oidc")
+
+CALLBACK_PATH = "/oauth/customers/login/callback"
+# What a provider's own error turns into for the storefront (anything else: access_denied).
+PROVIDER_ERRORS = {"temporarily_unavailable": "temporarily_unavailable"}
+OUTCOME_EVENTS: dict[Outcome, AuditEventName] = {
+    Outcome.LINKED: "customer.provider_linked",
+    Outcome.CREATED: "customer.provider_created",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderAnswer:
+    """The query string the provider sent the browser back with."""
+
+    code: str | None
+    error: str | None
+    issuer: str | None
+
+
+def open_provider_sign_in(
+    settings: Settings, server_keys: ServerKeys, *, hasher: PasswordHasher
+) -> "ProviderSignIn":
+    """The worker's sign-in machinery, for the app's lifespan (which closes it)."""
+    return ProviderSignIn(
+        provider_client=ProviderClient(),
+        secrets=LoginSecrets(server_keys.login_state_hmac),
+        secret_key=server_keys.login_provider_secret_encryption,
+        hasher=hasher,
+        callback_url=settings.issuer + CALLBACK_PATH,
+    )
+
+
+class ProviderSignIn:
+    """One worker's sign-in machinery: the provider client, and the keys it needs."""
+
+    def __init__(
+        self,
+        *,
+        provider_client: ProviderClient,
+        secrets: LoginSecrets,
+        secret_key: bytes,
+        hasher: PasswordHasher,
+        callback_url: str,
+    ) -> None:
+        self.provider_client = provider_client
+        self._secrets = secrets
+        self._secret_key = secret_key
+        self._hasher = hasher
+        self.callback_url = callback_url
+
+    async def close(self) -> None:
+        await self.provider_client.close()
+
+    async def begin(
+        self,
+        session: AsyncSession,
+        *,
+        provider: LoginProvider,
+        client_id: str,
+        redirect_uri: str,
+        client_state: str | None,
+        code_challenge: str,
+    ) -> str:
+        """The provider's authorization URL for a new sign-in."""
+        try:
+            metadata = await self.provider_client.metadata(provider.issuer)
+        except ProviderError as failure:
+            logger.warning("login provider %s: %s", provider.id, failure.reason)
+            raise SignInError.from_provider(failure) from failure
+        state = await start_login(
+            session,
+            provider=provider,
+            client_id=client_id,
+            redirect_uri=redirect_uri,
+            client_state=client_state,
+            code_challenge=code_challenge,
+        )
+        return with_query(
+            metadata.authorization_endpoint,
+            {
+                "response_type": "code",
+                "client_id": provider.client_id,
+                "redirect_uri": self.callback_url,
+                "scope": provider.scope,
+                "state": state,
+                "nonce": self._secrets.nonce(state),
+                "code_challenge": s256(self._secrets.code_verifier(state)),
+                "code_challenge_method": "S256",
+            },
+        )
+
+    async def finish(
+        self,
+        session: AsyncSession,
+        *,
+        login: ProviderLogin,
+        state: str,
+        answer: ProviderAnswer,
+        address: str,
+    ) -> str:
+        """The Keyhouse code for the storefront, once the provider's answer checks out."""
+        provider = await session.get(LoginProvider, login.provider_id)
+        if provider is None or not provider.enabled:
+            raise SignInError("access_denied", "This login provider is disabled.", "disabled")
+        try:
+            claims = await self._verified_claims(provider, state=state, answer=answer)
+        except ProviderError as failure:
+            raise SignInError.from_provider(failure) from failure
+        try:
+            return await self._record(session, login, provider, claims, address)
+        except IdentityRefusedError as failure:
+            raise SignInError.from_provider(failure) from failure
+
+    async def _verified_claims(
+        self, provider: LoginProvider, *, state: str, answer: ProviderAnswer
+    ) -> Mapping[str, Any]:
+        if answer.error is not None:
+            error = PROVIDER_ERRORS.get(answer.error, "access_denied")
+            detail = "The sign-in was cancelled or refused at the login provider."
+            raise SignInError(error, detail, "provider_error")
+        metadata = await self.provider_client.metadata(provider.issuer)
+        _check_issuer(metadata, answer)
+        if answer.code is None:
+            raise SignInError("invalid_request", "The provider sent no code.", "no_code")
+        tokens = await self.provider_client.exchange_code(
+            metadata,
+            client_id=provider.client_id,
+            client_secret=self._client_secret(provider),
+            code=answer.code,
+            code_verifier=self._secrets.code_verifier(state),
+            redirect_uri=self.callback_url,
+        )
+        claims = await verify_id_token(
+            tokens.id_token,
+            provider_client=self.provider_client,
+            metadata=metadata,
+            client_id=provider.client_id,
+            nonce=self._secrets.nonce(state),
+        )
+        userinfo = None
+        if metadata.userinfo_endpoint and not {"email", "email_verified"} <= claims.keys():
+            userinfo = await self.provider_client.userinfo(
+                metadata, access_token=tokens.access_token
+            )
+        return {"id_token": claims, "userinfo": userinfo}
+
+    def _client_secret(self, provider: LoginProvider) -> str:
+        try:
+            return decrypt_secret(provider, key=self._secret_key)
+        except InvalidTag as error:
+            # Encrypted under another server secret: an operator's mistake, not the shopper's.
+            logger.error("login provider %s: its client secret does not decrypt", provider.id)
+            detail = "This login provider cannot be used at the moment."
+            raise SignInError("server_error", detail, "secret_unreadable") from error
+
+    async def _record(
+        self,
+        session: AsyncSession,
+        login: ProviderLogin,
+        provider: LoginProvider,
+        claims: Mapping[str, Any],
+        address: str,
+    ) -> str:
+        """Customer, link, code and audit in one commit; one more try after losing a race
+        with a sign-in of the same shopper (or email), which the second try then finds."""
+        identity = identity_of(claims["id_token"], claims["userinfo"])
+        for attempt in range(2):
+            resolved = await resolve_customer(
+                session, hasher=self._hasher, provider=provider, identity=identity
+            )
+            code = issue_code(login, customer_id=resolved.customer.id)
+            _audit_success(
+                session, login, provider, resolved.customer.id, resolved.outcome, address
+            )
+            try:
+                await session.commit()
+                return code
+            except IntegrityError:
+                await session.rollback()
+                if attempt:
+                    raise
+                await session.refresh(login)
+                await session.refresh(provider)
+        raise AssertionError("unreachable")
+
+
+def _check_issuer(metadata: ProviderMetadata, answer: ProviderAnswer) -> None:
+    """RFC 9207 §2.4: an answer naming another issuer, or none from a provider that always
+    names itself, may come from another provider sharing our callback (a mix-up attack)."""
+    if answer.issuer is None and not metadata.returns_issuer:
+        return
+    if answer.issuer != metadata.issuer:
+        detail = "The answer did not come from the login provider the sign-in went to."
+        raise SignInError("access_denied", detail, "issuer_mismatch")
+
+
+def _audit_success(
+    session: AsyncSession,
+    login: ProviderLogin,
+    provider: LoginProvider,
+    customer_id: uuid.UUID,
+    outcome: Outcome,
+    address: str,
+) -> None:
+    events: list[AuditEventName] = [OUTCOME_EVENTS[outcome]] if outcome in OUTCOME_EVENTS else []
+    for event in [*events, "customer.provider_login"]:
+        record(
+            session,
+            event,
+            store_id=login.store_id,
+            actor=login.client_id,
+            subject=str(customer_id),
+            address=address,
+            provider=provider.name,
+        )
