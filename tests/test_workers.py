@@ -25,6 +25,7 @@ pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="several workers need P
 TOKENS_PER_ADDRESS = 30  # enough requests that both workers answer some
 PAIR_FAILURES = 3
 LOCKED_PROBES = 10
+MAX_LOCKED_PROBES = 50  # with the failures, within the login limit per address (60/minute)
 
 
 @pytest.fixture
@@ -88,10 +89,13 @@ async def test_a_lockout_started_through_one_worker_holds_on_the_other(
         response = await log_in(await anext(clients), bearer, email=email, password=wrong)
         assert response.status_code == 401, response.text
 
-    # The right password, now refused by whichever worker answers.
-    statuses = [
-        (await log_in(await anext(clients), bearer, email=email)).status_code
-        for _ in range(LOCKED_PROBES)
-    ]
-    assert statuses == [429] * LOCKED_PROBES
+    # The right password, now refused by whichever worker answers. Under load the kernel may
+    # hand one worker many connections in a row: probe on (boundedly) until both have answered.
+    statuses = []
+    for probe in range(MAX_LOCKED_PROBES):
+        statuses.append((await log_in(await anext(clients), bearer, email=email)).status_code)
+        answered = two_workers.pids_that_answered("/v2/customers/tokens")
+        if probe + 1 >= LOCKED_PROBES and len(answered) == 2:
+            break
+    assert statuses == [429] * len(statuses)
     assert len(two_workers.pids_that_answered("/v2/customers/tokens")) == 2
