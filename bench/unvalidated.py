@@ -8,9 +8,10 @@ Authorization header, the verifier's lookup of remembered tokens (or a full JWT 
 building the `Caller`. The scope check still runs (a set lookup), with the `HTTPBearer` and
 `APIKeyHeader` dependencies beside it that document the schemes (two header lookups).
 
-The fixed `Caller` is built at startup from a real token, `BENCH_ACCESS_TOKEN`, verified by
-the app's own `TokenVerifier`, so it names the same store and scopes as the requests sent to
-Keyhouse. `KEYHOUSE_ISSUER` must be the issuer of that token (Keyhouse's address).
+The fixed `Caller` is built at startup from a real token, `BENCH_ACCESS_TOKEN`, and, if set,
+a shopper's customer token, `BENCH_CUSTOMER_TOKEN`, both verified by the app's own
+`TokenVerifier`, so it names the same store, scopes and shopper as the requests sent to
+Keyhouse. `KEYHOUSE_ISSUER` must be the issuer of those tokens (Keyhouse's address).
 
 `BENCH_BYPASS` says how the override is applied:
 
@@ -99,6 +100,7 @@ def resolve_overrides(app: FastAPI) -> int:
 
 def create_unvalidated_app() -> FastAPI:
     token = os.environ.get("BENCH_ACCESS_TOKEN", "")
+    customer_token = os.environ.get("BENCH_CUSTOMER_TOKEN", "")
     mode = os.environ.get("BENCH_BYPASS", "resolved")
     if not token:
         raise RuntimeError("BENCH_ACCESS_TOKEN (a valid access token) is required")
@@ -120,7 +122,9 @@ def create_unvalidated_app() -> FastAPI:
     async def lifespan(served: FastAPI) -> AsyncIterator[Any]:
         async with keyhouse_lifespan(served) as state:
             verifier: TokenVerifier = served.state.token_verifier
-            fixed.append(Caller(token=await verifier.access_token(token), customer=None))
+            access = await verifier.access_token(token)
+            customer = await verifier.customer_token(customer_token) if customer_token else None
+            fixed.append(Caller(token=access, customer=customer))
             yield state
 
     app.router.lifespan_context = lifespan
