@@ -12,7 +12,7 @@ says it from there: `document_security` below.
 """
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -141,17 +141,28 @@ async def _current_caller(request: Request) -> Caller:
     return Caller(token=access, customer=customer)
 
 
+def require_scopes(caller: Caller, scopes: Iterable[str]) -> Caller:
+    """The caller, whose access token must carry every scope asked for (RFC 6750 §3.1)."""
+    for scope in scopes:
+        if scope not in caller.token.scopes:
+            raise InsufficientScopeError(scope)
+    return caller
+
+
 async def _caller_with_scopes(
     security_scopes: SecurityScopes,
     caller: Annotated[Caller, Depends(_current_caller)],
     _access_token: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
     _customer_token: Annotated[str | None, Depends(customer_token_scheme)],
 ) -> Caller:
-    """The caller, whose access token must carry every scope asked for (RFC 6750 §3.1)."""
-    for scope in security_scopes.scopes:
-        if scope not in caller.token.scopes:
-            raise InsufficientScopeError(scope)
-    return caller
+    """The caller, with the scopes of the route's `Security` (RFC 6750 §3.1)."""
+    return require_scopes(caller, security_scopes.scopes)
+
+
+async def read_caller(request: Request) -> Caller:
+    """What `ReadCaller` resolves to, for the reads served outside FastAPI's dependencies
+    (app/store/reads.py): the caller, with the `read` scope (RFC 6750 §3.1)."""
+    return require_scopes(await _current_caller(request), (READ,))
 
 
 ReadCaller = Annotated[Caller, Security(_caller_with_scopes, scopes=[READ])]
