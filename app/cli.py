@@ -34,6 +34,7 @@ from app.oauth import keys as key_service
 from app.oauth import stores as store_service
 from app.passwords import ClientSecretHasher, PasswordHasher
 from app.server_secret import load_server_keys
+from app.serving import exec_server
 from app.settings import DEFAULT_HOST, DEFAULT_PORT, ConfigurationError, Settings, get_settings
 
 # No pretty tracebacks: they print local variables, and locals can hold secrets.
@@ -433,8 +434,6 @@ def serve(
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = True,
 ) -> None:
     """Serve Keyhouse. On the embedded SQLite default, migrations are applied first."""
-    import uvicorn
-
     settings = get_settings()
     if settings.environment == "development" and "issuer" not in settings.model_fields_set:
         # In development the issuer is the address served; workers inherit it from here.
@@ -452,16 +451,7 @@ def serve(
         extra={"issuer": settings.issuer, "workers": workers},
     )
     share_metrics_across_workers(workers)
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=access_log,
-        proxy_headers=True,
-        log_config=_log_config(settings),
-    )
+    exec_server(host=host, port=port, workers=workers, access_log=access_log)
 
 
 def _log_config(settings: Settings) -> dict[str, Any]:
