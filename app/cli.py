@@ -28,7 +28,6 @@ from app.customers import customers as customer_service
 from app.db import Database
 from app.errors import KeyhouseError
 from app.logs import logging_config
-from app.metrics import share_metrics_across_workers
 from app.oauth import clients as client_service
 from app.oauth import keys as key_service
 from app.oauth import stores as store_service
@@ -450,7 +449,6 @@ def serve(
         settings.issuer,
         extra={"issuer": settings.issuer, "workers": workers},
     )
-    share_metrics_across_workers(workers)
     exec_server(host=host, port=port, workers=workers, access_log=access_log)
 
 

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from app.logs import logging_config
+from app.metrics import share_metrics_across_workers
 from app.settings import get_settings
 
 
@@ -37,6 +38,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--no-access-log", dest="access_log", action="store_false")
     args = parser.parse_args(argv)
     settings = get_settings()
+    share_metrics_across_workers(args.workers)  # removed when this process exits
     uvicorn.run(
         "app.main:create_app",
         factory=True,

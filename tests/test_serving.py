@@ -29,8 +29,11 @@ def test_the_server_process_runs_uvicorn_as_the_command_line_did(
     import uvicorn
 
     runs: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+    shared: list[int] = []
     monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: runs.append((args, kwargs)))
+    monkeypatch.setattr(serving, "share_metrics_across_workers", shared.append)
     serving.main(["--host", "0.0.0.0", "--port", "8000", "--workers", "3"])  # noqa: S104
+    assert shared == [3]  # the workers' metrics directory, made and removed by this process
     [(args, kwargs)] = runs
     assert args == ("app.main:create_app",)
     log_config = kwargs.pop("log_config")
