@@ -11,6 +11,7 @@ Products are kept as JSON already encoded (`orjson.Fragment`), which the answers
 are: neither the encoding nor the memory is paid twice for a product on several pages.
 """
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,9 +25,8 @@ from app.db import Database
 from app.jsonapi import Page, read_page
 from app.store.products import LIVE, Product, product_json
 
-MAX_CACHED_PRODUCTS = 10_000
-# A page of 100 products is about 50 kB: a few MiB at most.
-MAX_CACHED_PAGES = 256
+MAX_CACHED_PRODUCTS = 10_000  # about 600 bytes each
+MAX_CACHED_PAGES = 256  # 13 kB for a page of 25 products, 50 kB for one of 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,12 +62,11 @@ class Catalogue:
         """The product as it is answered, or None if the store has none with this id (or, with
         `live_only`, only a draft)."""
         key = f"{store_id}/{product_id}"
-        cached = self._products.fresh(key)
-        found = (
-            cached[0]
-            if cached
-            else await self._products.get(key, lambda: self._load_product(store_id, product_id))
-        )
+        cached = self._products.fresh(key)  # the busy path, with no await
+        if cached is None:
+            found = await self._products.get(key, lambda: self._load_product(store_id, product_id))
+        else:
+            (found,) = cached
         if found is None or (live_only and found.status != LIVE):
             return None
         return found.document
@@ -85,13 +84,11 @@ class Catalogue:
         how many there are in all."""
         key = f"{store_id}/{live_only}/{page.limit}/{page.offset}/{filter_text}"
         cached = self._pages.fresh(key)
-        found = (
-            cached[0]
-            if cached
-            else await self._pages.get(
-                key, lambda: self._load_page(store_id, page, live_only, conditions)
-            )
-        )
+        if cached is None:
+            load = functools.partial(self._load_page, store_id, page, live_only, conditions)
+            found = await self._pages.get(key, load)
+        else:
+            (found,) = cached
         return found.products, found.total
 
     def changed(self) -> None:
