@@ -34,18 +34,22 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("fastapi/encoders.py", "/json/", "orjson", "starlette/responses.py", "app/jsonapi.py"),
     ),
     ("database: session and ORM", ("sqlalchemy/orm/", "sqlalchemy/ext/asyncio/session.py")),
-    ("database: SQL building and compiling", ("sqlalchemy/sql/",)),
     (
-        "database: engine, pool, driver",
-        ("sqlalchemy/", "greenlet", "aiosqlite/", "asyncpg/", "sqlite3/", "app/db.py"),
+        "database: values to Python (UUIDs, JSON, times)",
+        ("sqlalchemy/sql/sqltypes.py", "sqlalchemy/sql/type_api.py", "processors", "app/db.py"),
     ),
-    ("store code (app/store)", ("app/store/",)),
+    ("database: SQL building and compiling", ("sqlalchemy/sql/",)),
+    ("database: engine, pool, driver", ("sqlalchemy/", "greenlet", "aiosqlite/", "asyncpg/")),
+    ("store code (app/store: documents, checks)", ("app/store/",)),
     (
         "FastAPI dependencies and parameters",
         ("fastapi/dependencies/", "fastapi/security/", "fastapi/params.py", "pydantic"),
     ),
-    ("routing (FastAPI, Starlette)", ("fastapi/", "starlette/routing.py", "starlette/_ex")),
-    ("middleware (telemetry, CORS, limits, errors)", ("app/", "starlette/", "prometheus_client")),
+    (
+        "middleware (telemetry, CORS, limits, errors)",
+        ("app/", "starlette/middleware/", "fastapi/_body_limit", "fastapi/telemetry", "prometheus"),
+    ),
+    ("routing and reading requests (FastAPI, Starlette)", ("fastapi/", "starlette/")),
     ("server (Uvicorn, HTTP parsing, event loop)", ("uvicorn/", "httptools", "uvloop")),
 )
 # Generic modules every layer calls: their frames are passed through to their caller's.
