@@ -35,6 +35,8 @@ from app.oauth.verification import (
 )
 
 CUSTOMER_TOKEN_HEADER = "X-Moltin-Customer-Token"  # noqa: S105 (a header name)
+_AUTHORIZATION = b"authorization"
+_CUSTOMER_TOKEN = CUSTOMER_TOKEN_HEADER.lower().encode("latin-1")
 
 
 class MissingTokenError(KeyhouseError):
@@ -123,8 +125,20 @@ def _verifier(request: Request) -> TokenVerifier:
     return verifier
 
 
+def _credentials(request: Request) -> tuple[str | None, str | None]:
+    """The request's first `Authorization` and customer-token headers, in one pass over its
+    headers (this runs on every protected request)."""
+    authorization = customer_token = None
+    for name, value in request.scope["headers"]:  # names are lower case in ASGI
+        if name == _AUTHORIZATION and authorization is None:
+            authorization = value.decode("latin-1")
+        elif name == _CUSTOMER_TOKEN and customer_token is None:
+            customer_token = value.decode("latin-1")
+    return authorization, customer_token
+
+
 async def _current_caller(request: Request) -> Caller:
-    authorization = request.headers.get("authorization")
+    authorization, raw_customer_token = _credentials(request)
     if authorization is None:
         raise MissingTokenError()
     scheme, _, token = authorization.strip().partition(" ")
@@ -132,7 +146,6 @@ async def _current_caller(request: Request) -> Caller:
         raise InvalidTokenError()
     verifier = _verifier(request)
     access = await verifier.access_token(token.strip())
-    raw_customer_token = request.headers.get(CUSTOMER_TOKEN_HEADER)
     if raw_customer_token is None or not raw_customer_token.strip():
         return Caller(token=access, customer=None)
     customer = await verifier.customer_token(raw_customer_token.strip())

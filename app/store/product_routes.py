@@ -1,8 +1,9 @@
 """`/v2/products`: storefronts read live products; backends manage the catalogue.
 
-Reads come from the worker's `Catalogue` (a copy a second old at most), and their two routes
-are served by app/store/reads.py ahead of FastAPI's routing, through `product_answer` and
-`products_answer`; writes go to the database and make this worker's catalogue forget.
+Reads come from the worker's `Catalogue` (a copy at most `KEYHOUSE_CATALOGUE_CACHE_SECONDS`
+old), and their two routes are served by app/store/reads.py ahead of FastAPI's routing, through
+`product_answer` and `products_answer`; writes go to the database and make this worker's
+catalogue forget.
 """
 
 import uuid
