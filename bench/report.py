@@ -90,6 +90,7 @@ def header(document: Document) -> str:
     changed = len(keyhouse["uncommitted"])
     wrk = versions.get("wrk", "wrk").split(" Copyright")[0]  # `wrk -v`: version, then notice
     rounds = f"{settings['rounds']} round{'s' if settings['rounds'] > 1 else ''}"
+    reads = settings.get("read_duration", settings["duration"])
     lines = [
         "# Keyhouse performance",
         "",
@@ -105,8 +106,9 @@ def header(document: Document) -> str:
         f"`uvicorn --workers N` with the same options, N = {', '.join(map(str, workers))}; "
         f"databases {', '.join(settings.get('databases', []))}.",
         f"- **Load**: {wrk}, `-t{settings['threads']} -c{settings['connections']}` over "
-        f"loopback; {settings['duration']} s per measured run after {settings['warmup']} s of "
-        f"warm-up; {rounds} alternating Keyhouse and its reference; the medians of the rounds.",
+        f"loopback; {settings['duration']} s per measured run ({reads} s for the protected "
+        f"reads) after {settings['warmup']} s of warm-up; {rounds} alternating Keyhouse and its "
+        "references; the medians of the rounds.",
         "- **RSS**: the resident memory (VmRSS) of each worker process (with one worker, the "
         "server process itself), read after the scenario's measured rounds with the server "
         "still up; the max and the mean across the workers.",

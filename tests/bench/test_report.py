@@ -31,6 +31,7 @@ def document(cpus: int = 2, workers: tuple[int, ...] = (1, 2), **sections: Any) 
         "command": "python bench/run.py",
         "settings": {
             **{"duration": 10, "warmup": 2, "connections": 32, "threads": 1, "rounds": 3},
+            "read_duration": 5,
             **{"loop": "uvloop", "http": "httptools", "workers": list(workers)},
             "databases": ["sqlite", "postgresql"],
         },
@@ -203,6 +204,7 @@ def test_the_header_warns_when_wrk_shares_the_cores_with_the_workers() -> None:
     assert "**2 CPUs for 2 workers and wrk**" in render(document(cpus=2))
     assert "CPUs for" not in render(document(cpus=8))
     assert "`-t1 -c32`" in render(document())
+    assert "10 s per measured run (5 s for the protected reads)" in render(document())
     assert "Copyright" not in render(document())
 
 
