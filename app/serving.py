@@ -1,12 +1,12 @@
 """The server process: Uvicorn serving `create_app()`, in an interpreter of its own.
 
 `keyhouse serve` migrates and bootstraps, then replaces itself (`os.execv`, same process id) with
-`python -m app.serving`, so that the process that serves, and with several workers each worker
+`python -P -m app.serving`, so that the process that serves, and with several workers each worker
 it spawns (which imports this module again as its main), holds only what serving needs: none
 of the command line's modules (Typer, Alembic, the migrations), which cost each worker about
 13 MiB of memory (measured with bench/run.py; see bench/README.md).
 
-    python -m app.serving --host 127.0.0.1 --port 8000 --workers 2 [--no-access-log]
+    python -P -m app.serving --host 127.0.0.1 --port 8000 --workers 2 [--no-access-log]
 """
 
 import argparse
@@ -21,7 +21,8 @@ from app.settings import get_settings
 
 def exec_server(*, host: str, port: int, workers: int, access_log: bool) -> None:
     """Replaces this process with the server's; never returns."""
-    argv = [sys.executable, "-m", "app.serving", "--host", host, "--port", str(port)]
+    # -P: not the current directory first on the path, where another `app` could shadow ours.
+    argv = [sys.executable, "-P", "-m", "app.serving", "--host", host, "--port", str(port)]
     argv += ["--workers", str(workers), *([] if access_log else ["--no-access-log"])]
     sys.stdout.flush()
     sys.stderr.flush()

@@ -19,8 +19,10 @@ def test_the_command_line_hands_over_to_a_fresh_interpreter(
     calls: list[tuple[str, list[str]]] = []
     monkeypatch.setattr(os, "execv", lambda path, argv: calls.append((path, argv)))
     serving.exec_server(host="127.0.0.1", port=8123, workers=2, access_log=False)
-    server = ["-m", "app.serving", "--host", "127.0.0.1", "--port", "8123", "--workers", "2"]
-    assert calls == [(sys.executable, [sys.executable, *server, "--no-access-log"])]
+    server = ["-P", "-m", "app.serving", "--host", "127.0.0.1", "--port", "8123"]
+    assert calls == [
+        (sys.executable, [sys.executable, *server, "--workers", "2", "--no-access-log"])
+    ]
 
 
 def test_the_server_process_runs_uvicorn_as_the_command_line_did(
