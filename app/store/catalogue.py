@@ -22,8 +22,8 @@ from sqlalchemy import ColumnElement, Row, select
 
 from app.cache import ExpiringCache
 from app.db import Database
-from app.jsonapi import Page, read_page
-from app.store.products import LIVE, Product, product_json
+from app.jsonapi import Page, parse_filter, read_page
+from app.store.products import LIVE, PRODUCT_FILTERS, Product, product_json
 
 MAX_CACHED_PRODUCTS = 10_000  # about 600 bytes each
 MAX_CACHED_PAGES = 256  # 13 kB for a page of 25 products, 50 kB for one of 100
@@ -78,13 +78,13 @@ class Catalogue:
         page: Page,
         live_only: bool,
         filter_text: str,
-        conditions: Sequence[ColumnElement[bool]],
     ) -> tuple[list[orjson.Fragment], int]:
-        """A page of the store's products (`conditions` being what `filter_text` says), and
-        how many there are in all."""
+        """A page of the store's products matching `filter_text` (`filter=eq(sku,…)`, a 400 if
+        malformed), and how many there are in all."""
         key = f"{store_id}/{live_only}/{page.limit}/{page.offset}/{filter_text}"
-        cached = self._pages.fresh(key)
+        cached = self._pages.fresh(key)  # a filter is only ever cached once it parsed
         if cached is None:
+            conditions = parse_filter(filter_text, PRODUCT_FILTERS)
             load = functools.partial(self._load_page, store_id, page, live_only, conditions)
             found = await self._pages.get(key, load)
         else:

@@ -21,7 +21,6 @@ from app.jsonapi import (
     list_document,
     list_parameters,
     page_of,
-    parse_filter,
 )
 from app.security import Caller, ReadCaller, WriteCaller
 from app.store import products as service
@@ -53,13 +52,11 @@ def _catalogue(request: Request) -> Catalogue:
 
 async def products_answer(request: Request, caller: Caller) -> Response:
     page = page_of(request)
-    filter_text = request.query_params.get("filter") or ""
     products, total = await _catalogue(request).page(
         store_id=caller.store_id,
         page=page,
         live_only=not caller.is_backend,
-        filter_text=filter_text,
-        conditions=parse_filter(filter_text, PRODUCT_FILTERS),
+        filter_text=request.query_params.get("filter") or "",
     )
     return json_response(list_document(request, products, page=page, total=total))
 
