@@ -25,7 +25,6 @@ from app.customers import customers as customer_service
 from app.db import Database
 from app.errors import KeyhouseError
 from app.logs import logging_config
-from app.metrics import share_metrics_across_workers
 from app.oauth import clients as client_service
 from app.oauth import keys as key_service
 from app.oauth import stores as store_service
@@ -33,6 +32,7 @@ from app.oauth.secret_binding import bind_server_secret
 from app.passwords import ClientSecretHasher, PasswordHasher
 from app.schema import upgrade_database
 from app.server_secret import ServerKeys, existing_server_keys, secret_source
+from app.serving import exec_server
 from app.settings import DEFAULT_HOST, DEFAULT_PORT, ConfigurationError, Settings, get_settings
 
 # No pretty tracebacks: they print local variables, and locals can hold secrets.
@@ -462,8 +462,6 @@ def serve(
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = True,
 ) -> None:
     """Serve Keyhouse. On the embedded SQLite default, migrations are applied first."""
-    import uvicorn
-
     settings = get_settings()
     if settings.environment == "development" and "issuer" not in settings.model_fields_set:
         # In development the issuer is the address served; workers inherit it from here.
@@ -490,17 +488,7 @@ def serve(
         settings.issuer,
         extra={"issuer": settings.issuer, "workers": workers},
     )
-    share_metrics_across_workers(workers)
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=access_log,
-        proxy_headers=True,
-        log_config=_log_config(settings),
-    )
+    exec_server(host=host, port=port, workers=workers, access_log=access_log)
 
 
 def _log_config(settings: Settings) -> dict[str, Any]:

@@ -4,14 +4,17 @@ import errno
 import socket
 import sqlite3
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar
 
+import orjson
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -76,9 +79,10 @@ COMMAND_TIMEOUT_SECONDS = 10.0
 
 def create_engine(url: str, *, command_timeout: float | None = None) -> AsyncEngine:
     # Statement parameters include password and secret hashes: SQLAlchemy leaves them out of
-    # its exception messages (which reach the error log) and of its own logging.
+    # its exception messages (which reach the error log) and of its own logging. JSON columns
+    # (prices, addresses) are parsed by orjson, several times faster than the standard json.
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, hide_parameters=True)
+        engine = create_async_engine(url, hide_parameters=True, json_deserializer=orjson.loads)
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
         return engine
     # Pre-ping: after the server restarts, a pooled connection that died with it is replaced
@@ -86,6 +90,7 @@ def create_engine(url: str, *, command_timeout: float | None = None) -> AsyncEng
     return create_async_engine(
         url,
         hide_parameters=True,
+        json_deserializer=orjson.loads,
         pool_pre_ping=True,
         pool_size=10,
         max_overflow=10,
@@ -149,11 +154,24 @@ def _driver_unavailable(error: BaseException | None) -> bool:
 
 
 class Database:
-    """An engine and its session factory."""
+    """An engine and its session factory, and connections for plain reads."""
 
     def __init__(self, url: str) -> None:
         self.engine = create_engine(url, command_timeout=COMMAND_TIMEOUT_SECONDS)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # PostgreSQL's driver opens a transaction before a connection's first statement and
+        # rolls it back when the connection is returned: two round trips that a read, each of
+        # whose statements sees committed data either way, has no use for. SQLite's driver
+        # opens none before a SELECT, and switching its connections would cost more.
+        self._autocommit_reads = not url.startswith("sqlite")
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection for SELECTs alone: no session, no ORM, no transaction."""
+        async with self.engine.connect() as connection:
+            if self._autocommit_reads:  # until the connection is returned to the pool
+                await connection.execution_options(isolation_level="AUTOCOMMIT")
+            yield connection
 
     async def dispose(self) -> None:
         await self.engine.dispose()

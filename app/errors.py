@@ -24,6 +24,9 @@ from app.db import is_unavailable
 logger = logging.getLogger("keyhouse.errors")
 
 JSON_API = "application/json"
+# What a database that is away raises (OSError too: connect failures come unwrapped); the
+# handler below tells an outage (503) from a bug (500).
+DATABASE_ERRORS = (SQLAlchemyError, OSError)
 # What a 503 asks clients to wait: PostgreSQL restarts in about a second, and the pool
 # reconnects on the next request once it is back.
 RETRY_AFTER_SECONDS = 2
@@ -250,7 +253,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(KeyhouseError, _handle_keyhouse_error)
     app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
     app.add_exception_handler(RequestValidationError, _handle_validation_error)
-    # The errors a database that is away raises (and OSError: connect failures come unwrapped)
-    app.add_exception_handler(SQLAlchemyError, _handle_database_error)
-    app.add_exception_handler(OSError, _handle_database_error)
+    for database_error in DATABASE_ERRORS:
+        app.add_exception_handler(database_error, _handle_database_error)
     app.add_exception_handler(Exception, _handle_unexpected)

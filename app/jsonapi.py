@@ -13,8 +13,8 @@ from typing import Annotated, Any, Generic, TypeVar
 from urllib.parse import urlencode
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import ColumnElement, String, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import ColumnElement, FromClause, Row, String, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute
 from starlette.requests import Request
 
@@ -23,6 +23,7 @@ from app.errors import KeyhouseError, error_responses
 T = TypeVar("T")
 M = TypeVar("M", bound=DeclarativeBase)
 DEFAULT_PAGE_LIMIT = 25
+MATCHING = "rows_matching"  # the column `read_page` counts every matching row in
 MAX_PAGE_LIMIT = 100
 
 
@@ -154,9 +155,10 @@ def page_of(request: Request) -> Page:
 
 
 def list_document(
-    request: Request, data: Sequence[dict[str, Any]], *, page: Page, total: int
+    request: Request, data: Sequence[Any], *, page: Page, total: int
 ) -> dict[str, Any]:
-    """A list answer with JSON:API pagination links and the commerce API's `meta`."""
+    """A list answer with JSON:API pagination links and the commerce API's `meta`; `data` holds
+    documents, or documents already encoded (`orjson.Fragment`) for `json_response`."""
 
     def link(offset: int) -> str:
         query = {
@@ -186,6 +188,31 @@ def list_document(
             "results": {"total": total},
         },
     }
+
+
+async def read_page(
+    connection: AsyncConnection,
+    table: FromClause,
+    *,
+    where: Sequence[ColumnElement[bool]],
+    page: Page,
+    order_by: Sequence[InstrumentedAttribute[Any]],
+) -> tuple[Sequence[Row[Any]], int]:
+    """One page of `table`'s rows matching `where`, as plain rows, and how many match in all.
+
+    One query gives both, each row carrying the count of all (`count(*) OVER ()`, computed
+    before LIMIT), so a page costs one round trip; only a page past the end, with no row to
+    carry it, asks for the count on its own.
+    """
+    matching = func.count().over().label(MATCHING)
+    query = select(table, matching).where(*where).order_by(*order_by)
+    rows = (await connection.execute(query.limit(page.limit).offset(page.offset))).all()
+    if rows:
+        return rows, int(rows[0][-1])
+    if page.offset == 0:
+        return rows, 0
+    total = await connection.scalar(select(func.count()).select_from(table).where(*where))
+    return rows, total or 0
 
 
 async def fetch_page(

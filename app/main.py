@@ -38,8 +38,10 @@ from app.security import document_security
 from app.settings import Settings, get_settings
 from app.store.address_routes import router as address_router
 from app.store.cart_routes import router as cart_router
+from app.store.catalogue import Catalogue
 from app.store.order_routes import router as order_router
 from app.store.product_routes import router as product_router
+from app.store.reads import StoreReads
 from app.telemetry import RequestTelemetry
 
 NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
@@ -99,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.clients = clients
         app.state.keyring = keyring
         app.state.revocations = revocations
+        app.state.catalogue = Catalogue(database, cache_seconds=settings.catalogue_cache_seconds)
         authenticator = ClientAuthenticator(
             clients, ClientSecretHasher(server_keys.client_secret_hmac)
         )
@@ -155,7 +158,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry=None if settings.opentelemetry else NO_TELEMETRY,
     )
     # Added last is outermost: CORS sees every response, the token endpoint's included. The
-    # body limit is inside the token endpoint, which bounds its own bodies on its hot path.
+    # body limit is inside the token endpoint, which bounds its own bodies on its hot path;
+    # the store's busiest reads are inside the limit, as the routes they stand in for.
+    app.add_middleware(StoreReads)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(TokenEndpoint)
     app.add_middleware(ClientOriginCORSMiddleware)

@@ -22,19 +22,19 @@ import ipaddress
 import logging
 import math
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from limits import parse
 from limits.aio.storage import MemoryStorage as LimitsMemoryStorage
 from limits.aio.storage import RedisStorage, Storage
 from limits.errors import StorageError
-from redis.asyncio import ConnectionPool
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from starlette.types import Scope
 
 from app.errors import KeyhouseError, ServiceUnavailableError
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    from redis.asyncio import ConnectionPool
 
 logger = logging.getLogger("keyhouse.ratelimit")
 
@@ -141,7 +141,7 @@ setattr(MemoryStorage, "incr", _incr)  # noqa: B010 (as above: assigned after th
 class Counters:
     """The storage that counters live in, and whether it can be reached right now."""
 
-    def __init__(self, storage: Storage, pool: ConnectionPool | None = None) -> None:
+    def __init__(self, storage: Storage, pool: "ConnectionPool | None" = None) -> None:
         self.storage = storage
         self._pool = pool
         self.down_until = 0.0  # monotonic time; 0 while the storage answers
@@ -150,6 +150,11 @@ class Counters:
     def from_settings(cls, settings: Settings) -> "Counters":
         if settings.redis_url is None:
             return cls(MemoryStorage())
+        # Imported here: a worker without Redis holds none of redis-py (about 4 MiB).
+        from redis.asyncio import ConnectionPool
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
         pool = ConnectionPool.from_url(
             settings.redis_url,
             socket_timeout=REDIS_TIMEOUT_SECONDS,

@@ -12,7 +12,7 @@ says it from there: `document_security` below.
 """
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -35,6 +35,8 @@ from app.oauth.verification import (
 )
 
 CUSTOMER_TOKEN_HEADER = "X-Moltin-Customer-Token"  # noqa: S105 (a header name)
+_AUTHORIZATION = b"authorization"
+_CUSTOMER_TOKEN = CUSTOMER_TOKEN_HEADER.lower().encode("latin-1")
 
 
 class MissingTokenError(KeyhouseError):
@@ -123,8 +125,20 @@ def _verifier(request: Request) -> TokenVerifier:
     return verifier
 
 
+def _credentials(request: Request) -> tuple[str | None, str | None]:
+    """The request's first `Authorization` and customer-token headers, in one pass over its
+    headers (this runs on every protected request)."""
+    authorization = customer_token = None
+    for name, value in request.scope["headers"]:  # names are lower case in ASGI
+        if name == _AUTHORIZATION and authorization is None:
+            authorization = value.decode("latin-1")
+        elif name == _CUSTOMER_TOKEN and customer_token is None:
+            customer_token = value.decode("latin-1")
+    return authorization, customer_token
+
+
 async def _current_caller(request: Request) -> Caller:
-    authorization = request.headers.get("authorization")
+    authorization, raw_customer_token = _credentials(request)
     if authorization is None:
         raise MissingTokenError()
     scheme, _, token = authorization.strip().partition(" ")
@@ -132,7 +146,6 @@ async def _current_caller(request: Request) -> Caller:
         raise InvalidTokenError()
     verifier = _verifier(request)
     access = await verifier.access_token(token.strip())
-    raw_customer_token = request.headers.get(CUSTOMER_TOKEN_HEADER)
     if raw_customer_token is None or not raw_customer_token.strip():
         return Caller(token=access, customer=None)
     customer = await verifier.customer_token(raw_customer_token.strip())
@@ -141,17 +154,28 @@ async def _current_caller(request: Request) -> Caller:
     return Caller(token=access, customer=customer)
 
 
+def require_scopes(caller: Caller, scopes: Iterable[str]) -> Caller:
+    """The caller, whose access token must carry every scope asked for (RFC 6750 §3.1)."""
+    for scope in scopes:
+        if scope not in caller.token.scopes:
+            raise InsufficientScopeError(scope)
+    return caller
+
+
 async def _caller_with_scopes(
     security_scopes: SecurityScopes,
     caller: Annotated[Caller, Depends(_current_caller)],
     _access_token: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
     _customer_token: Annotated[str | None, Depends(customer_token_scheme)],
 ) -> Caller:
-    """The caller, whose access token must carry every scope asked for (RFC 6750 §3.1)."""
-    for scope in security_scopes.scopes:
-        if scope not in caller.token.scopes:
-            raise InsufficientScopeError(scope)
-    return caller
+    """The caller, with the scopes of the route's `Security` (RFC 6750 §3.1)."""
+    return require_scopes(caller, security_scopes.scopes)
+
+
+async def read_caller(request: Request) -> Caller:
+    """What `ReadCaller` resolves to, for the reads served outside FastAPI's dependencies
+    (app/store/reads.py): the caller, with the `read` scope (RFC 6750 §3.1)."""
+    return require_scopes(await _current_caller(request), (READ,))
 
 
 ReadCaller = Annotated[Caller, Security(_caller_with_scopes, scopes=[READ])]

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     signing_algorithm: Literal["ES256", "RS256"] = "ES256"
     # How long a worker trusts its in-memory copy of a client before reading it again.
     client_cache_seconds: float = Field(default=1.0, ge=0, le=60)
+    # Likewise for the products storefronts read (app/store/catalogue.py); 0 reads every time.
+    catalogue_cache_seconds: float = Field(default=1.0, ge=0, le=60)
     max_token_request_bytes: int = Field(default=16_384, ge=1024)
     # Every other route: larger bodies are refused with 413 (bodylimit.py).
     max_request_bytes: int = Field(default=65_536, ge=1024)

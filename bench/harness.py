@@ -71,6 +71,7 @@ class Config:
 
     duration: int
     warmup: int
+    read_duration: int  # seconds per measured run of the protected reads (9 targets each round)
     connections: int
     threads: int
     rounds: int
@@ -102,6 +103,9 @@ class WrkRun:
     # With several workers: the share of the server's CPU time that its busiest worker spent
     # during the run (0.5 is an even split between two); None with one worker.
     busiest_worker_share: float | None = None
+    # The CPU time (user and system) all of the server's workers spent during the run, per
+    # request completed, in µs: what the machine's other load does not inflate much.
+    cpu_us_per_request: float | None = None
 
     @classmethod
     def parse(cls, output: str, *, where: str) -> "WrkRun":
@@ -223,15 +227,18 @@ BALANCE_ATTEMPTS = 4
 
 
 def run_wrk_balanced(server: "Server", load: Load, seconds: int, where: str) -> WrkRun:
-    """`run_wrk`, again while one worker did most of the work (at most `BALANCE_ATTEMPTS`
-    runs; the most even one kept), with the busiest worker's share recorded."""
-    if server.workers == 1:
-        return run_wrk(server, load, seconds, where)
+    """`run_wrk`, with the CPU time the server's workers spent per request; with several
+    workers, again while one worker did most of the work (at most `BALANCE_ATTEMPTS` runs, the
+    most even one kept), with the busiest worker's share recorded."""
     attempts: list[WrkRun] = []
     for _ in range(BALANCE_ATTEMPTS):
         before = server.cpu_ticks()
         result = run_wrk(server, load, seconds, where)
         spent = [after - then for then, after in zip(before, server.cpu_ticks(), strict=True)]
+        cpu_us = sum(spent) / processes.CLOCK_TICKS_PER_SECOND * 1e6 / result.requests
+        result = dataclasses.replace(result, cpu_us_per_request=round(cpu_us, 1))
+        if server.workers == 1:
+            return result
         share = processes.busiest_share(spent)
         attempts.append(dataclasses.replace(result, busiest_worker_share=round(share, 2)))
         if share <= MAX_BUSIEST_SHARE:

@@ -2,7 +2,7 @@
 
 `POST /oauth/access_token` with `client_credentials` (client_secret_post) and `implicit`,
 both servers with the same number of workers; target, with one worker: client_credentials at
-0.8x the baseline's requests/s or better.
+0.85x the baseline's requests/s or better (issue 12: no regression below it).
 """
 
 import json
@@ -35,7 +35,7 @@ from processes import Memory
 from profiling import flame_graph_path, profile
 
 GRANTS = ("client_credentials", "implicit")
-TARGET_RATIO = 0.8
+TARGET_RATIO = 0.85
 TARGET_GRANT = "client_credentials"
 # Written by Uvicorn and Starlette for both apps; Keyhouse's other headers are copied to the
 # baseline (BENCH_HEADERS), so both send the same bytes.

@@ -16,6 +16,7 @@ from pathlib import Path
 PROC = Path("/proc")
 SPAWNED = b"multiprocessing.spawn"  # in a spawned worker's command line, not the tracker's
 IDLE_WINDOW_SECONDS = 0.5
+CLOCK_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 IDLE_CPU_SHARE = 0.04  # of one core, per worker over a window: idle, or as good as
 
 
@@ -112,7 +113,7 @@ def wait_idle(pids: Sequence[int], timeout: float) -> bool:
     waits until it is done.
     """
     deadline = time.monotonic() + timeout
-    idle_ticks = IDLE_CPU_SHARE * IDLE_WINDOW_SECONDS * os.sysconf("SC_CLK_TCK")
+    idle_ticks = IDLE_CPU_SHARE * IDLE_WINDOW_SECONDS * CLOCK_TICKS_PER_SECOND
     before = [cpu_ticks((PROC / str(pid) / "stat").read_text()) for pid in pids]
     while time.monotonic() < deadline:
         time.sleep(IDLE_WINDOW_SECONDS)

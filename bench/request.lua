@@ -2,6 +2,7 @@
 --
 --   BENCH_PATH (required), BENCH_METHOD (default GET)
 --   BENCH_AUTHORIZATION (optional): the Authorization header, e.g. "Bearer eyJ..."
+--   BENCH_CUSTOMER_TOKEN (optional): a shopper's customer token (X-Moltin-Customer-Token)
 --   BENCH_BODY, BENCH_CONTENT_TYPE (optional): the request body and its type
 --   BENCH_EXPECT_STATUS (default 200): every response must have this status
 --   BENCH_EXPECT_BYTES (optional): the body length every response must have
@@ -24,6 +25,10 @@ wrk.headers["Accept"] = "application/json"
 local authorization = os.getenv("BENCH_AUTHORIZATION")
 if authorization ~= nil and authorization ~= "" then
   wrk.headers["Authorization"] = authorization
+end
+local customer_token = os.getenv("BENCH_CUSTOMER_TOKEN")
+if customer_token ~= nil and customer_token ~= "" then
+  wrk.headers["X-Moltin-Customer-Token"] = customer_token
 end
 local body = os.getenv("BENCH_BODY")
 if body ~= nil and body ~= "" then

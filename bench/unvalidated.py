@@ -1,16 +1,21 @@
 """Keyhouse with bearer validation bypassed: the reference of the `protected` scenario.
 
-The app is Keyhouse's own, from `create_app()`, with one change declared the public way:
-`app.dependency_overrides[_current_caller]` returns a fixed `Caller`. That is the level that
-works: the scope check behind `ReadCaller` and `WriteCaller` depends on `_current_caller`.
-What is bypassed is everything `_current_caller` does per request: reading and splitting the
-Authorization header, the verifier's lookup of remembered tokens (or a full JWT verification),
-building the `Caller`. The scope check still runs (a set lookup), with the `HTTPBearer` and
-`APIKeyHeader` dependencies beside it that document the schemes (two header lookups).
+The app is Keyhouse's own, from `create_app()`, with two changes. For the routes FastAPI
+serves, one declared the public way: `app.dependency_overrides[_current_caller]` returns a
+fixed `Caller`. That is the level that works: the scope check behind `ReadCaller` and
+`WriteCaller` depends on `_current_caller`. The store's busiest reads are served ahead of
+FastAPI by `StoreReads` (app/store/reads.py), which checks the caller itself: its middleware
+entry is given the same fixed caller, behind the same scope check. What is bypassed is
+everything `_current_caller` does per request: reading and splitting the Authorization header
+(and the customer token's), the verifier's lookup of remembered tokens (or a full JWT
+verification), building the `Caller`. The scope check still runs (a set lookup), on the
+routes FastAPI serves with the `HTTPBearer` and `APIKeyHeader` dependencies beside it that
+document the schemes (two header lookups).
 
-The fixed `Caller` is built at startup from a real token, `BENCH_ACCESS_TOKEN`, verified by
-the app's own `TokenVerifier`, so it names the same store and scopes as the requests sent to
-Keyhouse. `KEYHOUSE_ISSUER` must be the issuer of that token (Keyhouse's address).
+The fixed `Caller` is built at startup from a real token, `BENCH_ACCESS_TOKEN`, and, if set,
+a shopper's customer token, `BENCH_CUSTOMER_TOKEN`, both verified by the app's own
+`TokenVerifier`, so it names the same store, scopes and shopper as the requests sent to
+Keyhouse. `KEYHOUSE_ISSUER` must be the issuer of those tokens (Keyhouse's address).
 
 `BENCH_BYPASS` says how the override is applied:
 
@@ -30,17 +35,20 @@ Keyhouse. `KEYHOUSE_ISSUER` must be the issuer of that token (Keyhouse's address
 """
 
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.dependencies.models import Dependant, _get_oauth_scopes
 from fastapi.dependencies.utils import get_dependant
+from starlette.middleware import Middleware
 
 from app.main import create_app
+from app.oauth.scopes import READ
 from app.oauth.verification import TokenVerifier
-from app.security import Caller, _current_caller
+from app.security import Caller, _current_caller, require_scopes
+from app.store.reads import StoreReads
 
 BYPASS_MODES = ("resolved", "per-request")
 
@@ -97,8 +105,20 @@ def resolve_overrides(app: FastAPI) -> int:
     return replaced
 
 
+def bypass_store_reads(app: FastAPI, caller_of: Callable[[Request], Awaitable[Caller]]) -> None:
+    """The store's busiest reads are served ahead of FastAPI (app/store/reads.py), with their
+    own caller check: `StoreReads` is given `caller_of` instead, before the app builds its
+    middleware (on startup)."""
+    for index, middleware in enumerate(app.user_middleware):
+        if middleware.cls is StoreReads:
+            app.user_middleware[index] = Middleware(StoreReads, caller_of=caller_of)
+            return
+    raise RuntimeError("the app has no StoreReads layer; nothing was bypassed")
+
+
 def create_unvalidated_app() -> FastAPI:
     token = os.environ.get("BENCH_ACCESS_TOKEN", "")
+    customer_token = os.environ.get("BENCH_CUSTOMER_TOKEN", "")
     mode = os.environ.get("BENCH_BYPASS", "resolved")
     if not token:
         raise RuntimeError("BENCH_ACCESS_TOKEN (a valid access token) is required")
@@ -110,9 +130,13 @@ def create_unvalidated_app() -> FastAPI:
     async def fixed_caller() -> Caller:
         return fixed[0]
 
+    async def fixed_read_caller(_request: Request) -> Caller:
+        return require_scopes(fixed[0], (READ,))  # the scope check still runs
+
     app.dependency_overrides[_current_caller] = fixed_caller
     if mode == "resolved" and resolve_overrides(app) == 0:
         raise RuntimeError("no route depends on _current_caller; nothing was bypassed")
+    bypass_store_reads(app, fixed_read_caller)
 
     keyhouse_lifespan = app.router.lifespan_context
 
@@ -120,7 +144,9 @@ def create_unvalidated_app() -> FastAPI:
     async def lifespan(served: FastAPI) -> AsyncIterator[Any]:
         async with keyhouse_lifespan(served) as state:
             verifier: TokenVerifier = served.state.token_verifier
-            fixed.append(Caller(token=await verifier.access_token(token), customer=None))
+            access = await verifier.access_token(token)
+            customer = await verifier.customer_token(customer_token) if customer_token else None
+            fixed.append(Caller(token=access, customer=customer))
             yield state
 
     app.router.lifespan_context = lifespan

@@ -5,6 +5,7 @@ In-process, on SQLite and on PostgreSQL: the app starts on the test database, th
 refused connection. `tests/test_database_outage.py` restarts a real server under load.
 """
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -186,3 +187,21 @@ async def test_connection_failures_are_outages() -> None:
     assert is_unavailable(refused)
     assert is_unavailable(TimeoutError())  # connecting took longer than the connect timeout
     assert is_unavailable(sa_exc.TimeoutError("QueuePool limit reached"))  # no free connection
+
+
+async def test_plain_reads_open_no_transaction(database: Database) -> None:
+    """`Database.reading()`: on PostgreSQL each statement commits on its own (no BEGIN and no
+    ROLLBACK round trips); SQLite's driver opens no transaction for a SELECT anyway."""
+    async with database.reading() as connection:
+        if database.engine.dialect.name == "postgresql":
+            first = await connection.scalar(text("SELECT now()"))  # the transaction's start
+            await asyncio.sleep(0.01)
+            assert await connection.scalar(text("SELECT now()")) > first
+        else:
+            assert await connection.scalar(text("SELECT 1")) == 1
+            raw = await connection.get_raw_connection()
+            assert raw.driver_connection is not None
+            assert not raw.driver_connection.in_transaction
+    async with database.engine.connect() as connection:  # returned as it was lent
+        await connection.scalar(text("SELECT 1"))
+        assert await connection.get_isolation_level() != "AUTOCOMMIT"

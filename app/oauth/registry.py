@@ -1,26 +1,22 @@
 """Cached, read-only views of clients for the hot path of the token endpoint.
 
-A worker keeps each client it has seen for `client_cache_seconds` (one second by default), so
-issuing a token costs no database round trip while a disabled client or a rotated secret is
-still noticed within that bound on every worker. When an entry expires, one request reloads it
-and the others in flight wait for that one load instead of each querying the database.
+A worker keeps each client it has seen for `client_cache_seconds` (one second by default, in an
+`ExpiringCache`), so issuing a token costs no database round trip while a disabled client or a
+rotated secret is still noticed within that bound on every worker.
 
 While the database is away, a client is served from the cache only until its entry expires:
 serving it longer would break that bound (a client disabled just before the outage would get
 tokens its revocation does not cover), so its token requests then get a 503.
 """
 
-import asyncio
 import re
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from app.cache import ExpiringCache
 from app.db import Database, is_unavailable
 from app.oauth.clients import OAuthClient
 
@@ -29,8 +25,6 @@ from app.oauth.clients import OAuthClient
 CLIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_CACHED_CLIENTS = 10_000
 ORIGINS_CACHE_SECONDS = 5.0
-
-V = TypeVar("V")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,51 +68,6 @@ def _record(client: OAuthClient) -> ClientRecord:
             for s in client.secrets
         ),
     )
-
-
-class ExpiringCache(Generic[V]):
-    """A bounded map whose entries live `seconds`; concurrent misses share one load."""
-
-    def __init__(self, seconds: float, max_entries: int) -> None:
-        self._seconds = seconds
-        self._max_entries = max_entries
-        self._entries: dict[str, tuple[float, V]] = {}
-        self._loading: dict[str, asyncio.Future[V]] = {}
-
-    def fresh(self, key: str) -> tuple[V] | None:
-        """The value, boxed, if one is cached and fresh: the busy path, with no await."""
-        entry = self._entries.get(key)
-        if entry is not None and entry[0] > time.monotonic():
-            return (entry[1],)
-        return None
-
-    async def get(self, key: str, load: Callable[[], Awaitable[V]]) -> V:
-        entry = self._entries.get(key)
-        if entry is not None and entry[0] > time.monotonic():
-            return entry[1]
-        task = self._loading.get(key)
-        if task is None:
-            # A task of its own, so a cancelled request does not cancel everyone's load.
-            task = asyncio.ensure_future(self._load_and_store(key, load))
-            self._loading[key] = task
-            task.add_done_callback(lambda done: self._finish(key, done))
-        return await asyncio.shield(task)
-
-    async def _load_and_store(self, key: str, load: Callable[[], Awaitable[V]]) -> V:
-        value = await load()
-        self._store(key, value)
-        return value
-
-    def _finish(self, key: str, task: "asyncio.Future[V]") -> None:
-        del self._loading[key]
-        if not task.cancelled():
-            task.exception()  # retrieved here; the requests awaiting it re-raise it
-
-    def _store(self, key: str, value: V) -> None:
-        self._entries.pop(key, None)
-        if len(self._entries) >= self._max_entries:
-            self._entries.pop(next(iter(self._entries)))  # the oldest entry
-        self._entries[key] = (time.monotonic() + self._seconds, value)
 
 
 class ClientRegistry:

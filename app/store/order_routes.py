@@ -3,12 +3,12 @@
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.customers.customers import get_customer
-from app.db import SessionDep
-from app.errors import NotFoundError, error_responses
+from app.db import Database, SessionDep
+from app.errors import NotFoundError, error_responses, json_response
 from app.jsonapi import (
     Body,
     Document,
@@ -82,25 +82,33 @@ async def checkout_cart(
     return {"data": service.order_json(order, [item.id for item in items])}
 
 
+async def orders_answer(request: Request, caller: Caller) -> Response:
+    """The page of orders a caller may see; served by app/store/reads.py, or by the route."""
+    owner = caller.customer_filter()  # 403 before any 400 about the query
+    page = page_of(request)
+    conditions = filter_of(request, ORDER_FILTERS)
+    database: Database = request.app.state.database
+    async with database.reading() as connection:
+        orders, total = await service.list_orders(
+            connection,
+            store_id=caller.store_id,
+            customer_id=owner,
+            page=page,
+            conditions=conditions,
+        )
+        ids = await service.item_ids(connection, store_id=caller.store_id, orders=orders)
+    data = [service.order_json(order, ids[order.id]) for order in orders]
+    return json_response(list_document(request, data, page=page, total=total))
+
+
 @router.get(
     "/v2/orders",
     summary="List orders (write; a customer token: its own)",
     responses=answers(ListDocument[OrderOut]),
     openapi_extra=list_parameters(ORDER_FILTERS),
 )
-async def list_orders(request: Request, session: SessionDep, caller: ReadCaller) -> Any:
-    owner = caller.customer_filter()  # 403 before any 400 about the query
-    page = page_of(request)
-    orders, total = await service.list_orders(
-        session,
-        store_id=caller.store_id,
-        customer_id=owner,
-        page=page,
-        conditions=filter_of(request, ORDER_FILTERS),
-    )
-    ids = await service.item_ids(session, store_id=caller.store_id, orders=orders)
-    data = [service.order_json(order, ids[order.id]) for order in orders]
-    return list_document(request, data, page=page, total=total)
+async def list_orders(request: Request, caller: ReadCaller) -> Any:
+    return await orders_answer(request, caller)
 
 
 @router.get(

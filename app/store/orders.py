@@ -8,15 +8,24 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import JSON, BigInteger, ColumnElement, ForeignKey, String, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import JSON, BigInteger, ColumnElement, ForeignKey, Row, String, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
-from app.jsonapi import Filterable, Output, Page, Timestamps, fetch_page, timestamps, utc_datetime
+from app.jsonapi import (
+    Filterable,
+    Output,
+    Page,
+    Timestamps,
+    fetch_page,
+    read_page,
+    timestamps,
+    utc_datetime,
+)
 from app.store.addresses import AddressFields
 from app.store.money import LineOut, WithTax, display_price, line_json
 
@@ -139,7 +148,38 @@ class OrderItemOut(LineOut):
     type: Literal["order_item"]
 
 
-def order_json(order: Order, item_ids: Sequence[uuid.UUID]) -> dict[str, Any]:
+class OrderFields(Protocol):
+    """What `order_json` reads: an `Order`, or a row of its table."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def payment(self) -> str: ...
+    @property
+    def shipping(self) -> str: ...
+    @property
+    def customer_id(self) -> uuid.UUID | None: ...
+    @property
+    def customer_name(self) -> str: ...
+    @property
+    def customer_email(self) -> str: ...
+    @property
+    def billing_address(self) -> dict[str, Any]: ...
+    @property
+    def shipping_address(self) -> dict[str, Any]: ...
+    @property
+    def total_amount(self) -> int: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def updated_at(self) -> datetime: ...
+
+
+def order_json(order: OrderFields, item_ids: Sequence[uuid.UUID]) -> dict[str, Any]:
     customer_id = str(order.customer_id) if order.customer_id is not None else None
     return {
         "type": "order",
@@ -184,16 +224,17 @@ async def get_order(
 
 
 async def list_orders(
-    session: AsyncSession,
+    connection: AsyncConnection,
     *,
     store_id: uuid.UUID,
     customer_id: uuid.UUID | None,
     page: Page,
     conditions: Sequence[ColumnElement[bool]],
-) -> tuple[list[Order], int]:
-    return await fetch_page(
-        session,
-        Order,
+) -> tuple[Sequence[Row[Any]], int]:
+    """A page of orders as plain rows (a read needs no ORM objects), and how many in all."""
+    return await read_page(
+        connection,
+        Order.__table__,
         where=[*_owned(store_id, customer_id), *conditions],
         page=page,
         order_by=[Order.created_at, Order.id],
@@ -201,16 +242,21 @@ async def list_orders(
 
 
 async def item_ids(
-    session: AsyncSession, *, store_id: uuid.UUID, orders: Sequence[Order]
+    reader: AsyncSession | AsyncConnection,
+    *,
+    store_id: uuid.UUID,
+    orders: Sequence[OrderFields],
 ) -> dict[uuid.UUID, list[uuid.UUID]]:
     """The item ids of each order, for `relationships.items`, in one query."""
+    ids: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
+    if not orders:
+        return ids
     query = (
         select(OrderItem.order_id, OrderItem.id)
         .where(OrderItem.store_id == store_id, OrderItem.order_id.in_([o.id for o in orders]))
         .order_by(OrderItem.created_at, OrderItem.id)
     )
-    ids: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
-    for order_id, item_id in await session.execute(query):
+    for order_id, item_id in await reader.execute(query):
         ids[order_id].append(item_id)
     return ids
 

@@ -1,12 +1,11 @@
 """Products of a store, and the service functions the routes share."""
 
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
-from sqlalchemy import JSON, ColumnElement, ForeignKey, String, Text, UniqueConstraint, select
+from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -16,10 +15,8 @@ from app.jsonapi import (
     ConflictError,
     Filterable,
     Output,
-    Page,
     StorableText,
     TimestampsMeta,
-    fetch_page,
     timestamps,
 )
 from app.store.money import Price, price_json
@@ -124,7 +121,34 @@ class ProductOut(Output):
     meta: TimestampsMeta
 
 
-def product_json(product: Product) -> dict[str, Any]:
+class ProductFields(Protocol):
+    """What `product_json` reads: a `Product`, or a row of its table."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def slug(self) -> str: ...
+    @property
+    def sku(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def manage_stock(self) -> bool: ...
+    @property
+    def price(self) -> list[dict[str, Any]]: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def commodity_type(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def updated_at(self) -> datetime: ...
+
+
+def product_json(product: ProductFields) -> dict[str, Any]:
     return {
         "type": "product",
         "id": str(product.id),
@@ -162,22 +186,6 @@ async def get_product(
     if live_only:
         query = query.where(Product.status == LIVE)
     return (await session.scalars(query)).first()
-
-
-async def list_products(
-    session: AsyncSession,
-    *,
-    store_id: uuid.UUID,
-    page: Page,
-    conditions: Sequence[ColumnElement[bool]],
-    live_only: bool,
-) -> tuple[list[Product], int]:
-    where = [Product.store_id == store_id, *conditions]
-    if live_only:
-        where.append(Product.status == LIVE)
-    return await fetch_page(
-        session, Product, where=where, page=page, order_by=[Product.created_at, Product.id]
-    )
 
 
 async def update_product(

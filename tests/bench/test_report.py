@@ -31,6 +31,7 @@ def document(cpus: int = 2, workers: tuple[int, ...] = (1, 2), **sections: Any) 
         "command": "python bench/run.py",
         "settings": {
             **{"duration": 10, "warmup": 2, "connections": 32, "threads": 1, "rounds": 3},
+            "read_duration": 5,
             **{"loop": "uvloop", "http": "httptools", "workers": list(workers)},
             "databases": ["sqlite", "postgresql"],
         },
@@ -46,7 +47,20 @@ def document(cpus: int = 2, workers: tuple[int, ...] = (1, 2), **sections: Any) 
         "targets": {
             "workers": 1,
             "issuance": {"grant": "client_credentials", "min_ratio": 0.8},
-            "protected": {"min_ratio": 0.85},
+            "protected": {
+                "min_vs_unvalidated": 0.9,
+                "max_rss_mib": 80.0,
+                "reads": {
+                    "product": {
+                        "path": "/v2/products/{product_id}",
+                        **{"min_rps": 3500, "min_vs_bare": 0.7, "max_p99_ms": 25},
+                    },
+                    "orders": {
+                        "path": "/v2/orders",
+                        **{"min_rps": None, "min_vs_bare": None, "max_p99_ms": None},
+                    },
+                },
+            },
             "logins": {"max_implicit_p99_ms_in_flood": 50.0},
         },
         "results": [],
@@ -83,7 +97,14 @@ def test_issuance_rows_carry_workers_memory_and_the_verdict_for_one_worker_only(
         document(
             results=[
                 _issuance(1, "baseline", 8000.0),
-                _issuance(1, "keyhouse", 6000.0, ratio=0.75, meets_target=False),
+                _issuance(
+                    1,
+                    "keyhouse",
+                    6000.0,
+                    ratio=0.75,
+                    meets_target=False,
+                    rounds=[{"cpu_us_per_request": cpu} for cpu in (150.2, 161.0, 149.9)],
+                ),
                 _issuance(2, "baseline", 9000.0),
                 _issuance(2, "keyhouse", 5400.0, ratio=0.6, rounds=TWO_WORKER_ROUNDS),
             ],
@@ -100,6 +121,7 @@ def test_issuance_rows_carry_workers_memory_and_the_verdict_for_one_worker_only(
     assert rows[1] == {
         **{"database": "sqlite", "workers": "1", "grant": "client_credentials"},
         **{"target": "keyhouse", "req/s": "6000.0", "p50 ms": "3.13", "p99 ms": "20.40"},
+        "CPU µs/req": "150",  # the median of the rounds
         **{"RSS max MiB": "60.2", "RSS mean MiB": "59.1", "busiest worker": ""},
         "ratio": "0.75 below 0.8",
     }
@@ -109,6 +131,59 @@ def test_issuance_rows_carry_workers_memory_and_the_verdict_for_one_worker_only(
         "## Targets missed\n\n- sqlite, 1 worker: client_credentials at 0.75x the baseline, "
         "not 0.8x\n"
     )
+
+
+def _read(read: str, target: str, rps: float, **extra: Any) -> dict[str, Any]:
+    return {
+        **{"database": "sqlite", "workers": 1, "read": read, "target": target},
+        **{"connections": 32, "rps": rps, "p50_us": 9100, "p99_us": 21700, "rss": MEMORY},
+        **{"vs_bare": None, "vs_unvalidated": None, "meets_target": None, "misses": []},
+        "rounds": [{"cpu_us_per_request": 210.4}],
+        **extra,
+    }
+
+
+def test_read_rows_give_both_ratios_and_the_verdict_on_keyhouse_rows() -> None:
+    missed = "sqlite, 1 worker: orders at 0.88x unvalidated, not 0.9x or more"
+    report = render(
+        document(
+            protected=[
+                _read("product", "bare", 1000.0),
+                _read("product", "unvalidated", 3900.0, vs_bare=3.9),
+                _read(
+                    "product",
+                    "keyhouse",
+                    3700.0,
+                    vs_bare=3.7,
+                    vs_unvalidated=0.949,
+                    meets_target=True,
+                ),
+                _read(
+                    "orders",
+                    "keyhouse",
+                    880.0,
+                    vs_bare=0.8,
+                    vs_unvalidated=0.88,
+                    meets_target=False,
+                    misses=[missed],
+                ),
+            ],
+            misses=[missed],
+        )
+    )
+    bare, unvalidated, product, orders = _rows(report, "Protected reads")
+    assert (bare["vs bare"], bare["vs unvalidated"], bare["targets"]) == ("", "", "")
+    assert (unvalidated["vs bare"], unvalidated["targets"]) == ("3.90", "")
+    assert product == {
+        **{"database": "sqlite", "workers": "1", "read": "product", "target": "keyhouse"},
+        **{"req/s": "3700.0", "p50 ms": "9.10", "p99 ms": "21.70", "CPU µs/req": "210"},
+        **{"RSS max MiB": "60.2", "RSS mean MiB": "59.1", "busiest worker": ""},
+        **{"vs bare": "3.70", "vs unvalidated": "0.95", "targets": "ok"},
+    }
+    assert orders["targets"] == "missed"
+    assert "`product` 3,500 req/s or more, 0.7x the bare app, p99 under 25 ms" in report
+    assert "`orders` no throughput target" in report
+    assert report.endswith(f"## Targets missed\n\n- {missed}\n")
 
 
 def test_login_rows_give_logins_per_worker_but_not_for_the_probe() -> None:
@@ -129,6 +204,7 @@ def test_the_header_warns_when_wrk_shares_the_cores_with_the_workers() -> None:
     assert "**2 CPUs for 2 workers and wrk**" in render(document(cpus=2))
     assert "CPUs for" not in render(document(cpus=8))
     assert "`-t1 -c32`" in render(document())
+    assert "10 s per measured run (5 s for the protected reads)" in render(document())
     assert "Copyright" not in render(document())
 
 

@@ -1,10 +1,11 @@
-"""The client cache: entries expire, and concurrent misses share one database load."""
+"""The hot paths' cache: entries expire, concurrent misses share one load, and clearing it
+forgets loads under way."""
 
 import asyncio
 
 import pytest
 
-from app.oauth.registry import ExpiringCache
+from app.cache import ExpiringCache
 
 
 class CountingLoader:
@@ -71,3 +72,23 @@ async def test_the_oldest_entry_makes_room() -> None:
     load = CountingLoader("again")
     assert await cache.get("a", load) == "again"
     assert await cache.get("c", load) == "c"
+
+
+async def test_clearing_forgets_entries() -> None:
+    cache: ExpiringCache[str] = ExpiringCache(seconds=60, max_entries=10)
+    await cache.get("product", CountingLoader("old"))
+    cache.clear()
+    assert cache.fresh("product") is None
+    assert await cache.get("product", CountingLoader("new")) == "new"
+
+
+async def test_a_load_begun_before_clearing_is_not_kept_nor_shared() -> None:
+    cache: ExpiringCache[str] = ExpiringCache(seconds=60, max_entries=10)
+    stale = asyncio.ensure_future(cache.get("product", CountingLoader("old")))
+    await asyncio.sleep(0)  # the load is under way
+    cache.clear()  # as a write in this worker does
+    fresh = CountingLoader("new")
+    assert await cache.get("product", fresh) == "new"  # not the load under way
+    assert await stale == "old"  # its own caller still gets its answer
+    assert await cache.get("product", fresh) == "new"  # and it was not stored over the new one
+    assert fresh.calls == 1

@@ -1,0 +1,46 @@
+"""The server process `keyhouse serve` hands over to: the command it runs, and Uvicorn's call.
+
+`keyhouse serve` itself is driven as a real subprocess in tests/test_cli.py, tests/serve.py
+(several workers) and tests/test_serve_logs.py; this checks the hand-over's two halves.
+"""
+
+import os
+import sys
+from typing import Any
+
+import pytest
+
+from app import serving
+
+
+def test_the_command_line_hands_over_to_a_fresh_interpreter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[tuple[str, list[str]]] = []
+    monkeypatch.setattr(os, "execv", lambda path, argv: calls.append((path, argv)))
+    serving.exec_server(host="127.0.0.1", port=8123, workers=2, access_log=False)
+    server = ["-P", "-m", "app.serving", "--host", "127.0.0.1", "--port", "8123"]
+    assert calls == [
+        (sys.executable, [sys.executable, *server, "--workers", "2", "--no-access-log"])
+    ]
+
+
+def test_the_server_process_runs_uvicorn_as_the_command_line_did(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import uvicorn
+
+    runs: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+    shared: list[int] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: runs.append((args, kwargs)))
+    monkeypatch.setattr(serving, "share_metrics_across_workers", shared.append)
+    serving.main(["--host", "0.0.0.0", "--port", "8000", "--workers", "3"])  # noqa: S104
+    assert shared == [3]  # the workers' metrics directory, made and removed by this process
+    [(args, kwargs)] = runs
+    assert args == ("app.main:create_app",)
+    log_config = kwargs.pop("log_config")
+    assert kwargs == {
+        **{"factory": True, "host": "0.0.0.0", "port": 8000, "workers": 3},  # noqa: S104
+        **{"access_log": True, "proxy_headers": True},
+    }
+    assert log_config["filters"] == {"redact": {"()": "app.logs.RedactSecrets"}}
