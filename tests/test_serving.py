@@ -5,6 +5,7 @@
 """
 
 import os
+import subprocess
 import sys
 from typing import Any
 
@@ -44,3 +45,31 @@ def test_the_server_process_runs_uvicorn_as_the_command_line_did(
         **{"access_log": True, "proxy_headers": True},
     }
     assert log_config["filters"] == {"redact": {"()": "app.logs.RedactSecrets"}}
+
+
+# Loaded by commands, or only once a feature is used: never by a worker as it starts.
+NOT_FOR_WORKERS = ["typer", "alembic", "app.cli", "app.migrations", "redis", "httpx"]
+
+
+def test_a_worker_loads_nothing_only_commands_or_unused_features_need() -> None:
+    """Each module a worker holds costs its memory (bench/README.md): the command line, the
+    migrations, redis-py without KEYHOUSE_REDIS_URL and httpx before any login provider is
+    asked are left out."""
+    probe = (
+        "import sys, app.serving; from app.main import create_app; create_app(); "
+        f"print(*[name for name in {NOT_FOR_WORKERS!r} if name in sys.modules])"
+    )
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("KEYHOUSE_") and name != "PYTHONPATH"
+    }
+    loaded = subprocess.run(
+        [sys.executable, "-P", "-c", probe],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert loaded.stdout.split() == []

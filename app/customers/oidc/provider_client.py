@@ -6,15 +6,17 @@ fresh read (a provider rotated its keys), at most every `KEYS_REFRESH_SECONDS`.
 
 Every failure becomes a `ProviderError` with a fixed sentence: a provider that is down, slow or
 answers garbage gets the shopper a clear error, never a 500, and nothing it sent is quoted.
+
+httpx is imported when a worker first talks to a provider: the 5.5 MiB it holds would otherwise
+sit in every worker of every store that has no login provider.
 """
 
 import base64
 import time
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import quote
 
-import httpx
 import orjson
 from joserfc.errors import JoseError
 from joserfc.jwk import JWKRegistry, KeySet
@@ -27,7 +29,11 @@ from app.customers.oidc.discovery import (
     parse_metadata,
 )
 
-TIMEOUT = httpx.Timeout(5.0, connect=3.0)
+if TYPE_CHECKING:
+    import httpx
+
+TIMEOUT_SECONDS = 5.0
+CONNECT_TIMEOUT_SECONDS = 3.0
 MAX_ANSWER_BYTES = 512 * 1024
 CACHE_SECONDS = 3600.0
 KEYS_REFRESH_SECONDS = 30.0
@@ -97,13 +103,23 @@ class _Cache(Generic[V]):
 class ProviderClient:
     """One worker's HTTP client for every provider, with its caches."""
 
-    def __init__(self, http: httpx.AsyncClient | None = None) -> None:
-        self._http = http or httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False)
+    def __init__(self, http: "httpx.AsyncClient | None" = None) -> None:
+        self._client = http
         self._metadata: _Cache[ProviderMetadata] = _Cache()
         self._keys: _Cache[KeySet] = _Cache()
 
+    @property
+    def _http(self) -> "httpx.AsyncClient":
+        if self._client is None:
+            import httpx
+
+            timeout = httpx.Timeout(TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS)
+            self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        return self._client
+
     async def close(self) -> None:
-        await self._http.aclose()
+        if self._client is not None:
+            await self._client.aclose()
 
     async def metadata(self, issuer: str) -> ProviderMetadata:
         cached = self._metadata.get(issuer)
@@ -174,10 +190,12 @@ class ProviderClient:
         return await self._json(request)
 
     async def _json(
-        self, request: httpx.Request, *, refused_reason: str | None = None
+        self, request: "httpx.Request", *, refused_reason: str | None = None
     ) -> dict[str, Any]:
         """Sends `request` and reads a JSON object of at most `MAX_ANSWER_BYTES`. A 4xx is a
         refusal (`refused_reason`, if the caller expects some) or an unusable answer."""
+        import httpx  # loaded already: `request` was built with it
+
         request.headers.setdefault("Accept", "application/json")
         try:
             response = await self._http.send(request, stream=True)
@@ -198,7 +216,7 @@ class ProviderClient:
         return _json_object(body)
 
 
-async def _read_capped(response: httpx.Response) -> bytes:
+async def _read_capped(response: "httpx.Response") -> bytes:
     body = bytearray()
     async for chunk in response.aiter_bytes():
         body += chunk
