@@ -367,6 +367,7 @@ async def test_a_known_email_costs_the_same_statements_as_an_unknown_one(
     """The request path never asks whether the email is a customer's: it sends the database
     the very same statements either way (the sender, stopped here, looks it up later)."""
     await app.state.password_resets.stop()
+    await app.state.revocations.stop()  # its poll (and the key ring's) would be noted too
     shopper = await make_shopper()
     engine = app.state.database.engine.sync_engine
 
