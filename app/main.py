@@ -34,7 +34,7 @@ from app.oauth.tokens import TokenIssuer
 from app.oauth.verification import TokenVerifier
 from app.passwords import ClientSecretHasher, PasswordHasher
 from app.ratelimit import Counters, RateLimits
-from app.security import document_security
+from app.security import RememberedCallers, document_security
 from app.settings import Settings, get_settings
 from app.store.address_routes import router as address_router
 from app.store.cart_routes import router as cart_router
@@ -116,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.token_verifier = TokenVerifier(
             keyring, revocations, issuer=settings.issuer, audience=settings.audience
         )
+        app.state.callers = RememberedCallers(app.state.token_verifier)
         app.state.password_hasher = PasswordHasher(settings.password_hash_concurrency)
         app.state.customer_token_issuer = CustomerTokenIssuer(
             keyring,

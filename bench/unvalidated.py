@@ -6,9 +6,10 @@ fixed `Caller`. That is the level that works: the scope check behind `ReadCaller
 `WriteCaller` depends on `_current_caller`. The store's busiest reads are served ahead of
 FastAPI by `StoreReads` (app/store/reads.py), which checks the caller itself: its middleware
 entry is given the same fixed caller, behind the same scope check. What is bypassed is
-everything `_current_caller` does per request: reading and splitting the Authorization header
-(and the customer token's), the verifier's lookup of remembered tokens (or a full JWT
-verification), building the `Caller`. The scope check still runs (a set lookup), on the
+everything `_current_caller` does per request: reading the Authorization and customer-token
+headers, finding the `Caller` remembered for them and asking whether its tokens have expired or
+been revoked since (or, the first time, splitting the headers, verifying the JWTs and building
+the `Caller`). The scope check still runs (a set lookup), on the
 routes FastAPI serves with the `HTTPBearer` and `APIKeyHeader` dependencies beside it that
 document the schemes (two header lookups).
 

@@ -108,20 +108,28 @@ class TokenVerifier:
     async def access_token(self, token: str) -> AccessToken:
         verified = await self._verify(token, ACCESS_TOKEN_TYPE, _access_token)
         assert isinstance(verified, AccessToken)
-        if self._revocations.is_revoked(
-            verified.token_id, "client", verified.client_id, verified.issued_at
-        ):
+        if self._is_revoked(verified):
             raise InvalidTokenError()
         return verified
 
     async def customer_token(self, token: str) -> CustomerToken:
         verified = await self._verify(token, CUSTOMER_TOKEN_TYPE, _customer_token)
         assert isinstance(verified, CustomerToken)
-        if self._revocations.is_revoked(
-            verified.token_id, "customer", str(verified.customer_id), verified.issued_at
-        ):
+        if self._is_revoked(verified):
             raise InvalidTokenError()
         return verified
+
+    def still_valid(self, verified: VerifiedToken) -> bool:
+        """Whether a token verified earlier may still be used: not expired (to the second, as
+        `exp` is checked) and not revoked since."""
+        return time.time() < verified.expires_at and not self._is_revoked(verified)
+
+    def _is_revoked(self, verified: VerifiedToken) -> bool:
+        if isinstance(verified, AccessToken):
+            kind, subject = "client", verified.client_id
+        else:
+            kind, subject = "customer", str(verified.customer_id)
+        return self._revocations.is_revoked(verified.token_id, kind, subject, verified.issued_at)
 
     async def any_token(self, token: str) -> VerifiedToken | None:
         """An access or customer token that is valid now, or None (for introspection)."""
