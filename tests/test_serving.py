@@ -48,13 +48,14 @@ def test_the_server_process_runs_uvicorn_as_the_command_line_did(
 
 
 # Loaded by commands, or only once a feature is used: never by a worker as it starts.
-NOT_FOR_WORKERS = ["typer", "alembic", "app.cli", "app.migrations", "redis", "httpx"]
+NOT_FOR_WORKERS = ["typer", "alembic", "app.cli", "app.migrations", "redis"]
+NOT_FOR_WORKERS += ["httpx", "joserfc", "aiosmtplib"]
 
 
 def test_a_worker_loads_nothing_only_commands_or_unused_features_need() -> None:
     """Each module a worker holds costs its memory (bench/README.md): the command line, the
-    migrations, redis-py without KEYHOUSE_REDIS_URL and httpx before any login provider is
-    asked are left out."""
+    migrations, redis-py without KEYHOUSE_REDIS_URL, httpx and joserfc before any login
+    provider is asked, and aiosmtplib before the first mail, are left out."""
     probe = (
         "import sys, app.serving; from app.main import create_app; create_app(); "
         f"print(*[name for name in {NOT_FOR_WORKERS!r} if name in sys.modules])"

@@ -4,17 +4,21 @@ The signature is checked against the provider's published keys with the algorith
 lists (asymmetric only), and the claims with joserfc's registry: `iss` is the provider, `aud`
 holds our client id, `exp` has not passed, `iat` and `sub` are there, and `nonce` is the one this
 login sent. Nothing here parses or compares those by hand.
+
+joserfc is imported with the first ID token a worker verifies, not at start-up (0.9 MiB per
+worker otherwise held for nothing where no store has a login provider).
 """
 
 from dataclasses import dataclass
-from typing import Any
-
-from joserfc import jwt
-from joserfc.errors import ClaimError, ExpiredTokenError, InvalidKeyIdError, JoseError
-from joserfc.jwk import KeySet
+from typing import TYPE_CHECKING, Any
 
 from app.customers.oidc.discovery import ProviderMetadata, ProviderResponseError
 from app.customers.oidc.provider_client import ProviderClient
+
+if TYPE_CHECKING:
+    from joserfc import jwt
+    from joserfc.errors import ClaimError
+    from joserfc.jwk import KeySet
 
 LEEWAY_SECONDS = 60  # clock skew between Keyhouse and the provider
 CHECKED_CLAIMS = ("iss", "aud", "azp", "exp", "iat", "nbf", "sub", "nonce")
@@ -38,6 +42,8 @@ class ProviderIdentity:
 
 
 def _claims_registry(metadata: ProviderMetadata, *, client_id: str, nonce: str) -> Any:
+    from joserfc import jwt
+
     return jwt.JWTClaimsRegistry(
         leeway=LEEWAY_SECONDS,
         iss={"essential": True, "value": metadata.issuer},
@@ -50,7 +56,9 @@ def _claims_registry(metadata: ProviderMetadata, *, client_id: str, nonce: str) 
     )
 
 
-def _reason(error: ClaimError) -> str:
+def _reason(error: "ClaimError") -> str:
+    from joserfc.errors import ExpiredTokenError
+
     if isinstance(error, ExpiredTokenError):
         return "id_token_exp"
     # joserfc names the failing claims; only names we asked it to check are passed on.
@@ -58,7 +66,10 @@ def _reason(error: ClaimError) -> str:
     return f"id_token_{named[0]}" if named else "id_token_claims"
 
 
-def _decode(token: str, keys: KeySet, metadata: ProviderMetadata) -> jwt.Token:
+def _decode(token: str, keys: "KeySet", metadata: ProviderMetadata) -> "jwt.Token":
+    from joserfc import jwt
+    from joserfc.errors import InvalidKeyIdError, JoseError
+
     try:
         return jwt.decode(token, keys, algorithms=list(metadata.signing_algorithms))
     except InvalidKeyIdError:
@@ -76,6 +87,8 @@ async def verify_id_token(
     nonce: str,
 ) -> dict[str, Any]:
     """The ID token's claims, once its signature and claims are verified."""
+    from joserfc.errors import ClaimError, InvalidKeyIdError
+
     try:
         decoded = _decode(token, await provider_client.keys(metadata), metadata)
     except InvalidKeyIdError:
