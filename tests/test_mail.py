@@ -1,7 +1,9 @@
 """`app/mail.py` against a real SMTP server: STARTTLS or TLS, a login, and failures that say
 what failed without a password in sight."""
 
+import asyncio
 import logging
+from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -21,6 +23,16 @@ def a_message(to: str = "ron@example.com") -> EmailMessage:
     message["Subject"] = "Hello"
     message.set_content("Hello from Keyhouse.\n")
     return message
+
+
+@pytest.fixture(autouse=True)
+async def _connections_closed() -> AsyncIterator[None]:
+    """A connection aiosmtplib closed over TLS finishes closing a few turns of the event loop
+    later (the TLS shutdown waits for the server's answer). Those turns are given here, while
+    the test's loop still runs: otherwise the loop is closed first, and the garbage collector
+    finds the socket still open in some later test."""
+    yield
+    await asyncio.sleep(0.1)
 
 
 def mailer_for(settings: Settings) -> Mailer:
