@@ -8,12 +8,15 @@ its process (`pid`) and, inside a request, the request's id (`request_id`).
 Nothing secret is logged on purpose. `RedactSecrets`, on the handler, is the second line of
 defence: it blanks whatever looks like a JWT, a `password=`/`client_secret=`-style pair, an
 `Authorization` or customer-token header value, or a password in a URL, in the message, its
-arguments, the `extra=` fields and the exception text.
+arguments, the `extra=` fields and the exception text. Every pattern runs in time linear in the
+text (a request's path is the client's to choose, and every access line carries it), and each
+argument or field is then cut to `LOGGED_CHARS` characters, marked as cut.
 """
 
 import logging
 import re
 import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 import orjson
@@ -24,7 +27,20 @@ LogFormat = Literal["json", "text"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 REDACTED = "[redacted]"
-_JWT = re.compile(r"eyJ[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*){2,4}")
+# A logged argument or field (a path, a header value) is cut past this many characters: a line
+# stays readable, and a client cannot make every access line 8 KiB long.
+LOGGED_CHARS = 1024
+
+# A JWT: `eyJ` (base64url of `{"`), a segment, and two to four `.segment`s. The plain pattern
+# `eyJ[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*){2,4}` is tried again from every `eyJ` of a run without
+# dots, each try scanning the rest of the run: quadratic (21 s for a 63 KB path of `eyJ`).
+# `_JWT_RUN` tries each maximal run of base64url and dots once, from its start (the lookbehind),
+# and only its first `eyJ` (the atomic group): if that one has fewer than two dots after it in
+# the run, so has every later one. The runs it finds are then redacted by `_redact_jwts`.
+_JWT_RUN = re.compile(
+    r"(?<![A-Za-z0-9_.-])(?>[A-Za-z0-9_.-]*?eyJ)[A-Za-z0-9_-]*+\.[A-Za-z0-9_-]*+\.[A-Za-z0-9_.-]*+"
+)
+_JWT_TAIL = re.compile(r"[A-Za-z0-9_-]*+(?:\.[A-Za-z0-9_-]*+){0,4}")
 # `name=value`, `name: value`, `"name": "value"`, `(b'name', b'value')`, where the name ends in
 # secret, password, token, … (client_secret, access_token, X-Moltin-Customer-Token, …). An
 # unquoted value runs to the next delimiter, spaces included: passwords may hold spaces, and
@@ -36,13 +52,14 @@ _PAIR = re.compile(
     (?:secret|passw(?:or)?d|pwd|token|authorization|api[_-]?key|credentials?)
     (?: ["']?[ \t]*[:=][ \t]* | ["'][ \t]*,[ \t]* )
     (?!\[redacted\])
-    ( b?"(?:[^"\\]|\\.)*" | b?'(?:[^'\\]|\\.)*' | [^&"',;)}\]\s][^&"',;)}\]\r\n]* )
+    ( b?"(?:[^"\\]|\\.)*+" | b?'(?:[^'\\]|\\.)*+' | [^&"',;)}\]\s][^&"',;)}\]\r\n]* )
     """
 )
-_URL_PASSWORD = re.compile(r"(://[^/\s:@]+:)[^/\s@]+@")
+# Possessive (`*+`, `++`) wherever a failed match would otherwise give characters back one by one.
+_URL_PASSWORD = re.compile(r"(://[^/\s:@]++:)[^/\s@]++@")
 # A provider sign-in's callback (app/customers/oidc) has the provider's code and the sign-in's
 # state in its query string, and access lines print paths with their query.
-_QUERY_CODE = re.compile(r"([?&](?:code|state)=)[^&\s\"']+")
+_QUERY_CODE = re.compile(r"([?&](?:code|state)=)(?!\[redacted\])[^&\s\"']+")
 
 
 def redact(text: str) -> str:
@@ -54,9 +71,9 @@ def redact(text: str) -> str:
     if "://" in text:
         text = _URL_PASSWORD.sub(rf"\1{REDACTED}@", text)
     if "eyJ" in text:
-        text = _JWT.sub(REDACTED, text)
+        text = _JWT_RUN.sub(_redact_jwts, text)
     if "code=" in text or "state=" in text:
-        text = _QUERY_CODE.sub(rf"\1{REDACTED}", text)
+        text = _QUERY_CODE.sub(_redact_after_name, text)
     return text
 
 
@@ -71,20 +88,56 @@ def _redact_pairs(text: str, lowered: str) -> str:
     return "".join([*parts, text[done:]]) if parts else text
 
 
+def _redact_jwts(run: re.Match[str]) -> str:
+    """The run with every JWT in it redacted, as the plain pattern would: from each `eyJ`, up to
+    four `.segment`s if there are at least two; the search goes on after what it consumed."""
+    text = run[0]
+    start = text.find("eyJ")
+    if text.count(".", start) <= 4:  # one token to the end of the run, as nearly always
+        return text[:start] + REDACTED
+    parts: list[str] = []
+    done = 0
+    while start != -1:
+        tail = _JWT_TAIL.match(text, start + 3)
+        end = tail.end() if tail else start + 3  # it always matches, if only the empty string
+        if text.count(".", start, end) >= 2:
+            parts += (text[done:start], REDACTED)
+            done = end
+        start = text.find("eyJ", end)
+    return "".join([*parts, text[done:]])
+
+
+def _cut(text: str, limit: int = LOGGED_CHARS) -> str:
+    """`text`, or its first `limit` characters and how many more there were."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}…[cut {len(text) - limit} characters]"
+
+
+def _redact_after_name(match: re.Match[str]) -> str:
+    # A function rather than the template rf"\1{REDACTED}", which costs several times as much.
+    return match[1] + REDACTED
+
+
 def _redact_value_of(match: re.Match[str]) -> str:
     return match[0][: match.start(1) - match.start(0)] + REDACTED
 
 
-def _redact_value(value: Any) -> Any:
+def _each_string(value: Any, change: Callable[[str], str]) -> Any:
+    """`value` with `change` applied to every string in it, in containers too."""
     if isinstance(value, str):
-        return redact(value)
+        return change(value)
     if isinstance(value, dict):
-        return {key: _redact_value(item) for key, item in value.items()}
+        return {key: _each_string(item, change) for key, item in value.items()}
     if isinstance(value, list):
-        return [_redact_value(item) for item in value]
+        return [_each_string(item, change) for item in value]
     if isinstance(value, tuple):
-        return tuple(_redact_value(item) for item in value)
+        return tuple(_each_string(item, change) for item in value)
     return value
+
+
+def _redact_value(value: Any) -> Any:
+    return _each_string(value, redact)
 
 
 # Attributes every LogRecord has; anything else on a record came from a caller's `extra=`.
@@ -129,8 +182,13 @@ def _redact_record(record: logging.LogRecord) -> None:
         if not (fits and isinstance(args, tuple | dict) and _is_clean(record.msg, args)):
             record.msg, args = redacted, None
         record.args = args
+    # Cut only once redacted: a cut could leave a secret's start that no pattern knows.
+    if record.args:
+        record.args = _each_string(record.args, _cut)
+    elif isinstance(record.msg, str):
+        record.msg = _cut(record.msg)
     for key, value in _extras(record).items():
-        setattr(record, key, _redact_value(value))
+        setattr(record, key, _each_string(_redact_value(value), _cut))
     if record.exc_info and not record.exc_text:
         record.exc_text = logging.Formatter().formatException(record.exc_info)
     if record.exc_text:

@@ -12,16 +12,26 @@ import logging.config
 import os
 import re
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.audit import record_now
 from app.db import Database
-from app.logs import JsonFormatter, RedactSecrets, TextFormatter, logging_config, redact
+from app.logs import (
+    LOGGED_CHARS,
+    JsonFormatter,
+    RedactSecrets,
+    TextFormatter,
+    logging_config,
+    redact,
+)
 from app.oauth.clients import CreatedClient
 
 from .conftest import TEST_ISSUER, MakeClient
@@ -277,6 +287,58 @@ def test_secret_shaped_text_is_redacted(text: str, secret: str) -> None:
 @pytest.mark.parametrize("text", HARMLESS)
 def test_other_text_is_left_alone(text: str) -> None:
     assert redact(text) == text
+
+
+# The JWT pattern as it was: right, but quadratic on runs of `eyJ` (21 s for a 63 KB path).
+PLAIN_JWT = re.compile(r"eyJ[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*){2,4}")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(["eyJ", "eyJa.b", ".", "a", "e", "J", "-", "/", " ", "%22"])))
+def test_jwts_are_found_where_the_plain_pattern_finds_them(pieces: list[str]) -> None:
+    text = "".join(pieces)
+    assert redact(text) == PLAIN_JWT.sub("[redacted]", text)
+
+
+# Texts of 64 KB that made a pattern try again and again: each is redacted in linear time.
+HOSTILE_TEXTS = {
+    "a run of eyJ": "/" + "eyJ" * 21_000,
+    "eyJ between slashes": "/eyJ" * 16_000,
+    "dotted eyJ": "eyJ." * 16_000,
+    "many tokens": "/eyJa.b.c/" * 6_400,
+    "many tokens after text": "/xeyJa.b.c" * 6_400,
+    "many pairs": "/?token=a&" * 6_400,
+    "unterminated quotes": "password:'" + "token:\\'" * 7_000,
+    "provider codes": "/?code=a&" * 8_000,
+    "URL passwords": "://a:" * 13_000,
+}
+
+
+@pytest.mark.parametrize("text", HOSTILE_TEXTS.values(), ids=HOSTILE_TEXTS.keys())
+def test_redaction_takes_time_linear_in_the_text(text: str) -> None:
+    # Redacting 64 KB takes a few milliseconds here; the bound leaves room for a busy machine,
+    # and a quadratic pattern (seconds) fails it.
+    started = time.process_time()
+    redact(text)
+    assert time.process_time() - started < 0.2
+
+
+def test_a_long_path_is_logged_cut_and_redacted_first(server_logs: Logs) -> None:
+    # The token starts before the cut and ends after it: cut first, its start would be logged.
+    path = "/" + "a" * (LOGGED_CHARS - 20) + "/" + JWT + "/" + "b" * 5000
+    access = logging.getLogger("uvicorn.access")
+    access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:1", "GET", path, "1.1", 404)
+    [line] = server_logs.of("uvicorn.access")
+    redacted = path.replace(JWT, "[redacted]")
+    cut = f"…[cut {len(redacted) - LOGGED_CHARS} characters]"
+    assert line["path"] == redacted[:LOGGED_CHARS] + cut
+    assert line["message"] == f'127.0.0.1:1 - "GET {line["path"]} HTTP/1.1" 404'
+
+
+def test_long_extra_fields_are_cut(server_logs: Logs) -> None:
+    logging.getLogger("keyhouse.test").info("note", extra={"details": {"seen": ["x" * 3000]}})
+    [line] = server_logs.of("keyhouse.test")
+    assert line["details"] == {"seen": ["x" * LOGGED_CHARS + "…[cut 1976 characters]"]}
 
 
 def formatted(formatter: logging.Formatter, *args: Any, **kwargs: Any) -> str:
