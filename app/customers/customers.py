@@ -32,7 +32,13 @@ from app.passwords import PasswordHasher
 from app.settings import MAX_CUSTOMER_TOKEN_TTL
 
 # No control characters either: PostgreSQL refuses NUL in text, and no mail can be sent to them.
-EMAIL_PATTERN = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+")
+# As the schema says it (ECMAScript has no possessive quantifiers):
+EMAIL_SCHEMA_PATTERN = r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+"
+# The same language in linear time. Matched as above, a domain part of many dots that fails at
+# its end is tried from every dot (6 s for 20,000 of them, in an ID token's email); the first
+# dot after the domain's first character is enough (the atomic group keeps to it).
+_EMAIL_CHAR = r"[^@\s\x00-\x1f\x7f]"
+EMAIL_PATTERN = re.compile(rf"{_EMAIL_CHAR}++@(?>{_EMAIL_CHAR}{_EMAIL_CHAR}*?\.){_EMAIL_CHAR}++")
 EMAIL_TAKEN = "A customer with this email already exists."
 
 
@@ -72,7 +78,7 @@ def _checked_email(value: str) -> str:
 # naming the field. The schema shows the same rule (`_checked_email` keeps its own message).
 Email = Annotated[
     str,
-    Field(max_length=254, json_schema_extra={"pattern": rf"^\s*{EMAIL_PATTERN.pattern}\s*$"}),
+    Field(max_length=254, json_schema_extra={"pattern": rf"^\s*{EMAIL_SCHEMA_PATTERN}\s*$"}),
     AfterValidator(_checked_email),
 ]
 
