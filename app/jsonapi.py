@@ -5,20 +5,24 @@ Bodies are wrapped as `{"data": {...}}` with a `type`; lists answer `{"data": [.
 `filter=eq(status,complete):gt(created_at,2026-01-01)`.
 """
 
+import email.message
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 from urllib.parse import urlencode
 
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, FromClause, Row, String, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute
 from starlette.requests import Request
+from starlette.responses import Response
 
 from app.errors import KeyhouseError, error_responses
+from app.nesting import MAX_JSON_DEPTH, nests_deeper_than
 
 T = TypeVar("T")
 M = TypeVar("M", bound=DeclarativeBase)
@@ -50,6 +54,41 @@ class Body(BaseModel, Generic[T]):
 
     model_config = ConfigDict(extra="ignore")
     data: T
+
+
+NESTED_TOO_DEEPLY = "The JSON body is nested too deeply."
+
+
+def _is_json(content_type: str | None) -> bool:
+    """Whether FastAPI parses a body of this type as JSON (`application/json`, `…+json`)."""
+    if content_type is None:
+        return False
+    message = email.message.Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (
+        subtype == "json" or subtype.endswith("+json")
+    )
+
+
+class JsonApiRoute(APIRoute):
+    """A /v2 route: a JSON body nested deeper than `MAX_JSON_DEPTH` is a 400 before FastAPI
+    parses it (`json.loads` recursing 2,000 levels deep raises; app/nesting.py)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+        if self.body_field is None:
+            return handle  # reads no body: nothing to measure
+
+        async def handle_measured(request: Request) -> Response:
+            # `body()` keeps what it read on the request, where FastAPI reads it from next.
+            if _is_json(request.headers.get("content-type")) and nests_deeper_than(
+                await request.body(), MAX_JSON_DEPTH
+            ):
+                raise BadRequestError(NESTED_TOO_DEEPLY)
+            return await handle(request)
+
+        return handle_measured
 
 
 def timestamps(created_at: datetime, updated_at: datetime) -> dict[str, Any]:
@@ -146,8 +185,17 @@ def _page_number(request: Request, name: str, default: int, low: int, high: int)
     return int(raw)
 
 
+# A list reads three parameters and echoes them all in its five links: more are refused before
+# any is decoded, so that a list's answer stays about as small as its page.
+MAX_QUERY_PARAMETERS = 32
+TOO_MANY_PARAMETERS = "The query has too many parameters."
+
+
 def page_of(request: Request) -> Page:
-    """`page[limit]` (1-100, default 25) and `page[offset]` from the query string."""
+    """`page[limit]` (1-100, default 25) and `page[offset]` from the query string, of at most
+    `MAX_QUERY_PARAMETERS` parameters."""
+    if request.scope["query_string"].count(b"&") >= MAX_QUERY_PARAMETERS:
+        raise BadRequestError(TOO_MANY_PARAMETERS)
     return Page(
         limit=_page_number(request, "page[limit]", DEFAULT_PAGE_LIMIT, 1, MAX_PAGE_LIMIT),
         offset=_page_number(request, "page[offset]", 0, 0, MAX_PAGE_OFFSET),

@@ -39,14 +39,17 @@ from app.customers.reset_tokens import (
 from app.customers.router import HasherDep, InvalidCredentialsError, limit_logins
 from app.db import SessionDep
 from app.errors import JSON_API, ErrorDocument, KeyhouseError, NotFoundError, error_responses
-from app.jsonapi import Body, Document, answers
+from app.jsonapi import Body, Document, JsonApiRoute, answers
 from app.oauth.revocation import Revocation, RevocationList, revoke_token
 from app.oauth.verification import CustomerToken
 from app.ratelimit import client_host
 from app.security import Caller, ReadCaller
 
 router = APIRouter(
-    prefix="/v2/customers", tags=["customers"], responses=error_responses(400, 401, 403)
+    prefix="/v2/customers",
+    tags=["customers"],
+    responses=error_responses(400, 401, 403),
+    route_class=JsonApiRoute,
 )
 
 MAIL_NOT_CONFIGURED: dict[int | str, dict[str, Any]] = {

@@ -28,6 +28,7 @@ from app.errors import KeyhouseError, NotFoundError, error_responses
 from app.jsonapi import (
     Body,
     Document,
+    JsonApiRoute,
     ListDocument,
     answers,
     filter_of,
@@ -57,7 +58,10 @@ a code used twice also revokes the customer token its first use gave (audit even
 """
 
 router = APIRouter(
-    prefix="/v2/customers", tags=["customers"], responses=error_responses(400, 401, 403)
+    prefix="/v2/customers",
+    tags=["customers"],
+    responses=error_responses(400, 401, 403),
+    route_class=JsonApiRoute,
 )
 
 

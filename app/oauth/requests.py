@@ -14,6 +14,7 @@ from urllib.parse import unquote_plus
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive
 
+from app.nesting import MAX_JSON_DEPTH, nests_deeper_than
 from app.oauth.errors import InvalidRequestError
 
 FORM = "application/x-www-form-urlencoded"
@@ -24,6 +25,11 @@ REPEATED = "A request parameter was given more than once."
 TOO_LARGE = "The request body is too large."
 UNSUPPORTED_MEDIA = "The body must be application/x-www-form-urlencoded or application/json."
 MALFORMED_BASIC = "The HTTP Basic credentials are malformed."
+TOO_DEEP = "The JSON body is nested too deeply."
+TOO_MANY = "The request has too many parameters."
+# A token request has at most six (grant_type, client_id, client_secret, scope, token,
+# token_type_hint); more are refused before any is decoded.
+MAX_PARAMETERS = 32
 
 
 @dataclass(slots=True)  # per request: not frozen, which triples the cost to build
@@ -113,6 +119,8 @@ def form_pairs(text: str) -> list[tuple[str, str]]:
     ValueError, names and values are `unquote_plus`ed, and only when they need it."""
     if not text:
         return []
+    if text.count("&") >= MAX_PARAMETERS:
+        raise InvalidRequestError(TOO_MANY)
     pairs = []
     for field in text.split("&"):
         name, equals, value = field.partition("=")
@@ -134,6 +142,8 @@ def _unique(pairs: list[tuple[str, str]]) -> dict[str, str]:
 
 
 def _json_params(body: bytes) -> dict[str, str]:
+    if nests_deeper_than(body, MAX_JSON_DEPTH):  # before `json.loads` recurses into it
+        raise InvalidRequestError(TOO_DEEP)
     document: Any = json.loads(body, object_pairs_hook=_unique_json_object)
     if not isinstance(document, dict):
         raise ValueError("not an object")
@@ -148,6 +158,8 @@ def _json_params(body: bytes) -> dict[str, str]:
 
 
 def _unique_json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    if len(pairs) > MAX_PARAMETERS:
+        raise InvalidRequestError(TOO_MANY)
     params = dict(pairs)
     if len(params) != len(pairs):
         raise InvalidRequestError(REPEATED)

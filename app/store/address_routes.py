@@ -12,6 +12,7 @@ from app.errors import NotFoundError, error_responses
 from app.jsonapi import (
     Body,
     Document,
+    JsonApiRoute,
     ListDocument,
     answers,
     list_document,
@@ -27,6 +28,7 @@ router = APIRouter(
     tags=["addresses"],
     # Every route names a customer, who may not exist (or not for this token): 404.
     responses=error_responses(400, 401, 403, 404),
+    route_class=JsonApiRoute,
 )
 
 

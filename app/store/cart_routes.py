@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import SessionDep
 from app.errors import NotFoundError, error_responses
-from app.jsonapi import Body, Document, answers
+from app.jsonapi import Body, Document, JsonApiRoute, answers
 from app.security import ReadCaller
 from app.store import carts as service
 from app.store.carts import (
@@ -22,7 +22,12 @@ from app.store.carts import (
 )
 from app.store.products import get_product
 
-router = APIRouter(prefix="/v2/carts", tags=["carts"], responses=error_responses(400, 401, 403))
+router = APIRouter(
+    prefix="/v2/carts",
+    tags=["carts"],
+    responses=error_responses(400, 401, 403),
+    route_class=JsonApiRoute,
+)
 
 CartReference = Annotated[str, Path(pattern=REFERENCE_PATTERN)]
 

@@ -12,6 +12,7 @@ from app.errors import NotFoundError, error_responses, json_response
 from app.jsonapi import (
     Body,
     Document,
+    JsonApiRoute,
     ListDocument,
     answers,
     filter_of,
@@ -26,7 +27,9 @@ from app.store.cart_routes import CartReference
 from app.store.checkout import Buyer, CheckoutCustomer, CheckoutIn, checkout, guest
 from app.store.orders import ORDER_FILTERS, Order, OrderItemOut, OrderOut, OrderUpdate
 
-router = APIRouter(tags=["orders"], responses=error_responses(400, 401, 403))
+router = APIRouter(
+    tags=["orders"], responses=error_responses(400, 401, 403), route_class=JsonApiRoute
+)
 
 
 async def _buyer(session: AsyncSession, caller: Caller, named: CheckoutCustomer | None) -> Buyer:

@@ -16,6 +16,7 @@ from app.errors import NotFoundError, error_responses, json_response
 from app.jsonapi import (
     Body,
     Document,
+    JsonApiRoute,
     ListDocument,
     answers,
     list_document,
@@ -28,7 +29,10 @@ from app.store.catalogue import Catalogue
 from app.store.products import PRODUCT_FILTERS, Product, ProductIn, ProductOut, ProductUpdate
 
 router = APIRouter(
-    prefix="/v2/products", tags=["products"], responses=error_responses(400, 401, 403)
+    prefix="/v2/products",
+    tags=["products"],
+    responses=error_responses(400, 401, 403),
+    route_class=JsonApiRoute,
 )
 
 

@@ -397,3 +397,42 @@ async def test_unexpected_failure_is_a_clean_500(
         ]
     }
     assert "exploded" not in response.text
+
+
+# Bodies that cost a parser more than their size suggests; each is refused before parsing.
+JSON = {"Content-Type": "application/json"}
+HOSTILE_BODIES: dict[str, tuple[bytes, dict[str, str], str]] = {
+    # `json.loads` recursed into it and raised RecursionError: a 500.
+    "nested JSON": (b"[" * 2000, JSON, "The JSON body is nested too deeply."),
+    "nested objects": (b'{"a":' * 1000 + b"1" + b"}" * 1000, JSON, "nested too deeply."),
+    "nested past the limit": (b'{"a":' + b"[" * 40 + b"]" * 40 + b"}", JSON, "nested too deeply."),
+    "many form fields": (
+        b"&".join([b"a%d=1" % n for n in range(33)]),
+        FORM,
+        "too many parameters.",
+    ),
+    "many JSON members": (
+        b"{" + b",".join(b'"a%d":"1"' % n for n in range(33)) + b"}",
+        JSON,
+        "too many parameters.",
+    ),
+}
+OAUTH_BODY_PATHS = [TOKEN_URL, "/oauth/token", "/oauth/revoke", "/oauth/introspect"]
+
+
+@pytest.mark.parametrize("path", OAUTH_BODY_PATHS)
+@pytest.mark.parametrize(("body", "headers", "says"), HOSTILE_BODIES.values(), ids=HOSTILE_BODIES)
+async def test_hostile_bodies_are_invalid_requests_at_every_oauth_endpoint(
+    http: httpx.AsyncClient, path: str, body: bytes, headers: dict[str, str], says: str
+) -> None:
+    response = await http.post(path, content=body, headers=headers)
+    description = assert_error_response(response, 400, "invalid_request")["error_description"]
+    assert description.endswith(says)
+
+
+async def test_a_body_nested_as_deep_as_allowed_is_parsed(http: httpx.AsyncClient) -> None:
+    # 32 levels are read (and then refused for what they hold, not for their depth).
+    body = b'{"grant_type": ' + b"[" * 31 + b"]" * 31 + b"}"
+    response = await http.post(TOKEN_URL, content=body, headers=JSON)
+    description = assert_error_response(response, 400, "invalid_request")["error_description"]
+    assert description == "The request body is not a valid form or JSON object."
