@@ -48,6 +48,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         workers=args.workers,
         access_log=args.access_log,
         proxy_headers=True,
+        # Uvicorn's httptools protocol with limits on request heads and connections; between
+        # requests, its own keep-alive timeout.
+        http="app.protocol:LimitedHttpProtocol",
+        timeout_keep_alive=settings.keep_alive_seconds,
         # Applied by Uvicorn in this process and again in each worker.
         log_config=logging_config(level=settings.log_level, log_format=settings.log_format),
     )

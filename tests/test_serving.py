@@ -43,6 +43,8 @@ def test_the_server_process_runs_uvicorn_as_the_command_line_did(
     assert kwargs == {
         **{"factory": True, "host": "0.0.0.0", "port": 8000, "workers": 3},  # noqa: S104
         **{"access_log": True, "proxy_headers": True},
+        # Request heads and connections bounded (app/protocol.py); idle connections closed.
+        **{"http": "app.protocol:LimitedHttpProtocol", "timeout_keep_alive": 5},
     }
     assert log_config["filters"] == {"redact": {"()": "app.logs.RedactSecrets"}}
 

@@ -36,6 +36,14 @@ def test_development_defaults(tmp_path: Path) -> None:
     assert settings.signing_algorithm == "ES256"
 
 
+def test_the_edge_has_safe_limits_by_default() -> None:
+    settings = Settings()
+    assert (settings.max_url_bytes, settings.max_header_bytes) == (8192, 32_768)
+    assert settings.max_header_count == 100
+    assert (settings.header_timeout_seconds, settings.keep_alive_seconds) == (10.0, 5)
+    assert settings.max_connections == 1000
+
+
 def test_issuer_loses_its_trailing_slash_and_is_the_default_audience() -> None:
     settings = Settings(issuer=ISSUER + "/")
     assert settings.issuer == ISSUER
@@ -119,6 +127,13 @@ def test_configuration_error_never_quotes_the_secret(monkeypatch: pytest.MonkeyP
         ("KEYHOUSE_ENVIRONMENT", "staging", "KEYHOUSE_ENVIRONMENT"),
         ("KEYHOUSE_TOKEN_TTL", "0", "KEYHOUSE_TOKEN_TTL"),
         ("KEYHOUSE_SIGNING_ALGORITHM", "HS256", "KEYHOUSE_SIGNING_ALGORITHM"),
+        # The edge's limits (app/protocol.py) have floors: none may turn a limit off.
+        ("KEYHOUSE_MAX_URL_BYTES", "0", "KEYHOUSE_MAX_URL_BYTES"),
+        ("KEYHOUSE_MAX_HEADER_BYTES", "100", "KEYHOUSE_MAX_HEADER_BYTES"),
+        ("KEYHOUSE_MAX_HEADER_COUNT", "0", "KEYHOUSE_MAX_HEADER_COUNT"),
+        ("KEYHOUSE_HEADER_TIMEOUT_SECONDS", "0", "KEYHOUSE_HEADER_TIMEOUT_SECONDS"),
+        ("KEYHOUSE_KEEP_ALIVE_SECONDS", "0", "KEYHOUSE_KEEP_ALIVE_SECONDS"),
+        ("KEYHOUSE_MAX_CONNECTIONS", "0", "KEYHOUSE_MAX_CONNECTIONS"),
     ],
 )
 def test_invalid_values_name_the_variable(
