@@ -8,16 +8,22 @@ of it reaches the app, and in the contract's JSON error format with `Connection:
 
 - a request target longer than `max_url_bytes`: 414;
 - more than `max_header_count` headers, or a request line and headers together longer than
-  `max_header_bytes` (counted as they arrive, so a 64 MiB header is refused at its first
-  32 KiB): 431;
+  `max_header_bytes`: 431, counted as they arrive (a 64 MiB header is refused after its first
+  36 KiB, 20,000 headers after 1,000 or so);
 - a connection that has not finished its headers `header_timeout_seconds` after it opened, or
   after the first byte of a later request: 408 if it sent part of a request, else just closed;
 - a request on a connection accepted while the worker already held `max_connections`: 503 with
   `Retry-After` (connections accepted earlier carry on).
 
 Between requests, Uvicorn's own `timeout_keep_alive` (`keep_alive_seconds`) closes idle
-keep-alive connections. The parser callbacks overridden here are Uvicorn's (0.30 and later);
-tests/test_protocol.py drives them through a real `keyhouse serve`.
+keep-alive connections.
+
+Every request pays for these checks, so they cost it about a microsecond (bench/protocol_cost.py):
+no callback per header or per piece of URL, and no timer per request. The parser is fed at most
+`FEED_BYTES` at a time and the head checked between feeds (the parser keeps an unfinished
+header whole, and parses a whole read of 256 KiB in one go); each connection has one timer,
+which looks at when its pending head began. The methods overridden here are Uvicorn's (0.30 and
+later); tests/test_protocol.py drives them through a real `keyhouse serve`.
 """
 
 import asyncio
@@ -25,7 +31,7 @@ import logging
 from dataclasses import dataclass
 from functools import cache
 from http import HTTPStatus
-from typing import Any, NoReturn
+from typing import Any
 
 import httptools
 import orjson
@@ -49,6 +55,9 @@ DETAILS = {
 
 # How long a refused connection is still read (and what comes dropped) before it is closed.
 LINGER_SECONDS = 1.0
+# The parser is fed at most this much at a time, the head checked in between: parsing 4 KiB of
+# one-byte headers takes about a millisecond.
+FEED_BYTES = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,11 +119,9 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.limits = limits()
-        self.in_head = True  # from the end of a request (or the connection's start) to the
-        # end of the next one's headers
-        self.head_bytes = 0  # received while in a head: never more than the head's size so far
-        self.url_bytes = self.header_bytes = self.header_count = 0
-        self.head_started = False  # a byte of the request came
+        self.head_pending = False  # a request began, and its headers have not ended
+        self.head_since: float | None = None  # when (None: no head to wait for)
+        self.head_bytes = 0  # fed since the pending head began, but for the feed it began in
         self.head_timer: asyncio.TimerHandle | None = None
         self.over_capacity = False
         self.refusing: int | None = None  # the status a parser callback refused with
@@ -123,101 +130,111 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.over_capacity = len(self.connections) > self.limits.max_connections
-        self._start_head_timer()  # a connection that never sends a byte is closed too
+        self.head_since = self.loop.time()  # a connection that never sends a byte times out too
+        self._check_head_later(self.limits.header_timeout_seconds)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_head_timer()
+        if self.head_timer is not None:
+            self.head_timer.cancel()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        """Uvicorn's, with the head's bytes counted, and refusals answered as such."""
         if self.refused:
-            return
+            return  # refused: read and dropped until the connection closes
         self._unset_keepalive_if_required()
-        if self.in_head:
-            self.head_bytes += len(data)
+        if len(data) <= FEED_BYTES:
+            self._feed(data)  # nearly every time: a whole request, or a piece of a body
+            return
+        view = memoryview(data)
+        for start in range(0, len(data), FEED_BYTES):
+            if not self._feed(bytes(view[start : start + FEED_BYTES])):
+                return
+
+    def _feed(self, data: bytes) -> bool:
+        """Uvicorn's `data_received`, with the pending head checked after the parser's turn;
+        whether to go on feeding what came."""
+        pending_before = self.head_pending
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:
-            if self.refusing is not None:  # a callback below raised `_Refused`
+            if self.refusing is not None:  # raised by a callback below
                 self._refuse(self.refusing)
-                return
+                return False
             logger.warning("Invalid HTTP request received.")
             self.send_400_response("Invalid HTTP request received.")
-            return
+            return False
         except httptools.HttpParserUpgrade:
             if self._should_upgrade():
                 self.handle_websocket_upgrade()
-            else:
-                self._unsupported_upgrade_warning()
-        # The parser keeps an unfinished header whole: refused here, not when it ends.
-        if self.in_head and self.head_bytes > self.limits.max_header_bytes:
-            self._refuse(431)
+                return False  # the connection is the WebSocket protocol's now
+            self._unsupported_upgrade_warning()
+        if self.head_pending:
+            if pending_before:
+                self.head_bytes += len(data)
+            status = self._head_refusal(head_ended=False)
+            if status is not None:
+                self._refuse(status)
+                return False
+        return True
+
+    def _head_refusal(self, *, head_ended: bool) -> int | None:
+        """414 or 431 if the head so far breaks a limit, else None."""
+        limits = self.limits
+        if len(self.url) > limits.max_url_bytes:
+            return 414
+        if len(self.headers) > limits.max_header_count:
+            return 431
+        # The feeds the head began and (if it did) ended in are not counted: each is at most
+        # FEED_BYTES long. Summed exactly only when that bound is over the limit.
+        if self.head_bytes + 2 * FEED_BYTES <= limits.max_header_bytes:
+            return None
+        if not head_ended:
+            return 431 if self.head_bytes > limits.max_header_bytes else None
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        return 431 if size > limits.max_header_bytes else None
 
     def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self.url_bytes = self.header_bytes = self.header_count = 0
-        self.head_started = True
-        if self.head_timer is None:  # a later request's clock starts with its first byte
-            self._start_head_timer()
-
-    def on_url(self, url: bytes) -> None:
-        self.url_bytes += len(url)
-        if self.url_bytes > self.limits.max_url_bytes:
-            self._stop_parsing(414)
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.header_count += 1
-        self.header_bytes += len(name) + len(value) + 4  # ": " and CRLF
-        if (
-            self.header_count > self.limits.max_header_count
-            or self.url_bytes + self.header_bytes > self.limits.max_header_bytes
-        ):
-            self._stop_parsing(431)
-        super().on_header(name, value)
+        HttpToolsProtocol.on_message_begin(self)  # not `super()`: a request's hottest path
+        self.head_pending = True
+        self.head_bytes = 0
+        if self.head_since is None:  # a later request's clock starts with its first byte
+            self.head_since = self.loop.time()
 
     def on_headers_complete(self) -> None:
-        self.in_head = self.head_started = False
-        self.head_bytes = 0
-        self._stop_head_timer()
-        if self.over_capacity and len(self.connections) > self.limits.max_connections:
-            self._stop_parsing(503)
-        self.over_capacity = False  # others have closed since: served like any other
-        super().on_headers_complete()
+        self.head_pending = False
+        self.head_since = None
+        status = self._head_refusal(head_ended=True)
+        if status is None and self.over_capacity:
+            if len(self.connections) > self.limits.max_connections:
+                status = 503
+            self.over_capacity = False  # others have closed since: served like any other
+        if status is not None:
+            self.refusing = status
+            raise _Refused()
+        HttpToolsProtocol.on_headers_complete(self)
 
-    def on_message_complete(self) -> None:
-        super().on_message_complete()
-        self.in_head = True
+    def _check_head_later(self, seconds: float) -> None:
+        self.head_timer = self.loop.call_later(seconds, self._check_head)
 
-    def _start_head_timer(self) -> None:
-        self.head_timer = self.loop.call_later(
-            self.limits.header_timeout_seconds, self._head_timed_out
-        )
-
-    def _stop_head_timer(self) -> None:
-        if self.head_timer is not None:
-            self.head_timer.cancel()
-            self.head_timer = None
-
-    def _head_timed_out(self) -> None:
+    def _check_head(self) -> None:
+        """One timer per connection: it checks the pending head, if any, and comes again."""
         self.head_timer = None
-        if self.transport.is_closing():
+        if self.refused or self.transport.is_closing():
             return
-        if self.head_started:
+        timeout = self.limits.header_timeout_seconds
+        if self.head_since is None:
+            self._check_head_later(timeout)
+            return
+        late = self.loop.time() - self.head_since - timeout
+        if late < 0:
+            self._check_head_later(-late)
+        elif self.head_pending:
             self._refuse(408)
-        elif self.cycle is not None and not self.cycle.response_complete:
-            self.cycle.keep_alive = False  # a response is on its way: close after it
         else:
-            self.transport.close()  # nothing sent: nobody to answer
-
-    def _stop_parsing(self, status: int) -> NoReturn:
-        self.refusing = status
-        raise _Refused()
+            self.transport.close()  # a new connection that sent nothing: nobody to answer
 
     def _refuse(self, status: int) -> None:
         self.refused = True  # what else comes is read and dropped
-        self._stop_head_timer()
         logger.warning("request refused at the connection: %d %s", status, DETAILS[status])
         if self.cycle is not None and not self.cycle.response_complete:
             # A pipelined request behind one being answered: that answer goes first, alone.

@@ -1,15 +1,21 @@
 """The limits at the edge of the process (`app/protocol.py`), through a real `keyhouse serve`:
 raw sockets, since no HTTP client sends what these tests send."""
 
+import asyncio
 import json
 import socket
 import time
 from collections.abc import Iterator
 from http import HTTPStatus
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from uvicorn.config import Config
+from uvicorn.server import ServerState
+
+from app.protocol import LimitedHttpProtocol
 
 from .serve import Serving, serving
 
@@ -217,3 +223,84 @@ def test_connections_past_the_cap_are_answered_503(tmp_path: Path) -> None:
         finally:
             for connection in connections:
                 connection.close()
+
+
+# In-process: the work a read of hostile bytes costs the worker before it is refused.
+
+
+class Transport:
+    """What the protocol writes, and whether it closed; no socket."""
+
+    def __init__(self) -> None:
+        self.written = b""
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return ("127.0.0.1", 8000) if name in ("sockname", "peername") else default
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None: ...
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+
+SEEN: list[str] = []  # the paths the app below was asked
+
+
+async def answer(scope: Any, receive: Any, send: Any) -> None:
+    SEEN.append(scope["path"])
+    headers = [(b"content-length", b"0")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def one_read(data: bytes) -> tuple[Transport, float]:
+    """`data` as one read of a fresh connection: what was written once the app has answered,
+    and the CPU time the read took."""
+    SEEN.clear()
+    config = Config(app=answer, lifespan="off", log_config=None, access_log=False)
+    state = ServerState()
+    protocol = LimitedHttpProtocol(config, state, {})
+    transport = Transport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    started = time.process_time()
+    protocol.data_received(data)
+    spent = time.process_time() - started
+    await asyncio.gather(*state.tasks)
+    protocol.connection_lost(None)
+    return transport, spent
+
+
+# A read of 256 KiB holds 65,000 one-byte headers; Uvicorn's protocol parses them all (60 ms
+# here) before the app could count them.
+MANY_HEADERS = b"GET / HTTP/1.1\r\n" + b"a:\r\n" * 65_000
+
+
+async def test_a_read_full_of_headers_is_refused_after_the_first_few_thousand() -> None:
+    transport, spent = await one_read(MANY_HEADERS)
+    assert transport.written.startswith(b"HTTP/1.1 431 ")
+    assert SEEN == []
+    assert spent < 0.02
+
+
+async def test_headers_behind_another_request_in_the_same_read_are_counted_too() -> None:
+    transport, spent = await one_read(request_with() + MANY_HEADERS)
+    # The first request is answered, alone; then the connection closes.
+    assert SEEN == ["/healthz"]
+    assert transport.written.startswith(b"HTTP/1.1 200 ")
+    assert transport.written.count(b"HTTP/1.1") == 1
+    assert transport.closing
+    assert spent < 0.02
