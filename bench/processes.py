@@ -38,16 +38,16 @@ class Memory:
         )
 
 
-def vmrss_kib(status: str) -> int:
-    """The resident set size in a /proc/<pid>/status text, in KiB."""
+def vmrss_kib(status: str, field: str = "VmRSS") -> int:
+    """The resident set size in a /proc/<pid>/status text, in KiB (`VmHWM`: its peak)."""
     for line in status.splitlines():
         name, _, value = line.partition(":")
-        if name == "VmRSS":
+        if name == field:
             number, unit = value.split()
             if unit != "kB":
-                raise ValueError(f"VmRSS in {unit!r}, not kB")
+                raise ValueError(f"{field} in {unit!r}, not kB")
             return int(number)
-    raise ValueError("no VmRSS line (a kernel thread, or an exited process)")
+    raise ValueError(f"no {field} line (a kernel thread, or an exited process)")
 
 
 def _stat_fields(stat: str) -> list[str]:
@@ -104,6 +104,16 @@ def cpu_ticks_of(pid: int) -> int:
 
 def rss_kib(pid: int) -> int:
     return vmrss_kib((PROC / str(pid) / "status").read_text())
+
+
+def peak_rss_kib(pid: int) -> int:
+    """The most resident memory `pid` has held since it started or `reset_peak_rss`."""
+    return vmrss_kib((PROC / str(pid) / "status").read_text(), "VmHWM")
+
+
+def reset_peak_rss(pid: int) -> None:
+    """Makes the peak the current resident memory (Linux 4.0+, our own processes)."""
+    (PROC / str(pid) / "clear_refs").write_text("5")
 
 
 def wait_idle(pids: Sequence[int], timeout: float) -> bool:
