@@ -37,6 +37,8 @@ ENV PATH=/opt/keyhouse/bin:$PATH \
     KEYHOUSE_WORKERS=2
 USER keyhouse
 EXPOSE 8000
+# `keyhouse serve` itself bounds request heads, their time and each worker's connections, with
+# or without a proxy in front (KEYHOUSE_MAX_URL_BYTES and the others in docs/reliability.md).
 # Liveness only (/healthz never asks the database); a load balancer should use /readyz.
 HEALTHCHECK --interval=30s --timeout=3s --start-period=20s \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
