@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit as audit_service
 from app.customers import customers as customer_service
-from app.db import Database
+from app.db import Database, is_unavailable, storage_fault
 from app.errors import KeyhouseError
 from app.logs import logging_config
 from app.oauth import clients as client_service
@@ -33,7 +33,14 @@ from app.passwords import ClientSecretHasher, PasswordHasher
 from app.schema import upgrade_database
 from app.server_secret import ServerKeys, existing_server_keys, secret_source
 from app.serving import exec_server
-from app.settings import DEFAULT_HOST, DEFAULT_PORT, ConfigurationError, Settings, get_settings
+from app.settings import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    ConfigurationError,
+    Settings,
+    get_settings,
+    sqlite_file,
+)
 
 # No pretty tracebacks: they print local variables, and locals can hold secrets.
 cli = typer.Typer(
@@ -479,16 +486,38 @@ def serve(
         configuration["server_secret_from"],
         extra={"configuration": configuration},
     )
-    if settings.is_sqlite:
-        upgrade_database(settings)
-    # The secret is checked against the database before anything is written or served.
-    _with_server_keys(lambda session, keys: _bootstrap(session, keys, settings))
+    try:
+        if settings.is_sqlite:
+            upgrade_database(settings)
+        # The secret is checked against the database before anything is written or served.
+        _with_server_keys(lambda session, keys: _bootstrap(session, keys, settings))
+    except Exception as error:
+        if not is_unavailable(error):
+            raise
+        _fail(_cannot_start(error, settings))
     logging.getLogger("keyhouse").info(
         "Keyhouse serving %s (token endpoint /oauth/access_token)",
         settings.issuer,
         extra={"issuer": settings.issuer, "workers": workers},
     )
     exec_server(host=host, port=port, workers=workers, access_log=access_log)
+
+
+def _cannot_start(error: BaseException, settings: Settings) -> str:
+    """One line on why the database stops `serve` from starting: no traceback, for an outage
+    is no bug. It names the fault (a fixed string of SQLite, PostgreSQL or the C library)."""
+    fault = storage_fault(error)
+    if fault is None:
+        return (
+            f"the database is unreachable ({type(error).__name__}): start it or correct "
+            "KEYHOUSE_DATABASE_URL, then start keyhouse serve again"
+        )
+    database_file = sqlite_file(settings.database_url)
+    where = f"{database_file.parent}" if database_file else "the database server's disk"
+    return (
+        f"the database's storage refuses writes ({fault}): free space on {where} or make it "
+        "writable, then start keyhouse serve again"
+    )
 
 
 def _log_config(settings: Settings) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from app.customers.oidc.providers import LoginProvider
 from app.customers.reset_outbox import PasswordResetRequest
 from app.customers.reset_tokens import PasswordResetToken
 from app.db import Base
+from app.monitoring import WriteProbe
 from app.oauth.clients import ClientSecret, OAuthClient
 from app.oauth.keys import SigningKey
 from app.oauth.revocation import Revocation
@@ -39,4 +40,5 @@ __all__ = [
     "ServerSecretFingerprint",
     "SigningKey",
     "Store",
+    "WriteProbe",
 ]
