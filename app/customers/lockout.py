@@ -125,13 +125,14 @@ class LoginGuard:
     ) -> LoginAttempt:
         """The attempt, if no lock refuses it; counted against its pair unless a repeat."""
         attempt = self._attempt(store_id, email, password, host)
-        if self._counters.is_down():
+        if not self._counters.may_ask():
             raise CountersUnavailableError()
         try:
             await self._check(attempt)
         except StorageError as error:
             self._counters.failed(error)
             raise CountersUnavailableError() from error
+        self._counters.answered()
         return attempt
 
     async def _check(self, attempt: LoginAttempt) -> None:
@@ -156,11 +157,16 @@ class LoginGuard:
 
     async def failed(self, attempt: LoginAttempt) -> FailedLogin:
         """Counts a wrong password (or unknown email); a repeated guess counts once."""
+        uncounted = FailedLogin(attempt.pair_failures, 0, 0, attempt.repeated, ())
+        if not self._counters.may_ask():  # it went away since the attempt was admitted
+            return uncounted
         try:
-            return await self._count_failure(attempt)
+            counted = await self._count_failure(attempt)
         except StorageError as error:
             self._counters.failed(error)  # the next attempts are refused until it answers
-            return FailedLogin(attempt.pair_failures, 0, 0, attempt.repeated, ())
+            return uncounted
+        self._counters.answered()
+        return counted
 
     async def _count_failure(self, attempt: LoginAttempt) -> FailedLogin:
         storage = self._storage
@@ -184,18 +190,22 @@ class LoginGuard:
         under attack) and its pair with the address that reset it. Pairs with other
         addresses keep counting: they are someone else's guesses, now at a new password."""
         attempt = self._attempt(store_id, email, "", host)
-        try:
-            await self._storage.clear(attempt.account)
-            await self._storage.clear(attempt.pair)
-        except StorageError as error:
-            self._counters.failed(error)
+        await self._clear(attempt.account, attempt.pair)
 
     async def succeeded(self, attempt: LoginAttempt) -> None:
         """A right password clears its pair's failures."""
+        await self._clear(attempt.pair)
+
+    async def _clear(self, *keys: str) -> None:
+        if not self._counters.may_ask():  # skipped while the counters are away
+            return
         try:
-            await self._storage.clear(attempt.pair)
+            for key in keys:
+                await self._storage.clear(key)
         except StorageError as error:
             self._counters.failed(error)
+            return
+        self._counters.answered()
 
 
 def _printable(text: str) -> str:
