@@ -221,7 +221,7 @@ class WriteHealth:
 
     def recovered(self) -> None:
         if self.fault is not None:
-            logger.warning("database storage takes writes again")
+            logger.info("database storage takes writes again")
         self.fault = None
 
 
