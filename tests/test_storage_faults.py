@@ -35,10 +35,11 @@ from sqlalchemy import event, func, select
 
 from app import monitoring
 from app.db import Database
+from app.models import Base
 from app.monitoring import WriteProbe
 from app.store.products import Product
 
-from .conftest import POSTGRES_URL, TEST_SERVER_SECRET, MakeClient, _create_sqlite, free_port
+from .conftest import POSTGRES_URL, TEST_SERVER_SECRET, MakeClient, free_port
 from .customers.shoppers import backend_token, headers
 from .serve import KEYHOUSE, START_SECONDS, STOP_SECONDS
 
@@ -104,8 +105,17 @@ def disk(tmp_path: Path) -> Iterator[Disk]:
 def database_url(disk: Disk) -> str:
     """The suite's fixtures (app, http, make_client) on a database in the small disk."""
     url = f"sqlite+aiosqlite:///{disk.view / 'keyhouse.db'}"
-    asyncio.run(_create_sqlite(url))
+    asyncio.run(create_schema(url))
     return url
+
+
+async def create_schema(url: str) -> None:
+    database = Database(url)
+    try:
+        async with database.engine.begin() as connection:
+            await connection.run_sync(Base.metadata.create_all)
+    finally:
+        await database.dispose()
 
 
 def product(sku: str) -> dict[str, Any]:
