@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from fault_load import Answer, errors, failed_after, latency_ms, outcomes, recovery_seconds
+from fault_soak import quarter_floors
 from faults import failures
 
 FAULTS_SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "faults.py"
@@ -57,6 +58,20 @@ def test_a_report_fails_on_errors_lost_writes_or_no_recovery() -> None:
     assert failures({**clean, "errors": {"500": 2}}) == ["errors {'500': 2}"]
     assert failures({**clean, "lost_writes": 1}) == ["1 acknowledged writes lost"]
     assert failures({**clean, "recovery_seconds": {"write": None}}) == ["no recovery"]
+
+
+def test_the_memory_floor_of_each_quarter_leaves_out_passing_spikes() -> None:
+    samples = [
+        {"seconds": seconds, "rss_mib": rss}
+        for seconds, rss in [
+            (0, [90.0, 91.0]),
+            (10, [130.0, 95.0]),  # a password hash in progress on the first worker
+            (20, [100.0, 96.0]),
+            (30, [101.0, 140.0]),
+            (40, [101.0, 97.0]),
+        ]
+    ]
+    assert quarter_floors(samples) == [[90.0, 91.0], [130.0, 95.0], [100.0, 96.0], [101.0, 97.0]]
 
 
 @pytest.mark.slow
