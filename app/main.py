@@ -10,10 +10,10 @@ from starlette.types import ASGIApp
 
 from app.bodylimit import BodySizeLimit
 from app.customers.lockout import LoginGuard
+from app.customers.mail.password_reset import PasswordResets
 from app.customers.oidc.listing import router as login_providers_router
 from app.customers.oidc.router import router as provider_login_router
 from app.customers.oidc.sign_in import open_provider_sign_in
-from app.customers.password_reset import PasswordResets
 from app.customers.password_routes import router as password_router
 from app.customers.router import router as customers_router
 from app.customers.tokens import CustomerTokenIssuer

@@ -2,11 +2,11 @@
 
 from app.audit import AuditEvent
 from app.customers.customers import Customer
+from app.customers.mail.outbox import PasswordResetRequest
+from app.customers.mail.tokens import PasswordResetToken
 from app.customers.oidc.identities import CustomerIdentity
 from app.customers.oidc.logins import ProviderLogin
 from app.customers.oidc.providers import LoginProvider
-from app.customers.reset_outbox import PasswordResetRequest
-from app.customers.reset_tokens import PasswordResetToken
 from app.db import Base
 from app.oauth.clients import ClientSecret, OAuthClient
 from app.oauth.keys import SigningKey

@@ -87,7 +87,7 @@ class Settings(BaseSettings):
     lockout_pair_failures: int = Field(default=5, ge=1)
     lockout_account_failures: int = Field(default=20, ge=1)
     lockout_address_failures: int = Field(default=50, ge=1)
-    # Password reset mails (app/mail.py, app/customers/reset_outbox.py). `smtp://user:pass@host:587`
+    # Password reset mails (app/mail.py, app/customers/mail/outbox.py). `smtp://user:pass@host:587`
     # sends with STARTTLS, `smtps://…:465` over TLS from the start; unset, reset requests are 503.
     smtp_url: SecretStr | None = None
     # CA certificates (PEM) to trust for the SMTP server instead of the system's.

@@ -18,17 +18,17 @@ from fastapi.responses import JSONResponse, Response
 
 from app import metrics
 from app.audit import record
-from app.customers import password_reset as service
 from app.customers.customers import CustomerOut, customer_json, get_customer
 from app.customers.lockout import LoginGuard
-from app.customers.password_reset import (
+from app.customers.mail import password_reset as service
+from app.customers.mail.password_reset import (
     PasswordChangeIn,
     PasswordResetIn,
     PasswordResetRequestIn,
     PasswordResets,
     ResetRequestedOut,
 )
-from app.customers.reset_tokens import (
+from app.customers.mail.tokens import (
     ExpiredResetTokenError,
     ForeignResetTokenError,
     InvalidResetTokenError,

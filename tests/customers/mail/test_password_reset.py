@@ -14,15 +14,16 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import event, func, select, update
 
-from app.customers.reset_outbox import PasswordResetRequest
-from app.customers.reset_tokens import PasswordResetToken
+from app.customers.mail.outbox import PasswordResetRequest
+from app.customers.mail.tokens import PasswordResetToken
 from app.db import Database, utcnow
 from app.server_secret import load_server_keys
 from app.settings import Settings
 
-from ..conftest import MakeClient, http_client, make_settings, serving
-from ..smtp import MAIL_FROM, MailServer, link_in, token_in, with_mail
-from .conftest import MakeShopper, MakeStore
+from ...conftest import MakeClient, http_client, make_settings, serving
+from ...smtp import MAIL_FROM, MailServer, link_in, token_in, with_mail
+from ..conftest import MakeShopper, MakeStore
+from ..shoppers import PASSWORD, headers, implicit_token, log_in
 from .resets import (
     NEW_PASSWORD,
     ask_for_reset,
@@ -31,7 +32,6 @@ from .resets import (
     confirm_reset,
     mails,
 )
-from .shoppers import PASSWORD, headers, implicit_token, log_in
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 `POST /v2/customers/password-reset` only adds a row here, whether the email belongs to a
 customer or not, so its answer and its time tell nothing about which emails exist; and the row
 is committed before the 202, so an acknowledged request survives the process stopping. The
-sender (`reset_sender.py`) of every worker claims due rows one at a time: it looks the customer
+sender (`sender.py`) of every worker claims due rows one at a time: it looks the customer
 up, issues the token, sends the mail and deletes the row.
 
 Claiming is a conditional update that sets a lease (`claimed_until`) and a claim id, so that of

@@ -1,6 +1,6 @@
 """Forgotten and changed passwords: reset requests, reset by one-time token, and change with
 the current password. The routes are in `password_routes.py`; the mail goes out through the
-outbox (`reset_outbox.py`) and its sender (`reset_sender.py`)."""
+outbox (`outbox.py`) and its sender (`sender.py`)."""
 
 import asyncio
 import time
@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit import record
 from app.customers.customers import Customer, Email, log_in_customer
 from app.customers.lockout import LoginGuard
-from app.customers.reset_outbox import enqueue
-from app.customers.reset_sender import ResetMailSender
-from app.customers.reset_tokens import (
+from app.customers.mail.outbox import enqueue
+from app.customers.mail.sender import ResetMailSender
+from app.customers.mail.tokens import (
     ResetTokenHasher,
     ResetTokenRefusedError,
     UsedResetTokenError,

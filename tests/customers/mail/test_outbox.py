@@ -10,14 +10,14 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from app.customers.reset_outbox import LEASE, PasswordResetRequest, claim_next
+from app.customers.mail.outbox import LEASE, PasswordResetRequest, claim_next
 from app.db import Database, utcnow
 from app.settings import Settings
 
-from ..conftest import MakeClient, http_client, serving
-from ..smtp import MailServer, token_in, with_mail
+from ...conftest import MakeClient, http_client, serving
+from ...smtp import MailServer, token_in, with_mail
+from ..shoppers import implicit_token, new_shopper
 from .resets import ask_for_reset, audited, confirm_reset, eventually, mails
-from .shoppers import implicit_token, new_shopper
 
 
 @pytest.fixture

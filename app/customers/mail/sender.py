@@ -1,7 +1,7 @@
 """The password reset mail sender: a task in every worker that empties the reset outbox.
 
-For each request claimed (`reset_outbox.py`) it looks the customer up; for an unknown email it
-only writes the audit trail. For a customer it issues a one-time token (`reset_tokens.py`,
+For each request claimed (`outbox.py`) it looks the customer up; for an unknown email it
+only writes the audit trail. For a customer it issues a one-time token (`tokens.py`,
 ending any earlier one), mails the link, and records the send; the token is in the mail and
 nowhere else, never in a log or the audit trail. A failed send is tried again later, up to
 `MAX_ATTEMPTS` times in about 45 minutes, each time with a new token; a refusal that cannot pass
@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import AuditEventName, record
 from app.customers.customers import Customer, find_by_email
-from app.customers.reset_outbox import (
+from app.customers.mail.outbox import (
     MAX_ATTEMPTS,
     PasswordResetRequest,
     claim_next,
@@ -34,7 +34,7 @@ from app.customers.reset_outbox import (
     release,
     retry_later,
 )
-from app.customers.reset_tokens import ResetTokenHasher, issue_reset_token, purge_reset_tokens
+from app.customers.mail.tokens import ResetTokenHasher, issue_reset_token, purge_reset_tokens
 from app.db import Database, is_unavailable
 from app.mail import DeliveryError, Mailer
 from app.oauth.stores import Store
