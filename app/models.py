@@ -2,8 +2,8 @@
 
 from app.audit import AuditEvent
 from app.customers.customers import Customer
-from app.customers.mail.outbox import PasswordResetRequest
-from app.customers.mail.tokens import PasswordResetToken
+from app.customers.mail.outbox import MailRequest
+from app.customers.mail.tokens import MailToken
 from app.customers.oidc.identities import CustomerIdentity
 from app.customers.oidc.logins import ProviderLogin
 from app.customers.oidc.providers import LoginProvider
@@ -28,11 +28,11 @@ __all__ = [
     "Customer",
     "CustomerIdentity",
     "LoginProvider",
+    "MailRequest",
+    "MailToken",
     "OAuthClient",
     "Order",
     "OrderItem",
-    "PasswordResetRequest",
-    "PasswordResetToken",
     "Product",
     "ProviderLogin",
     "Revocation",

@@ -3,7 +3,7 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import String, select, true
+from sqlalchemy import String, false, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -19,6 +19,8 @@ class Store(Base):
     name: Mapped[str] = mapped_column(String(200))
     # Whether storefronts (read-only tokens) may sign shoppers up, as in the origin API.
     allow_customer_signup: Mapped[bool] = mapped_column(default=True, server_default=true())
+    # Whether a shopper must have verified their email before a password login works.
+    require_email_verification: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

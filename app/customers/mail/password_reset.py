@@ -1,49 +1,40 @@
 """Forgotten and changed passwords: reset requests, reset by one-time token, and change with
-the current password. The routes are in `password_routes.py`; the mail goes out through the
-outbox (`outbox.py`) and its sender (`sender.py`)."""
+the current password. The routes are in `app/customers/password_routes.py`; the mail goes out
+through the outbox (`outbox.py`) and its sender (`sender.py`).
 
-import asyncio
-import time
+Both a reset and a change move the shopper's credential epoch (app/customers/credentials.py):
+their other customer tokens, logins that checked the old password while the change committed,
+and every link mailed before, stop working.
+"""
+
 import uuid
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import record
+from app.customers.credentials import CredentialsChangedError, change_credentials
 from app.customers.customers import Customer, Email, log_in_customer
 from app.customers.lockout import LoginGuard
-from app.customers.mail.outbox import enqueue
-from app.customers.mail.sender import ResetMailSender
+from app.customers.mail.messages import lifetime
+from app.customers.mail.shopper_mail import (
+    MAX_AUDITED_ADDRESS,
+    MailNotConfiguredError,
+    ShopperMail,
+)
 from app.customers.mail.tokens import (
-    ResetTokenHasher,
-    ResetTokenRefusedError,
-    UsedResetTokenError,
+    MailTokenRefusedError,
+    OutdatedMailTokenError,
+    UsedMailTokenError,
     redeem,
     usable_token,
 )
-from app.db import Database
-from app.errors import KeyhouseError
-from app.jsonapi import Output
-from app.mail import Mailer, SmtpServer
-from app.oauth.revocation import Revocation, revoke_subject
+from app.db import utcnow
+from app.oauth.revocation import Revocation
 from app.passwords import PasswordHasher
-from app.ratelimit import Counters, RateLimiter, TooManyRequestsError
-from app.settings import MAX_CUSTOMER_TOKEN_TTL, Settings
 
-MAX_AUDITED_ADDRESS = 64  # the audit column's width
 NEW_PASSWORD = Field(min_length=8, max_length=1024)  # as at sign-up
-
-
-class MailNotConfiguredError(KeyhouseError):
-    """503 without `Retry-After`: the server has no SMTP settings, so no mail could go out."""
-
-    status_code = 503
-    title = "Service Unavailable"
-    default_detail = (
-        "Password reset is unavailable: this server has no mail delivery configured "
-        "(KEYHOUSE_SMTP_URL)."
-    )
+TOKEN_NAME = "password reset token"  # noqa: S105 (words for errors, not a secret)
 
 
 class PasswordResetRequestIn(BaseModel):
@@ -72,99 +63,43 @@ class PasswordChangeIn(BaseModel):
     password: str = NEW_PASSWORD
 
 
-class ResetRequestedOut(Output):
+def reset_accepted(mail: ShopperMail) -> dict[str, object]:
     """The one answer to every reset request, whether or not the email is a customer's."""
-
-    type: Literal["password_reset_request"]
-    expires_in: int
-    message: str
-
-
-class PasswordResets:
-    """What the password routes share in a worker: the mail sender (None without SMTP), the
-    token hasher, and the limit of requests per email."""
-
-    def __init__(
-        self,
-        *,
-        sender: ResetMailSender | None,
-        hasher: ResetTokenHasher,
-        per_email: RateLimiter,
-        ttl: int,
-    ) -> None:
-        self.sender = sender
-        self.hasher = hasher
-        self.per_email = per_email
-        self.ttl = ttl
-
-    @classmethod
-    def from_settings(
-        cls, settings: Settings, *, database: Database, counters: Counters, key: bytes
-    ) -> "PasswordResets":
-        hasher = ResetTokenHasher(key)
-        server = SmtpServer.from_settings(settings)
-        sender = None
-        if server is not None:
-            assert settings.mail_from and settings.password_reset_url  # the settings insist
-            sender = ResetMailSender(
-                database,
-                Mailer(server),
-                hasher,
-                sender=settings.mail_from,
-                link_template=settings.password_reset_url,
-                ttl=settings.password_reset_ttl,
-            )
-        limit = settings.password_reset_rate_limit_per_email
-        per_email = RateLimiter(counters, "reset-email", limit)
-        return cls(
-            sender=sender, hasher=hasher, per_email=per_email, ttl=settings.password_reset_ttl
-        )
-
-    async def start(self) -> None:
-        if self.sender is not None:
-            await self.sender.start()
-
-    async def stop(self) -> None:
-        if self.sender is not None:
-            await self.sender.stop()
-
-    def accepted(self) -> dict[str, object]:
-        minutes = max(1, self.ttl // 60)
-        message = (
-            "If this email belongs to a customer of this store, a link to set a new password "
-            f"is on its way; it works once, within {minutes} minutes."
-        )
-        return {
-            "data": {"type": "password_reset_request", "expires_in": self.ttl, "message": message}
-        }
-
-
-async def past_cutoff(revocation: Revocation) -> None:
-    """Waits (under a second) until tokens issued now carry an `iat` after the revocation's
-    cutoff: `iat` is whole seconds, so a login in the same second as a reset would otherwise
-    get a token that the reset refuses. Answering after it, the shopper's next login works."""
-    assert revocation.issued_before is not None
-    await asyncio.sleep(max(0.0, revocation.issued_before + 1 - time.time()))
+    message = (
+        "If this email belongs to a customer of this store, a link to set a new password "
+        f"is on its way; it works once, within {lifetime(mail.reset_ttl)}."
+    )
+    return mail.accepted("password_reset_request", mail.reset_ttl, message)
 
 
 async def request_reset(
-    session: AsyncSession, resets: PasswordResets, *, store_id: uuid.UUID, email: str, host: str
+    session: AsyncSession, mail: ShopperMail, *, store_id: uuid.UUID, email: str, host: str
 ) -> None:
     """Queues a reset mail. The same work whether or not the email is a customer's: the
     lookup is the sender's, off the request path."""
-    if resets.sender is None:
+    if mail.sender is None:
         raise MailNotConfiguredError()
-    # Counted by a keyed hash, so the counters hold no email addresses.
-    wait = await resets.per_email.hit(resets.hasher.hash(f"request\0{store_id}\0{email.lower()}"))
-    if wait:
-        raise TooManyRequestsError(retry_after=wait)
-    await enqueue(session, store_id=store_id, email=email, address=host[:MAX_AUDITED_ADDRESS])
-    resets.sender.wake()
+    await mail.queue(session, "password_reset", store_id=store_id, email=email, host=host)
+
+
+async def _refused(
+    session: AsyncSession, refusal: MailTokenRefusedError, *, store_id: uuid.UUID, address: str
+) -> MailTokenRefusedError:
+    await session.rollback()
+    record(
+        session,
+        "customer.password_reset_refused",
+        store_id=store_id,
+        address=address,
+        reason=refusal.reason,
+    )
+    await session.commit()
+    return refusal
 
 
 async def reset_password(
     session: AsyncSession,
-    resets: PasswordResets,
+    mail: ShopperMail,
     *,
     hasher: PasswordHasher,
     guard: LoginGuard,
@@ -173,36 +108,37 @@ async def reset_password(
     password: str,
     host: str,
 ) -> tuple[Customer, Revocation]:
-    """Sets the password of the token's customer, uses the token up, revokes every customer
-    token of theirs and clears their lockout; raises `ResetTokenRefusedError` otherwise."""
+    """Sets the password of the token's customer, uses the token up, moves their credential
+    epoch (every customer token of theirs is refused) and clears their lockout. The mail
+    reached them, so their email counts as verified. Raises `MailTokenRefusedError`."""
     address = host[:MAX_AUDITED_ADDRESS]
     try:
-        row = await usable_token(session, hasher=resets.hasher, token=token, store_id=store_id)
-    except ResetTokenRefusedError as refusal:
-        await session.rollback()
-        record(
+        row, customer = await usable_token(
             session,
-            "customer.password_reset_refused",
+            hasher=mail.hasher,
+            token=token,
+            purposes=("password_reset",),
             store_id=store_id,
-            address=address,
-            reason=refusal.reason,
+            token_name=TOKEN_NAME,
         )
-        await session.commit()
-        raise
-    customer = await session.get(Customer, row.customer_id)
-    assert customer is not None  # a customer's tokens are deleted with them
+    except MailTokenRefusedError as refusal:
+        raise await _refused(session, refusal, store_id=store_id, address=address) from None
     await session.commit()  # the connection goes back to the pool while the hash runs
     password_hash = await hasher.hash(password)
     if not await redeem(session, row):  # a concurrent request used it first
         await session.rollback()
-        raise UsedResetTokenError()
-    customer.password_hash = password_hash
-    revocation = revoke_subject(
-        session,
-        kind="customer",
-        subject=str(customer.id),
-        max_token_lifetime=MAX_CUSTOMER_TOKEN_TTL,
-    )
+        raise UsedMailTokenError(TOKEN_NAME)
+    try:
+        revocation = await change_credentials(
+            session,
+            customer=customer,
+            password_hash=password_hash,
+            email_verified_at=customer.email_verified_at or utcnow(),
+        )
+    except CredentialsChangedError:  # changed since the token was read: the token is outdated
+        raise await _refused(
+            session, OutdatedMailTokenError(TOKEN_NAME), store_id=store_id, address=address
+        ) from None
     record(
         session,
         "customer.password_reset",
@@ -228,7 +164,9 @@ async def change_password(
     spared_token_id: str,
 ) -> Revocation | None:
     """Sets a new password if the current one is right (checked like a login, behind the
-    lockout); revokes every customer token of theirs but the one asking. None if wrong."""
+    lockout) and moves the credential epoch: every customer token of theirs but the one asking
+    is refused. None if the password is wrong; `CredentialsChangedError` if another change
+    committed since the password was checked."""
     checked = await log_in_customer(
         session,
         hasher=hasher,
@@ -241,12 +179,10 @@ async def change_password(
     if checked is None:
         return None
     await session.commit()  # the connection goes back to the pool while the hash runs
-    checked.password_hash = await hasher.hash(password)
-    revocation = revoke_subject(
+    revocation = await change_credentials(
         session,
-        kind="customer",
-        subject=str(customer.id),
-        max_token_lifetime=MAX_CUSTOMER_TOKEN_TTL,
+        customer=checked,  # its epoch is the one read with the hash just checked
+        password_hash=await hasher.hash(password),
         spared_token_id=spared_token_id,
     )
     record(

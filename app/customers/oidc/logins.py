@@ -67,6 +67,13 @@ class ProviderLogin(Base):
     customer_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("customer.id", ondelete="CASCADE")
     )
+    # The customer's credential epoch once the sign-in found (or linked) them: the code gives a
+    # token only while it is current.
+    customer_epoch: Mapped[int | None]
+    # A link, not a sign-in: the logged-in shopper whose account the provider's user joins.
+    link_customer_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("customer.id", ondelete="CASCADE")
+    )
     code_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     code_expires_at: Mapped[datetime | None]
     exchanged_at: Mapped[datetime | None]

@@ -13,7 +13,7 @@ import uuid
 from datetime import datetime
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import ForeignKey, LargeBinary, String, UniqueConstraint, select
+from sqlalchemy import ForeignKey, LargeBinary, String, UniqueConstraint, false, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -49,6 +49,11 @@ class LoginProvider(Base):
     client_secret_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
     scope: Mapped[str] = mapped_column(String(500))
     enabled: Mapped[bool] = mapped_column(default=True)
+    # Whether a shopper new to this provider may be linked to the store's customer of the same
+    # (verified) email: for every domain, or only for `email_domains` (space-separated), the
+    # domains this provider is the authority for. Neither: never linked by email.
+    link_by_email: Mapped[bool] = mapped_column(default=False, server_default=false())
+    email_domains: Mapped[str | None] = mapped_column(String(2000))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
