@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit as audit_service
 from app.customers import customers as customer_service
+from app.customers.oidc import providers as login_provider_service
 from app.db import Database
 from app.errors import KeyhouseError
 from app.logs import logging_config
@@ -446,12 +447,25 @@ def show_config(as_json: JsonFlag = False) -> None:
 
 
 async def _bootstrap(session: AsyncSession, keys: ServerKeys, settings: Settings) -> None:
+    if settings.environment == "production":
+        await _refuse_http_providers(session)
     await store_service.ensure_default_store(session)
     await key_service.ensure_signing_key(
         session,
         algorithm=settings.signing_algorithm,
         encryption_key=keys.signing_key_encryption,
     )
+
+
+async def _refuse_http_providers(session: AsyncSession) -> None:
+    """Production talks to login providers over https only: an enabled provider registered
+    with an http issuer (on localhost, in development) stops the server before it serves."""
+    insecure = await login_provider_service.insecure_login_providers(session)
+    if insecure:
+        _fail(
+            f"login provider {insecure[0].id} has an http issuer, which production refuses: "
+            "disable it (keyhouse login-providers disable ID) or register it with https"
+        )
 
 
 @cli.command()

@@ -68,7 +68,7 @@ def login_providers_create(
     client_secret = _read_client_secret()
 
     async def create(session: AsyncSession, keys: ServerKeys) -> service.LoginProvider:
-        provider_client = ProviderClient()
+        provider_client = ProviderClient.for_environment(get_settings().environment)
         try:
             return await service.create_login_provider(
                 session,

@@ -74,7 +74,13 @@ def decrypt_secret(provider: LoginProvider, *, key: bytes) -> str:
 
 
 def _checked(
-    *, name: str, display_name: str | None, issuer: str, client_id: str, client_secret: str
+    *,
+    name: str,
+    display_name: str | None,
+    issuer: str,
+    client_id: str,
+    client_secret: str,
+    loopback_http: bool,
 ) -> None:
     if not NAME_PATTERN.fullmatch(name) or name in RESERVED_NAMES:
         raise ProviderSetupError(
@@ -82,8 +88,10 @@ def _checked(
         )
     if display_name is not None and not 1 <= len(display_name.strip()) <= 100:
         raise ProviderSetupError("A display name is 1 to 100 characters.")
-    if not is_secure_url(issuer) or len(issuer) > 2000:
+    if len(issuer) > 2000 or not is_secure_url(issuer, loopback_http=True):
         raise ProviderSetupError("The issuer is an https URL (http only on localhost).")
+    if not is_secure_url(issuer, loopback_http=loopback_http):
+        raise ProviderSetupError("The issuer is an https URL: production refuses http.")
     if not 1 <= len(client_id) <= 255 or not client_id.isprintable():
         raise ProviderSetupError("A client id is 1 to 255 printable characters.")
     if not 1 <= len(client_secret) <= 1000:
@@ -118,6 +126,7 @@ async def create_login_provider(
         issuer=issuer,
         client_id=client_id,
         client_secret=client_secret,
+        loopback_http=provider_client.loopback_http,
     )
     try:
         metadata = await provider_client.discover(issuer)
@@ -162,6 +171,12 @@ async def list_login_providers(
     if enabled_only:
         query = query.where(LoginProvider.enabled.is_(True))
     return list(await session.scalars(query))
+
+
+async def insecure_login_providers(session: AsyncSession) -> list[LoginProvider]:
+    """Enabled providers whose issuer is not https: what production cannot serve."""
+    providers = await list_login_providers(session, enabled_only=True)
+    return [p for p in providers if not is_secure_url(p.issuer, loopback_http=False)]
 
 
 async def page_of_providers(

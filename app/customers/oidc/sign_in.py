@@ -57,7 +57,7 @@ def open_provider_sign_in(
 ) -> "ProviderSignIn":
     """The worker's sign-in machinery, for the app's lifespan (which closes it)."""
     return ProviderSignIn(
-        provider_client=ProviderClient(),
+        provider_client=ProviderClient.for_environment(settings.environment),
         secrets=LoginSecrets(server_keys.login_state_hmac),
         secret_key=server_keys.login_provider_secret_encryption,
         hasher=hasher,

@@ -58,7 +58,7 @@ async def register_provider(
 ) -> LoginProvider:
     """Registers a login provider as `keyhouse login-providers create` does."""
     key = load_server_keys(settings).login_provider_secret_encryption
-    provider_client = ProviderClient()
+    provider_client = ProviderClient(loopback_http=True)  # the fake provider is on 127.0.0.1
     try:
         async with database.sessions() as session:
             return await create_login_provider(
