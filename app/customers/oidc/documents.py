@@ -87,21 +87,36 @@ CALLBACK_DESCRIPTION = """\
 The provider sends the browser back here. Keyhouse consumes the sign-in's `state` (once),
 checks `iss` (RFC 9207), exchanges the code with the PKCE verifier and its client secret,
 verifies the ID token with the provider's published keys (signature, `iss`, `aud`, `azp`,
-`exp`, `iat`, `nonce`), reads UserInfo if the token lacks the email, and finds the customer
-by the provider's `sub`, links the store's customer of the same email, or creates one; linking
-and creating need `email_verified: true`. Then it redirects to the storefront with `code` (a
-single-use Keyhouse code, valid 60 seconds) and `state`; the storefront exchanges the code at
-`POST /v2/customers/tokens` (`authentication_mechanism: "oidc"`).
+`exp`, `iat`, `nonce`), and reads UserInfo if the token names no email (`email` and
+`email_verified` are taken together from one of the two, never one from each).
+
+The customer is the one linked to the provider's `sub`. Failing that, the provider must say it
+verified the email, and then: no customer has it, and one is created (its email verified) if
+the store takes sign-ups; or a customer has it, and the provider's account is linked to them
+only if the operator made the provider the authority for that email (`keyhouse login-providers
+create --link-by-email` or `--email-domain`), the customer verified the email, and the customer
+has no account at any provider yet. Otherwise the sign-in is refused: the shopper signs in with
+their password and links the provider from their account
+(`POST /v2/customers/{customer_id}/provider-links`), which ends here too, in that customer.
+A link ends the customer's earlier customer tokens.
+
+Then it redirects to the storefront with `code` (a single-use Keyhouse code, valid 60 seconds)
+and `state`; the storefront exchanges the code at `POST /v2/customers/tokens`
+(`authentication_mechanism: "oidc"`).
 
 Errors go back to the storefront as `error` and `error_description`: `invalid_request` (the
 sign-in was already completed, or took over 10 minutes), `access_denied` (refused at the
-provider, ID token not verified, email missing or not verified, provider disabled, answer from
-another issuer), `temporarily_unavailable` (provider down), `server_error` (provider answered
-garbage). Nothing is created unless everything succeeded.
+provider, ID token not verified, email missing or not verified, a customer of that email exists
+and may not be linked, the store takes no sign-ups, provider disabled, answer from another
+issuer; for a link: the provider's account is another customer's, the customer holds another
+account there, or their credentials changed since the link began), `temporarily_unavailable`
+(provider down), `server_error` (provider answered garbage, or named an http endpoint in
+production). Nothing is created unless everything succeeded.
 
 Audit trail: `customer.provider_login` on success, after `customer.provider_created` or
 `customer.provider_linked` when the customer was created or linked;
-`customer.provider_login_failed` (with a `reason`) otherwise.
+`customer.provider_login_failed` (with a `reason`: `account_exists`, `sign_up_closed`,
+`linked_to_another`, `link_outdated`, …) otherwise.
 """
 
 LIST_DESCRIPTION = """\

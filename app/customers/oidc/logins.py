@@ -159,10 +159,12 @@ async def claim_return(session: AsyncSession, *, state: str) -> ClaimedReturn | 
     return ClaimedReturn(login, "expired" if login.returned_at is None else "used")
 
 
-def issue_code(login: ProviderLogin, *, customer_id: uuid.UUID) -> str:
-    """The Keyhouse code for the storefront, recorded on the sign-in (the caller commits)."""
+def issue_code(login: ProviderLogin, *, customer_id: uuid.UUID, epoch: int) -> str:
+    """The Keyhouse code for the storefront, recorded on the sign-in (the caller commits):
+    it gives a token of the customer's credential epoch `epoch`, and only while it is current."""
     code = secrets.token_urlsafe(CODE_BYTES)
     login.customer_id = customer_id
+    login.customer_epoch = epoch
     login.code_hash = digest(code)
     login.code_expires_at = utcnow() + timedelta(seconds=CODE_SECONDS)
     return code
