@@ -12,6 +12,7 @@ from app.bodylimit import BodySizeLimit
 from app.customers.email_routes import router as email_router
 from app.customers.lockout import LoginGuard
 from app.customers.mail.shopper_mail import ShopperMail
+from app.customers.oidc.link_routes import router as provider_links_router
 from app.customers.oidc.listing import router as login_providers_router
 from app.customers.oidc.router import router as provider_login_router
 from app.customers.oidc.sign_in import open_provider_sign_in
@@ -171,6 +172,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(provider_login_router)
     app.include_router(customers_router)
     app.include_router(login_providers_router)
+    app.include_router(provider_links_router)
     app.include_router(password_router)
     app.include_router(email_router)
     app.include_router(address_router)

@@ -6,6 +6,8 @@ redirect or a page rather than FastAPI's JSON 400; their parameters are document
 
 from typing import Any
 
+from app.errors import ErrorDocument
+
 
 def _html(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}
@@ -118,6 +120,31 @@ Audit trail: `customer.provider_login` on success, after `customer.provider_crea
 `customer.provider_login_failed` (with a `reason`: `account_exists`, `sign_up_closed`,
 `linked_to_another`, `link_outdated`, …) otherwise.
 """
+
+LINK_DESCRIPTION = """\
+Needs the shopper's own customer token (400 without one, 404 for another's id) and their
+current password: a wrong one is the login's 401, counted by the lockout. `redirect_uri` must
+be registered for the caller's client, and the shopper's account must not hold an account at
+that provider yet (409; unlink it first).
+
+The answer's `authorization_url` is the provider's, for the shopper's browser: the sign-in
+there comes back through `GET /oauth/customers/login/callback`, which links the provider's
+account to this customer (refused if it is another customer's, or if the customer's password,
+email or sign-ins changed meanwhile) and sends the browser to `redirect_uri` with a `code` and
+the `state`, or an `error`. The link ends every customer token of the shopper, the one sent
+here included: `POST /v2/customers/tokens` (`authentication_mechanism: "oidc"`) exchanges the
+code, with the PKCE verifier of `code_challenge`, for a fresh one. The link is valid 10 minutes.
+Audit: `customer.provider_linked` then `customer.provider_login` (a wrong password:
+`customer.login_failed`).
+"""
+
+LINK_UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {
+        "model": ErrorDocument,
+        "description": "The login provider cannot be reached, or its discovery document no "
+        "longer checks out.",
+    }
+}
 
 LIST_DESCRIPTION = """\
 The store's enabled login providers, each with the link that starts a sign-in

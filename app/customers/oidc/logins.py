@@ -106,8 +106,11 @@ async def start_login(
     redirect_uri: str,
     client_state: str | None,
     code_challenge: str,
+    link_customer_id: uuid.UUID | None = None,
+    customer_epoch: int | None = None,
 ) -> str:
-    """Records a new sign-in and returns its `state`; rows older than a day go first."""
+    """Records a new sign-in and returns its `state`; rows older than a day go first. A link
+    (links.py) names its customer, and the credential epoch it must still be in at the end."""
     now = utcnow()
     await session.execute(delete(ProviderLogin).where(ProviderLogin.started_at < now - KEPT_FOR))
     state = secrets.token_urlsafe(STATE_BYTES)
@@ -122,6 +125,8 @@ async def start_login(
             state_hash=digest(state),
             started_at=now,
             expires_at=now + timedelta(seconds=LOGIN_SECONDS),
+            link_customer_id=link_customer_id,
+            customer_epoch=customer_epoch,
         )
     )
     await session.commit()

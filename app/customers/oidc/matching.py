@@ -32,6 +32,7 @@ from app.customers.customers import EMAIL_PATTERN, Customer, find_by_email
 from app.customers.oidc.discovery import ProviderResponseError
 from app.customers.oidc.id_tokens import ProviderIdentity
 from app.customers.oidc.identities import CustomerIdentity, identities_of, linked_customer
+from app.customers.oidc.logins import ProviderLogin
 from app.customers.oidc.providers import LoginProvider
 from app.db import utcnow
 from app.oauth.revocation import Revocation
@@ -44,6 +45,14 @@ ACCOUNT_EXISTS = (
 )
 SIGN_UP_CLOSED = "This shop opens no new accounts here: sign in with an existing account."
 LINKED_ELSEWHERE = "This email's account is linked to another account at this login provider."
+LINKED_TO_ANOTHER = "This account at the login provider is linked to another customer of this shop."
+ALREADY_LINKED = (
+    "Your account is linked to another account at this login provider: unlink that one first."
+)
+LINK_OUTDATED = (
+    "Your account's password, email or sign-ins changed since this link began: start again "
+    "from your account."
+)
 
 
 class Outcome(Enum):
@@ -146,3 +155,55 @@ async def resolve_customer(
         CustomerIdentity(provider_id=provider.id, customer_id=created.id, subject=identity.subject)
     )
     return ResolvedCustomer(created, Outcome.CREATED)
+
+
+async def link_customer(
+    session: AsyncSession,
+    *,
+    provider: LoginProvider,
+    identity: ProviderIdentity,
+    customer_id: uuid.UUID,
+    epoch: int,
+) -> ResolvedCustomer:
+    """The link a logged-in shopper asked for (links.py): the provider's account joins theirs
+    if it is nobody else's, they hold no other account there, and their credentials are still
+    those of `epoch`, the one read with the password they gave when they asked. No email
+    rule applies: the shopper proved both accounts are theirs."""
+    customer = await session.get(Customer, customer_id, populate_existing=True)
+    if customer is None or customer.credential_epoch != epoch:
+        raise IdentityRefusedError("link_outdated", LINK_OUTDATED)
+    linked = await linked_customer(session, provider=provider, subject=identity.subject)
+    if linked is not None:
+        link, owner = linked
+        if owner.id != customer.id:
+            raise IdentityRefusedError("linked_to_another", LINKED_TO_ANOTHER)
+        link.last_login_at = utcnow()  # linked already, by a link that finished first
+        return ResolvedCustomer(customer, Outcome.FOUND)
+    held = await identities_of(session, customer_id=customer.id)
+    if any(other.id == provider.id for _, other in held):
+        raise IdentityRefusedError("already_linked", ALREADY_LINKED)
+    revocation = await _link(
+        session, provider=provider, customer=customer, subject=identity.subject
+    )
+    return ResolvedCustomer(customer, Outcome.LINKED, revocation)
+
+
+async def customer_for(
+    session: AsyncSession,
+    *,
+    hasher: PasswordHasher,
+    login: ProviderLogin,
+    provider: LoginProvider,
+    identity: ProviderIdentity,
+) -> ResolvedCustomer:
+    """The customer a sign-in ends in: the one a link started from their account is for, or
+    whoever the provider's shopper is (found, linked or created)."""
+    if login.link_customer_id is not None and login.customer_epoch is not None:
+        return await link_customer(
+            session,
+            provider=provider,
+            identity=identity,
+            customer_id=login.link_customer_id,
+            epoch=login.customer_epoch,
+        )
+    return await resolve_customer(session, hasher=hasher, provider=provider, identity=identity)

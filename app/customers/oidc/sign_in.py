@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import AuditEventName, record
 from app.customers.credentials import CredentialsChangedError
+from app.customers.customers import Customer
 from app.customers.oidc.discovery import ProviderError, ProviderMetadata
 from app.customers.oidc.failures import SignInError
 from app.customers.oidc.id_tokens import identity_of, verify_id_token
@@ -31,7 +32,7 @@ from app.customers.oidc.matching import (
     IdentityRefusedError,
     Outcome,
     ResolvedCustomer,
-    resolve_customer,
+    customer_for,
 )
 from app.customers.oidc.pages import with_query
 from app.customers.oidc.provider_client import ProviderClient
@@ -113,8 +114,11 @@ class ProviderSignIn:
         redirect_uri: str,
         client_state: str | None,
         code_challenge: str,
+        link_to: Customer | None = None,
     ) -> str:
-        """The provider's authorization URL for a new sign-in."""
+        """The provider's authorization URL for a new sign-in; with `link_to`, a link of the
+        provider's account to that customer, who must still be in the credential epoch
+        loaded with them (the one read with the password they just gave) when it ends."""
         try:
             metadata = await self.provider_client.metadata(provider.issuer)
         except ProviderError as failure:
@@ -127,6 +131,8 @@ class ProviderSignIn:
             redirect_uri=redirect_uri,
             client_state=client_state,
             code_challenge=code_challenge,
+            link_customer_id=None if link_to is None else link_to.id,
+            customer_epoch=None if link_to is None else link_to.credential_epoch,
         )
         return with_query(
             metadata.authorization_endpoint,
@@ -222,8 +228,8 @@ class ProviderSignIn:
         identity = identity_of(claims["id_token"], claims["userinfo"])
         for attempt in range(2):
             try:
-                resolved = await resolve_customer(
-                    session, hasher=self._hasher, provider=provider, identity=identity
+                resolved = await customer_for(
+                    session, hasher=self._hasher, login=login, provider=provider, identity=identity
                 )
                 code = _issue(session, login, provider, resolved, address)
                 await session.commit()

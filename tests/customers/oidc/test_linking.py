@@ -66,6 +66,8 @@ async def test_a_pre_registered_account_is_not_taken_over(
     assert (await http.get("/v2/orders", headers=sent)).json()["data"] == []
     addresses = await http.get(f"/v2/customers/{attacker.id}/addresses", headers=sent)
     assert addresses.status_code == 200 and addresses.json()["data"] == []
+    mine = await http.get(f"/v2/customers/{attacker.id}/provider-links", headers=sent)
+    assert mine.json()["data"] == []
 
 
 async def test_a_second_provider_cannot_take_over_a_customer_of_another(
