@@ -9,7 +9,7 @@ so it cannot be hashed.
 By default a provider's shopper is never linked to an existing customer by email: only where the
 operator says the provider is the authority for the email (`link_by_email` for every domain, or
 `email_domains`), since a provider that vouches for addresses it does not own would otherwise
-hand out the store's accounts (identities.py).
+hand out the store's accounts (matching.py).
 """
 
 import os
