@@ -17,7 +17,8 @@ from sqlalchemy import ForeignKey, String, UniqueConstraint, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.customers.customers import EMAIL_PATTERN, Customer, find_by_email
+from app.customers.customers import Customer, find_by_email
+from app.customers.emails import EMAIL_PATTERN
 from app.customers.oidc.discovery import ProviderResponseError
 from app.customers.oidc.id_tokens import ProviderIdentity
 from app.customers.oidc.providers import LoginProvider
