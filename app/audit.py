@@ -26,6 +26,7 @@ AuditEventName = Literal[
     "client.disabled",
     "client.secret_rotated",
     "key.created",
+    "store.settings_changed",
     "key.rotated",
     "token.revoked",
     "customer.deleted",

@@ -7,6 +7,7 @@ from sqlalchemy import String, false, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.audit import record
 from app.db import Base, utcnow
 
 DEFAULT_STORE_NAME = "Default store"
@@ -48,3 +49,28 @@ async def default_store(session: AsyncSession) -> Store | None:
 
 async def ensure_default_store(session: AsyncSession) -> Store:
     return await default_store(session) or await create_store(session, name=DEFAULT_STORE_NAME)
+
+
+async def change_store_settings(
+    session: AsyncSession,
+    *,
+    store: Store,
+    allow_customer_signup: bool | None = None,
+    require_email_verification: bool | None = None,
+) -> Store:
+    """Sets the shopper settings given (None: unchanged), audited as the operator's."""
+    if allow_customer_signup is not None:
+        store.allow_customer_signup = allow_customer_signup
+    if require_email_verification is not None:
+        store.require_email_verification = require_email_verification
+    record(
+        session,
+        "store.settings_changed",
+        store_id=store.id,
+        actor="cli",
+        subject=str(store.id),
+        allow_customer_signup=store.allow_customer_signup,
+        require_email_verification=store.require_email_verification,
+    )
+    await session.commit()
+    return store

@@ -59,7 +59,7 @@ class MailLinks:
 class Draft:
     """Mails to send for a customer; `unusable` when their address cannot carry one."""
 
-    customer_id: uuid.UUID
+    customer_id: uuid.UUID | None
     messages: list[EmailMessage]
     sent_event: AuditEventName
     unusable: bool = False
@@ -95,8 +95,7 @@ class Drafts:
         try:
             return await self._purposes[request.purpose](session, request)
         except (ValueError, MessageError):  # an address no mail can carry
-            customer_id = request.customer_id or uuid.UUID(int=0)
-            return Draft(customer_id, [], SENT_EVENTS[request.purpose], unusable=True)
+            return Draft(request.customer_id, [], SENT_EVENTS[request.purpose], unusable=True)
 
     async def _token(
         self,

@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import record
 from app.customers.credentials import CredentialsChangedError, change_credentials
-from app.customers.customers import Customer, Email, log_in_customer
+from app.customers.customers import Customer, log_in_customer
+from app.customers.emails import Email
 from app.customers.lockout import LoginGuard
 from app.customers.mail.messages import lifetime
 from app.customers.mail.shopper_mail import (

@@ -15,17 +15,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.audit import record
 from app.customers.credentials import CredentialsChangedError, change_credentials
 from app.customers.customers import (
     EMAIL_TAKEN,
     Customer,
-    Email,
     InvalidCredentialsError,
     find_by_email,
     log_in_customer,
 )
+from app.customers.emails import Email
 from app.customers.lockout import LoginGuard
 from app.customers.mail.messages import lifetime
 from app.customers.mail.outbox import MailPurpose, add_request
@@ -159,10 +160,12 @@ async def confirm_email(
         )
         if row.purpose == "email_change":
             return customer, await _change_email(session, row, customer, address=address)
-        await _verify_email(session, row, hasher=hasher, guard=guard, password=password, host=host)
+        verified = await _verify_email(
+            session, row, hasher=hasher, guard=guard, password=password, host=host
+        )
     except (MailTokenRefusedError, InvalidCredentialsError) as refusal:
         raise await _refused(session, refusal, store_id=store_id, address=address) from None
-    return customer, None
+    return verified, None
 
 
 async def _verify_email(
@@ -173,7 +176,7 @@ async def _verify_email(
     guard: LoginGuard,
     password: str | None,
     host: str,
-) -> None:
+) -> Customer:
     if password is None:
         raise PasswordRequiredError()
     checked = await log_in_customer(
@@ -202,6 +205,8 @@ async def _verify_email(
         raise OutdatedMailTokenError(TOKEN_NAME)
     record(session, "customer.email_verified", store_id=row.store_id, subject=str(checked.id))
     await session.commit()
+    set_committed_value(checked, "email_verified_at", now)
+    return checked
 
 
 async def _change_email(

@@ -28,7 +28,8 @@ from enum import Enum
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.customers.credentials import change_credentials
-from app.customers.customers import EMAIL_PATTERN, Customer, find_by_email
+from app.customers.customers import Customer, find_by_email
+from app.customers.emails import is_email
 from app.customers.oidc.discovery import ProviderResponseError
 from app.customers.oidc.id_tokens import ProviderIdentity
 from app.customers.oidc.identities import CustomerIdentity, identities_of, linked_customer
@@ -74,7 +75,7 @@ class IdentityRefusedError(ProviderResponseError):
 
 
 def _usable_email(identity: ProviderIdentity) -> str:
-    if identity.email is None or not EMAIL_PATTERN.fullmatch(identity.email):
+    if identity.email is None or not is_email(identity.email):
         raise IdentityRefusedError(
             "no_email", "The login provider did not share an email address; it is needed here."
         )
