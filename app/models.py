@@ -2,11 +2,11 @@
 
 from app.audit import AuditEvent
 from app.customers.customers import Customer
+from app.customers.mail.outbox import MailRequest
+from app.customers.mail.tokens import MailToken
 from app.customers.oidc.identities import CustomerIdentity
 from app.customers.oidc.logins import ProviderLogin
 from app.customers.oidc.providers import LoginProvider
-from app.customers.reset_outbox import PasswordResetRequest
-from app.customers.reset_tokens import PasswordResetToken
 from app.db import Base
 from app.monitoring import WriteProbe
 from app.oauth.clients import ClientSecret, OAuthClient
@@ -29,11 +29,11 @@ __all__ = [
     "Customer",
     "CustomerIdentity",
     "LoginProvider",
+    "MailRequest",
+    "MailToken",
     "OAuthClient",
     "Order",
     "OrderItem",
-    "PasswordResetRequest",
-    "PasswordResetToken",
     "Product",
     "ProviderLogin",
     "Revocation",

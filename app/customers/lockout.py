@@ -26,7 +26,9 @@ password nor a plain hash of it is ever stored. Accounts are keyed by an HMAC to
 counters hold no email addresses.
 
 Known emails and unknown ones are counted alike, so the lockout tells nothing about which
-accounts exist. If the counters cannot be reached, logins are refused with a 503.
+accounts exist. A failed login is audited with its email as typed only if it looks like one:
+anything else (a password typed into the wrong field, say) as a short keyed hash, enough to
+tell repeats apart. If the counters cannot be reached, logins are refused with a 503.
 """
 
 import hmac
@@ -39,6 +41,7 @@ from limits.errors import StorageError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import record
+from app.customers.emails import is_email
 from app.ratelimit import (
     Counters,
     CountersUnavailableError,
@@ -60,6 +63,9 @@ class LoginAttempt:
 
     store_id: uuid.UUID
     email: str
+    # What the audit trail and the log may show of `email`: itself if it looks like an email,
+    # else a short keyed hash (a password typed into the email field must not be written down).
+    audited_email: str
     host: str
     pair: str
     account: str
@@ -110,9 +116,11 @@ class LoginGuard:
         email = email.strip().lower()
         account = self._digest("account", str(store_id), email)
         address = address_key(host)
+        audited = email if is_email(email) else f"hash:{self._digest('audit', email)[:16]}"
         return LoginAttempt(
             store_id=store_id,
             email=email,
+            audited_email=audited,
             host=host,
             pair=f"lockout/pair/{account}/{address}",
             account=f"lockout/account/{account}",
@@ -219,7 +227,7 @@ def record_failed_login(
 ) -> None:
     """Adds the audit events of a failed login to `session`: never the password."""
     address = _printable(attempt.host[:MAX_AUDITED_ADDRESS])
-    email = _printable(attempt.email)
+    email = _printable(attempt.audited_email)
     record(
         session,
         "customer.login_failed",

@@ -4,8 +4,8 @@ The table readiness writes a row to, and deletes it from, in one transaction, af
 a storage fault (a full disk, a read-only one, I/O errors): the commit says whether writes
 succeed again (app/monitoring.py). It never holds a row.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-07 04:30:00.000000
 """
 
@@ -16,8 +16,8 @@ from alembic import op
 
 import app.db
 
-revision: str = "0009"
-down_revision: str | None = "0008"
+revision: str = "0010"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
