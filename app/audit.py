@@ -26,6 +26,7 @@ AuditEventName = Literal[
     "client.disabled",
     "client.secret_rotated",
     "key.created",
+    "store.settings_changed",
     "key.rotated",
     "token.revoked",
     "customer.deleted",
@@ -45,6 +46,19 @@ AuditEventName = Literal[
     "customer.password_reset",
     "customer.password_reset_refused",
     "customer.password_changed",
+    # Credentials and verified emails (app/customers/credentials.py, app/customers/mail).
+    "customer.credentials_changed",
+    "customer.email_verification_mailed",
+    "customer.email_verification_skipped",
+    "customer.email_verification_mail_failed",
+    "customer.email_verified",
+    "customer.email_verification_refused",
+    "customer.email_change_requested",
+    "customer.email_change_mailed",
+    "customer.email_change_cancelled",
+    "customer.email_change_mail_failed",
+    "customer.email_changed",
+    "customer.provider_unlinked",
 ]
 
 PENDING = "keyhouse.audit.pending"

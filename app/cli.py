@@ -22,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit as audit_service
 from app.customers import customers as customer_service
-from app.db import Database
+from app.customers.oidc import providers as login_provider_service
+from app.db import Database, is_unavailable, storage_fault
 from app.errors import KeyhouseError
 from app.logs import logging_config
 from app.oauth import clients as client_service
@@ -33,7 +34,14 @@ from app.passwords import ClientSecretHasher, PasswordHasher
 from app.schema import upgrade_database
 from app.server_secret import ServerKeys, existing_server_keys, secret_source
 from app.serving import exec_server
-from app.settings import DEFAULT_HOST, DEFAULT_PORT, ConfigurationError, Settings, get_settings
+from app.settings import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    ConfigurationError,
+    Settings,
+    get_settings,
+    sqlite_file,
+)
 
 # No pretty tracebacks: they print local variables, and locals can hold secrets.
 cli = typer.Typer(
@@ -102,19 +110,73 @@ def db_upgrade() -> None:
     upgrade_database(settings)
 
 
+def _store_json(store: store_service.Store) -> dict[str, Any]:
+    return {
+        "id": str(store.id),
+        "name": store.name,
+        "allow_customer_signup": store.allow_customer_signup,
+        "require_email_verification": store.require_email_verification,
+    }
+
+
+def _store_line(store: dict[str, Any]) -> str:
+    settings = [
+        "sign-up open" if store["allow_customer_signup"] else "sign-up closed",
+        "verified emails required" if store["require_email_verification"] else "",
+    ]
+    return f"{store['id']}  {store['name']}  ({', '.join(filter(None, settings))})"
+
+
 @stores_cli.command("create")
 def stores_create(name: str, as_json: JsonFlag = False) -> None:
     """Create a store."""
     store = _with_session(lambda session: store_service.create_store(session, name=name))
-    _print({"id": str(store.id), "name": store.name}, as_json, f"created store {store.id}")
+    _print(_store_json(store), as_json, f"created store {store.id}")
 
 
 @stores_cli.command("list")
 def stores_list(as_json: JsonFlag = False) -> None:
-    """List stores, oldest (the default) first."""
+    """List stores, oldest (the default) first, with their shopper settings."""
     stores = _with_session(store_service.list_stores)
-    rows = [{"id": str(store.id), "name": store.name} for store in stores]
-    _print(rows, as_json, "\n".join(f"{row['id']}  {row['name']}" for row in rows))
+    rows = [_store_json(store) for store in stores]
+    _print(rows, as_json, "\n".join(_store_line(row) for row in rows))
+
+
+@stores_cli.command("update")
+def stores_update(
+    store: Annotated[str, typer.Argument(help="The store's id.")],
+    customer_signup: Annotated[
+        bool | None,
+        typer.Option(
+            "--customer-signup/--no-customer-signup",
+            help="Whether storefronts may sign shoppers up (and sign-in create them).",
+        ),
+    ] = None,
+    require_email_verification: Annotated[
+        bool | None,
+        typer.Option(
+            "--require-email-verification/--no-require-email-verification",
+            help="Whether a password login needs a verified email first.",
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Change a store's shopper settings; what is not given stays as it is."""
+
+    async def update(session: AsyncSession) -> store_service.Store:
+        found = await store_service.get_store(
+            session, store_id=await _resolve_store(session, store)
+        )
+        assert found is not None  # _resolve_store checked
+        return await store_service.change_store_settings(
+            session,
+            store=found,
+            allow_customer_signup=customer_signup,
+            require_email_verification=require_email_verification,
+        )
+
+    row = _store_json(_with_session(update))
+    _print(row, as_json, _store_line(row))
 
 
 async def _resolve_store(session: AsyncSession, store: str | None) -> uuid.UUID:
@@ -292,6 +354,9 @@ def customers_create(
     ] = False,
     name: Annotated[str | None, typer.Option(help="Default: the email before '@'.")] = None,
     store: Annotated[str | None, typer.Option(help="Store id; default: the default store.")] = None,
+    email_verified: Annotated[
+        bool, typer.Option(help="The shop knows the shopper receives mail at this email.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Sign a customer up, as POST /v2/customers does."""
@@ -299,6 +364,7 @@ def customers_create(
         # Never as an argument: arguments show in `ps` and in shell history.
         _fail("--password-stdin is required: the password is read from stdin")
     data = _customer_in(email, name, _read_password())
+    data.email_verified = email_verified
     hasher = PasswordHasher(concurrency=1)
 
     async def create(session: AsyncSession) -> customer_service.Customer:
@@ -315,6 +381,7 @@ def customers_create(
         "email": customer.email,
         "name": customer.name,
         "store_id": str(customer.store_id),
+        "email_verified": customer.email_verified,
     }
     _print(document, as_json, f"created customer {customer.id}")
 
@@ -446,12 +513,25 @@ def show_config(as_json: JsonFlag = False) -> None:
 
 
 async def _bootstrap(session: AsyncSession, keys: ServerKeys, settings: Settings) -> None:
+    if settings.environment == "production":
+        await _refuse_http_providers(session)
     await store_service.ensure_default_store(session)
     await key_service.ensure_signing_key(
         session,
         algorithm=settings.signing_algorithm,
         encryption_key=keys.signing_key_encryption,
     )
+
+
+async def _refuse_http_providers(session: AsyncSession) -> None:
+    """Production talks to login providers over https only: an enabled provider registered
+    with an http issuer (on localhost, in development) stops the server before it serves."""
+    insecure = await login_provider_service.insecure_login_providers(session)
+    if insecure:
+        _fail(
+            f"login provider {insecure[0].id} has an http issuer, which production refuses: "
+            "disable it (keyhouse login-providers disable ID) or register it with https"
+        )
 
 
 @cli.command()
@@ -479,16 +559,38 @@ def serve(
         configuration["server_secret_from"],
         extra={"configuration": configuration},
     )
-    if settings.is_sqlite:
-        upgrade_database(settings)
-    # The secret is checked against the database before anything is written or served.
-    _with_server_keys(lambda session, keys: _bootstrap(session, keys, settings))
+    try:
+        if settings.is_sqlite:
+            upgrade_database(settings)
+        # The secret is checked against the database before anything is written or served.
+        _with_server_keys(lambda session, keys: _bootstrap(session, keys, settings))
+    except Exception as error:
+        if not is_unavailable(error):
+            raise
+        _fail(_cannot_start(error, settings))
     logging.getLogger("keyhouse").info(
         "Keyhouse serving %s (token endpoint /oauth/access_token)",
         settings.issuer,
         extra={"issuer": settings.issuer, "workers": workers},
     )
     exec_server(host=host, port=port, workers=workers, access_log=access_log)
+
+
+def _cannot_start(error: BaseException, settings: Settings) -> str:
+    """One line on why the database stops `serve` from starting: no traceback, for an outage
+    is no bug. It names the fault (a fixed string of SQLite, PostgreSQL or the C library)."""
+    fault = storage_fault(error)
+    if fault is None:
+        return (
+            f"the database is unreachable ({type(error).__name__}): start it or correct "
+            "KEYHOUSE_DATABASE_URL, then start keyhouse serve again"
+        )
+    database_file = sqlite_file(settings.database_url)
+    where = f"{database_file.parent}" if database_file else "the database server's disk"
+    return (
+        f"the database's storage refuses writes ({fault}): free space on {where} or make it "
+        "writable, then start keyhouse serve again"
+    )
 
 
 def _log_config(settings: Settings) -> dict[str, Any]:

@@ -1,9 +1,11 @@
 """The ORM base, engines and sessions: one `Database` per process, one session per request."""
 
 import errno
+import logging
 import socket
 import sqlite3
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar
@@ -12,7 +14,7 @@ import orjson
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, ExceptionContext
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -22,6 +24,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
+
+logger = logging.getLogger("keyhouse.db")
 
 # Stable constraint names, so Alembic autogenerate never renames them between databases.
 NAMING_CONVENTION = {
@@ -99,13 +103,23 @@ def create_engine(url: str, *, command_timeout: float | None = None) -> AsyncEng
     )
 
 
+# Storage that refuses: a full disk, a read-only one, I/O errors, a database file that cannot
+# be opened (a read-only file system, its directory gone). No write succeeds until an operator
+# frees space or remounts, and then the next one does, with nothing restarted: an outage, not a
+# bug. Corruption (SQLITE_CORRUPT, SQLITE_NOTADB) is neither: no retry mends it, it stays a 500.
+STORAGE_SQLITE_CODES = frozenset(
+    {sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN}
+)
+STORAGE_SQLSTATES = frozenset({"53100", "58030"})  # PostgreSQL's disk_full and io_error
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
 # SQLSTATEs that say the server cannot serve now, not that the statement was wrong: connection
-# exceptions (class 08), shutting down or starting up (57P01-57P03), too many connections.
-UNAVAILABLE_SQLSTATES = frozenset(
+# exceptions (class 08), shutting down or starting up (57P01-57P03), too many connections, and
+# its storage refusing.
+UNAVAILABLE_SQLSTATES = STORAGE_SQLSTATES | frozenset(
     {"08000", "08001", "08003", "08004", "08006", "57P01", "57P02", "57P03", "53300"}
 )
 # Network failures the driver may raise as they are, from the pool's connect or mid-query.
-UNAVAILABLE_ERRNOS = frozenset(
+UNAVAILABLE_ERRNOS = STORAGE_ERRNOS | frozenset(
     {
         errno.ECONNREFUSED,
         errno.ECONNRESET,
@@ -118,8 +132,9 @@ UNAVAILABLE_ERRNOS = frozenset(
         errno.EHOSTDOWN,
     }
 )
-# SQLite: busy or locked beyond busy_timeout. Others (no such table, constraint...) are bugs.
-UNAVAILABLE_SQLITE_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+# SQLite: busy or locked beyond busy_timeout, or its storage refusing. Others (no such table,
+# a constraint...) are bugs.
+UNAVAILABLE_SQLITE_CODES = STORAGE_SQLITE_CODES | {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 
 
 def is_unavailable(error: BaseException) -> bool:
@@ -134,23 +149,80 @@ def is_unavailable(error: BaseException) -> bool:
     return isinstance(error, sa_exc.TimeoutError) or _driver_unavailable(error)
 
 
-def _driver_unavailable(error: BaseException | None) -> bool:
+def _chain(error: BaseException | None) -> Iterator[BaseException]:
     # asyncpg errors reach us wrapped in SQLAlchemy's emulated DBAPI errors, with the
     # SQLSTATE copied; connect failures (refused, timed out) come through unwrapped.
     for _ in range(4):  # the error, the driver's, and what the driver wrapped
         if error is None:
-            return False
-        if getattr(error, "sqlstate", None) in UNAVAILABLE_SQLSTATES:
-            return True
-        if isinstance(error, sqlite3.Error):
-            code = getattr(error, "sqlite_errorcode", 0) & 0xFF  # without the extended bits
-            return code in UNAVAILABLE_SQLITE_CODES
-        if isinstance(error, (TimeoutError, ConnectionError, socket.gaierror)):
-            return True
-        if isinstance(error, OSError):
-            return error.errno in UNAVAILABLE_ERRNOS
+            return
+        yield error
         error = getattr(error, "orig", None) or error.__cause__
+
+
+def _driver_unavailable(error: BaseException | None) -> bool:
+    for cause in _chain(error):
+        if getattr(cause, "sqlstate", None) in UNAVAILABLE_SQLSTATES:
+            return True
+        if isinstance(cause, sqlite3.Error):
+            code = getattr(cause, "sqlite_errorcode", 0) & 0xFF  # without the extended bits
+            return code in UNAVAILABLE_SQLITE_CODES
+        if isinstance(cause, (TimeoutError, ConnectionError, socket.gaierror)):
+            return True
+        if isinstance(cause, OSError):
+            return cause.errno in UNAVAILABLE_ERRNOS
     return False
+
+
+def storage_fault(error: BaseException) -> str | None:
+    """The name of the fault if `error` says the database's storage refused (`SQLITE_FULL`,
+    `SQLITE_IOERR_WRITE`, `SQLSTATE 53100`, `ENOSPC`...), else None. Names are fixed strings
+    of SQLite, PostgreSQL and the C library, never text of the request."""
+    for cause in _chain(error):
+        sqlstate = getattr(cause, "sqlstate", None)
+        if sqlstate in STORAGE_SQLSTATES:
+            return f"SQLSTATE {sqlstate}"
+        if isinstance(cause, sqlite3.Error):
+            code = getattr(cause, "sqlite_errorcode", 0)
+            if code & 0xFF in STORAGE_SQLITE_CODES:
+                return str(getattr(cause, "sqlite_errorname", "SQLITE_IOERR"))
+            return None
+        if isinstance(cause, OSError) and cause.errno in STORAGE_ERRNOS:
+            return errno.errorcode[cause.errno]
+    return None
+
+
+class WriteHealth:
+    """Whether this worker's database takes writes, as far as the worker knows.
+
+    Any statement that meets a storage fault marks it failing (an engine event, so background
+    tasks count too); the write probe of `/readyz` marks it sound again. Nothing is written
+    to find this out while writes succeed.
+    """
+
+    def __init__(self) -> None:
+        self.fault: str | None = None  # while failing: the last fault's name
+        self.probed_at = 0.0  # monotonic: when the last probe began
+
+    def failed(self, fault: str) -> None:
+        if self.fault is None:
+            logger.warning(
+                "database storage refused a write (%s): not ready until one succeeds", fault
+            )
+        self.fault = fault
+
+    def probe_due(self, interval: float) -> bool:
+        """Whether a probe should run now; if so, the next is due `interval` seconds later, so
+        that readiness checks arriving together make one probe between them."""
+        now = time.monotonic()
+        if now < self.probed_at + interval:
+            return False
+        self.probed_at = now
+        return True
+
+    def recovered(self) -> None:
+        if self.fault is not None:
+            logger.info("database storage takes writes again")
+        self.fault = None
 
 
 class Database:
@@ -159,6 +231,8 @@ class Database:
     def __init__(self, url: str) -> None:
         self.engine = create_engine(url, command_timeout=COMMAND_TIMEOUT_SECONDS)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.writes = WriteHealth()
+        event.listen(self.engine.sync_engine, "handle_error", self._noticed)
         # PostgreSQL's driver opens a transaction before a connection's first statement and
         # rolls it back when the connection is returned: two round trips that a read, each of
         # whose statements sees committed data either way, has no use for. SQLite's driver
@@ -172,6 +246,11 @@ class Database:
             if self._autocommit_reads:  # until the connection is returned to the pool
                 await connection.execution_options(isolation_level="AUTOCOMMIT")
             yield connection
+
+    def _noticed(self, context: ExceptionContext) -> None:
+        fault = storage_fault(context.original_exception)
+        if fault is not None:
+            self.writes.failed(fault)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

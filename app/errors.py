@@ -223,8 +223,11 @@ def _describe(error: BaseException) -> str:
     while driver is not None and len(names) < 3:  # SQLAlchemy's, the adapter's, the driver's
         names.append(type(driver).__name__)
         driver = getattr(driver, "orig", None)
-    sqlstate = getattr(getattr(error, "orig", None), "sqlstate", None)
-    return " from ".join(names) + (f", SQLSTATE {sqlstate}" if sqlstate else "")
+    driver_error = getattr(error, "orig", None)
+    sqlstate = getattr(driver_error, "sqlstate", None)
+    # SQLite's own name of the error (SQLITE_FULL, SQLITE_IOERR_WRITE...): a fixed string.
+    code = f"SQLSTATE {sqlstate}" if sqlstate else getattr(driver_error, "sqlite_errorname", None)
+    return " from ".join(names) + (f", {code}" if code else "")
 
 
 async def _handle_database_error(request: Request, exc: Exception) -> Response:

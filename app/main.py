@@ -9,11 +9,13 @@ from fastapi.telemetry import TelemetryConfig
 from starlette.types import ASGIApp
 
 from app.bodylimit import BodySizeLimit
+from app.customers.email_routes import router as email_router
 from app.customers.lockout import LoginGuard
+from app.customers.mail.shopper_mail import ShopperMail
+from app.customers.oidc.link_routes import router as provider_links_router
 from app.customers.oidc.listing import router as login_providers_router
 from app.customers.oidc.router import router as provider_login_router
 from app.customers.oidc.sign_in import open_provider_sign_in
-from app.customers.password_reset import PasswordResets
 from app.customers.password_routes import router as password_router
 from app.customers.router import router as customers_router
 from app.customers.tokens import CustomerTokenIssuer
@@ -130,18 +132,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.provider_sign_in = open_provider_sign_in(
             settings, server_keys, hasher=app.state.password_hasher
         )
-        password_resets = PasswordResets.from_settings(
+        shopper_mail = ShopperMail.from_settings(
             settings,
             database=database,
             counters=counters,
             key=server_keys.password_reset_token_hmac,
         )
-        app.state.password_resets = password_resets
-        await password_resets.start()
+        app.state.shopper_mail = shopper_mail
+        await shopper_mail.start()
         try:
             yield
         finally:
-            await password_resets.stop()
+            await shopper_mail.stop()
             await app.state.provider_sign_in.close()
             await revocations.stop()
             await counters.close()
@@ -170,7 +172,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(provider_login_router)
     app.include_router(customers_router)
     app.include_router(login_providers_router)
+    app.include_router(provider_links_router)
     app.include_router(password_router)
+    app.include_router(email_router)
     app.include_router(address_router)
     app.include_router(product_router)
     app.include_router(cart_router)

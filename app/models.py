@@ -2,12 +2,13 @@
 
 from app.audit import AuditEvent
 from app.customers.customers import Customer
+from app.customers.mail.outbox import MailRequest
+from app.customers.mail.tokens import MailToken
 from app.customers.oidc.identities import CustomerIdentity
 from app.customers.oidc.logins import ProviderLogin
 from app.customers.oidc.providers import LoginProvider
-from app.customers.reset_outbox import PasswordResetRequest
-from app.customers.reset_tokens import PasswordResetToken
 from app.db import Base
+from app.monitoring import WriteProbe
 from app.oauth.clients import ClientSecret, OAuthClient
 from app.oauth.keys import SigningKey
 from app.oauth.revocation import Revocation
@@ -28,15 +29,16 @@ __all__ = [
     "Customer",
     "CustomerIdentity",
     "LoginProvider",
+    "MailRequest",
+    "MailToken",
     "OAuthClient",
     "Order",
     "OrderItem",
-    "PasswordResetRequest",
-    "PasswordResetToken",
     "Product",
     "ProviderLogin",
     "Revocation",
     "ServerSecretFingerprint",
     "SigningKey",
     "Store",
+    "WriteProbe",
 ]

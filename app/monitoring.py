@@ -3,23 +3,27 @@
 
 `/healthz` answers as long as the process serves (no database call: a liveness probe that
 failed with the database would have every replica restarted by one database outage).
-`/readyz` answers 503 while the database does not, so a load balancer sends no traffic to a
-replica that could only fail. Neither needs a token, and neither is counted in the request
+`/readyz` answers 503 while the database does not, or while its storage refuses writes (a full
+disk, a read-only one, I/O errors), so a load balancer sends no traffic to a replica that could
+only fail. Neither needs a token, and neither is counted in the request
 metrics, nor is `/metrics` itself: probes and scrapes would only drown the real traffic.
 """
 
 import asyncio
 import hmac
 import logging
+import uuid
+from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import text
+from sqlalchemy import delete, insert, text
+from sqlalchemy.orm import Mapped, mapped_column
 
 from app import metrics
-from app.db import Database
+from app.db import Base, Database, utcnow
 from app.errors import KeyhouseError, ServiceUnavailableError, error_responses, json_response
 from app.oauth.revocation import RevocationList
 from app.settings import Settings
@@ -33,6 +37,13 @@ UNMEASURED_PATHS = frozenset({HEALTH_PATH, READINESS_PATH, METRICS_PATH})
 READINESS_TIMEOUT_SECONDS = 2.0
 METRICS_REALM = 'Bearer realm="keyhouse-metrics"'
 DATABASE_UNREACHABLE = "The database is unreachable; try again after the time in Retry-After."
+DATABASE_REFUSES_WRITES = (
+    "The database's storage refuses writes (full, read-only or failing); try again after the "
+    "time in Retry-After."
+)
+# While writes fail, readiness writes a probe row at most this often per worker; the checks in
+# between answer from the last probe, without touching the database.
+WRITE_PROBE_SECONDS = 1.0
 
 router = APIRouter(tags=["monitoring"])
 
@@ -66,6 +77,9 @@ async def get_health() -> Response:
 )
 async def get_readiness(request: Request) -> Response:
     database: Database = request.app.state.database
+    if database.writes.fault is not None:
+        await _probe_writes(database)
+        return json_response({"status": "ready"})
     try:
         async with asyncio.timeout(READINESS_TIMEOUT_SECONDS):
             async with database.engine.connect() as connection:
@@ -74,6 +88,35 @@ async def get_readiness(request: Request) -> Response:
         logger.warning("not ready: the database did not answer (%s)", type(error).__name__)
         raise ServiceUnavailableError(DATABASE_UNREACHABLE) from error
     return json_response({"status": "ready"})
+
+
+class WriteProbe(Base):
+    """A row that the readiness probe writes and deletes in one transaction: never kept."""
+
+    __tablename__ = "write_probe"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    probed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+async def _probe_writes(database: Database) -> None:
+    """Since a write met a storage fault: one committed write, at most every
+    `WRITE_PROBE_SECONDS`, decides whether writes succeed again (503 until one does)."""
+    writes = database.writes
+    if not writes.probe_due(WRITE_PROBE_SECONDS):
+        raise ServiceUnavailableError(DATABASE_REFUSES_WRITES)
+    probe = uuid.uuid4()
+    try:
+        async with asyncio.timeout(READINESS_TIMEOUT_SECONDS):
+            async with database.engine.begin() as connection:  # committed, both or neither
+                await connection.execute(insert(WriteProbe).values(id=probe, probed_at=utcnow()))
+                await connection.execute(delete(WriteProbe).where(WriteProbe.id == probe))
+    except Exception as error:
+        logger.warning(
+            "not ready: the write probe failed (%s)", writes.fault or type(error).__name__
+        )
+        raise ServiceUnavailableError(DATABASE_REFUSES_WRITES) from error
+    writes.recovered()
 
 
 class MetricsTokenError(KeyhouseError):

@@ -14,7 +14,11 @@ changing the low bits of its address.
 When Redis cannot be reached, request limits fail open (a warning is logged and requests are
 served uncounted: refusing every token would turn a Redis outage into a full outage), while
 logins fail closed with a 503 (an uncounted login is an unlimited password guess). After a
-failure Redis is left alone for `RETRY_SECONDS`, so an outage costs no time per request.
+failure Redis is left alone for `RETRY_SECONDS`; then one request at a time asks it again (the
+probe), while the others go on as if it were still away. A refused connection fails at once;
+a hung Redis (it accepts, never answers) costs the requests in flight when it hung one socket
+timeout (`REDIS_TIMEOUT_SECONDS`, never retried), and after that one probe per worker per retry
+interval waits that long, no other request.
 """
 
 import functools
@@ -41,6 +45,9 @@ logger = logging.getLogger("keyhouse.ratelimit")
 UNKNOWN_ADDRESS = "unknown"  # a connection without a peer address (a Unix socket)
 RETRY_SECONDS = 2.0  # how long an unreachable Redis is left alone before the next try
 REDIS_TIMEOUT_SECONDS = 0.5
+# The longest a probe may be out before another request may probe in its place: one timeout to
+# connect and one to answer, and a margin (a probe whose request was cancelled never reports).
+PROBE_SECONDS = 2 * REDIS_TIMEOUT_SECONDS + 0.5
 SWEEP_SECONDS = 5.0
 
 
@@ -154,12 +161,15 @@ class Counters:
         from redis.asyncio import ConnectionPool
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
+        from redis.exceptions import ConnectionError as RedisConnectionError
 
         pool = ConnectionPool.from_url(
             settings.redis_url,
             socket_timeout=REDIS_TIMEOUT_SECONDS,
             socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-            retry=Retry(NoBackoff(), 1),  # one immediate retry for a dropped connection
+            # One immediate retry for a dropped connection (a pooled one Redis closed), none
+            # after a timeout: a Redis that did not answer in time will not answer the retry.
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         )
         options: dict[str, Any] = {"connection_pool": pool}
         storage = RedisStorage(
@@ -171,15 +181,31 @@ class Counters:
         )
         return cls(storage, pool)
 
-    def is_down(self) -> bool:
-        return self.down_until > time.monotonic()
+    def may_ask(self) -> bool:
+        """Whether this caller may use the storage now: every caller while it answers; after a
+        failure, once `RETRY_SECONDS` have passed, one caller at a time (the probe), whose
+        outcome the caller reports with `answered` or `failed`. The others are told no, and
+        fail open or closed at once."""
+        if not self.down_until:
+            return True
+        now = time.monotonic()
+        if self.down_until > now:
+            return False
+        self.down_until = now + PROBE_SECONDS  # while the probe is out, the others keep away
+        return True
+
+    def answered(self) -> None:
+        """Notes that the storage answered: after an outage, everyone may use it again."""
+        if self.down_until:
+            self.down_until = 0.0
+            logger.info("rate-limit counters reachable again: limits enforced")
 
     def failed(self, error: StorageError) -> None:
         """Notes a storage error: Redis is left alone for `RETRY_SECONDS`."""
-        if not self.is_down():
+        if not self.down_until:
             logger.warning(
                 "rate-limit counters unreachable (%s): request limits not enforced and "
-                "logins refused for %.0f s",
+                "logins refused, retried every %.0f s",
                 type(error.storage_error).__name__,
                 RETRY_SECONDS,
             )
@@ -209,11 +235,14 @@ class RateLimiter:
     async def hit(self, identifier: str) -> int:
         """Counts a request: 0 if it may go on, else the seconds to wait (fails open)."""
         counters = self._counters
-        if counters.down_until and counters.is_down():
+        if counters.down_until and not counters.may_ask():
             return 0
         key = self._prefix + identifier
         try:
-            if await self._incr(key, self._expiry) <= self._amount:
+            count = await self._incr(key, self._expiry)
+            if counters.down_until:  # the probe, answered: everyone may ask again
+                counters.answered()
+            if count <= self._amount:
                 return 0
             return retry_after(await counters.storage.get_expiry(key))
         except StorageError as error:

@@ -33,7 +33,7 @@ class ServerKeys:
     login_provider_secret_encryption: bytes = field(repr=False)
     # Derives a provider login's nonce and PKCE verifier from its state (oidc/logins.py).
     login_state_hmac: bytes = field(repr=False)
-    # Keys the stored hashes of one-time password reset tokens (app/customers/reset_tokens.py).
+    # Keys the stored hashes of one-time password reset tokens (app/customers/mail/tokens.py).
     password_reset_token_hmac: bytes = field(repr=False)
     # Recorded by the database, which thereby knows its secret (app/oauth/secret_binding.py).
     fingerprint: str

@@ -98,7 +98,7 @@ class Settings(BaseSettings):
     lockout_pair_failures: int = Field(default=5, ge=1)
     lockout_account_failures: int = Field(default=20, ge=1)
     lockout_address_failures: int = Field(default=50, ge=1)
-    # Password reset mails (app/mail.py, app/customers/reset_outbox.py). `smtp://user:pass@host:587`
+    # Password reset mails (app/mail.py, app/customers/mail/outbox.py). `smtp://user:pass@host:587`
     # sends with STARTTLS, `smtps://…:465` over TLS from the start; unset, reset requests are 503.
     smtp_url: SecretStr | None = None
     # CA certificates (PEM) to trust for the SMTP server instead of the system's.
@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     # The link in the mail; `{token}` is replaced by the one-time token.
     password_reset_url: str | None = None
     password_reset_ttl: int = Field(default=900, ge=60, le=86_400)
+    # The link in verification and email change mails; `{token}` is replaced by the one-time
+    # token. Unset, emails are not verified by mail (and a store cannot require it).
+    email_verification_url: str | None = None
+    email_verification_ttl: int = Field(default=86_400, ge=300, le=7 * 86_400)
     # Reset requests per email address (known or not), so nobody can flood a shopper's inbox.
     password_reset_rate_limit_per_email: str = "5/hour"  # noqa: S105 (a limit)
 
@@ -170,9 +174,9 @@ class Settings(BaseSettings):
             raise ValueError("an email address, or a name and <address>")
         return sender
 
-    @field_validator("password_reset_url")
+    @field_validator("password_reset_url", "email_verification_url")
     @classmethod
-    def _reset_link(cls, url: str | None) -> str | None:
+    def _mailed_link(cls, url: str | None) -> str | None:
         if not url:
             return None
         if "{token}" not in url or urlsplit(url).scheme not in ("http", "https"):
@@ -221,6 +225,17 @@ class Settings(BaseSettings):
             raise ValueError(
                 "KEYHOUSE_ISSUER (the public URL of Keyhouse) is required in production"
             )
+        for name, url in (
+            ("PASSWORD_RESET_URL", self.password_reset_url),
+            ("EMAIL_VERIFICATION_URL", self.email_verification_url),
+        ):
+            # A token in the path or query reaches the storefront's server logs and every
+            # Referer the page sends; after `#` it stays in the browser.
+            if url is not None and "{token}" not in urlsplit(url).fragment:
+                raise ValueError(
+                    f"KEYHOUSE_{name} must carry {{token}} in its fragment (after #) in "
+                    "production, where no server log or Referer header sees it"
+                )
 
     @property
     def is_sqlite(self) -> bool:

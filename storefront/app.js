@@ -26,9 +26,12 @@ sessionStorage.setItem('cartRef', cartRef);
 let access = null; // {token, renewAt}
 let pendingToken = null; // the one token request in flight, shared by concurrent callers
 let shopper = null; // {token, customerId, email}: in memory only, gone on reload
-// A password reset link opens this page with `#reset_token=…` (KEYHOUSE_PASSWORD_RESET_URL): a
-// fragment never reaches a server's log or a Referer header, and it leaves the address bar at once.
-let resetToken = takeResetToken();
+// A password reset link opens this page with `#reset_token=…` (KEYHOUSE_PASSWORD_RESET_URL), and
+// an email verification or email change link with `#verify_token=…`
+// (KEYHOUSE_EMAIL_VERIFICATION_URL): a fragment never reaches a server's log or a Referer header,
+// and it leaves the address bar at once.
+let resetToken = takeFragmentToken('reset_token');
+let verifyToken = takeFragmentToken('verify_token');
 let addresses = [];
 
 function newCartRef() {
@@ -233,10 +236,13 @@ async function addToCart(product) {
 
 async function signUp(form) {
   const fields = Object.fromEntries(new FormData(form));
-  await api('POST', '/v2/customers', { type: 'customer', ...fields });
+  form.elements.password.value = '';
+  const customer = (await api('POST', '/v2/customers', { type: 'customer', ...fields })).data;
   form.reset();
   $('login-form').elements.email.value = fields.email;
-  showStatus(`Account created for ${fields.email}. Log in to shop.`);
+  $('resend-form').elements.email.value = fields.email;
+  const inbox = customer.email_verified ? '' : ' Check your inbox for a link to confirm your email.';
+  showStatus(`Account created for ${fields.email}.${inbox} Log in to shop.`);
 }
 
 async function logIn(form) {
@@ -246,18 +252,49 @@ async function logIn(form) {
   // One attempt: a 401 here is a wrong email or password, and resending it would only count
   // as a second failure (the access token is renewed before it ends, so it is rarely the cause).
   const login = { type: 'token', email, password };
-  const token = (await api('POST', '/v2/customers/tokens', login, { attempts: 1 })).data;
+  let token;
+  try {
+    token = (await api('POST', '/v2/customers/tokens', login, { attempts: 1 })).data;
+  } catch (error) {
+    // The right password, in a shop that wants a confirmed email first.
+    if (error.status === 403) $('resend-form').elements.email.value = email;
+    throw error;
+  }
   shopper = { token: token.token, customerId: token.customer_id, email };
   renderAccount();
   showStatus(`Logged in as ${email}.`);
   await loadAccount();
 }
 
-function takeResetToken() {
+function takeFragmentToken(name) {
   const fragment = new URLSearchParams(window.location.hash.slice(1));
-  const token = fragment.get('reset_token');
+  const token = fragment.get(name);
   if (token) window.history.replaceState(null, '', window.location.pathname + window.location.search);
   return token;
+}
+
+// The same answer whether the email has an account, is confirmed already, or neither.
+async function askForVerification(form) {
+  const { email } = Object.fromEntries(new FormData(form));
+  const request = { type: 'email_verification_request', email };
+  const answer = (await api('POST', '/v2/customers/email-verification', request)).data;
+  showStatus(answer.message);
+}
+
+// A sign-up's link needs the account's password too: a stranger who signed up with this
+// address cannot have its owner confirm it for them. An email change's link needs none.
+async function confirmEmail(form) {
+  const { password } = Object.fromEntries(new FormData(form));
+  form.elements.password.value = '';
+  const confirmation = { type: 'email_verification', token: verifyToken };
+  if (password) confirmation.password = password;
+  const customer = (await api(
+    'POST', '/v2/customers/email-verification/confirm', confirmation, { attempts: 1 },
+  )).data;
+  verifyToken = null; // used up
+  form.hidden = true;
+  $('login-form').elements.email.value = customer.email;
+  showStatus(`Your email ${customer.email} is confirmed: log in to shop.`);
 }
 
 // The answer is the same whether or not the email has an account: the page cannot tell either.
@@ -430,11 +467,16 @@ async function start() {
   onSubmit('address-form', addAddress);
   onSubmit('forgot-form', askForReset);
   onSubmit('reset-form', setNewPassword);
+  onSubmit('resend-form', askForVerification);
+  onSubmit('verify-form', confirmEmail);
   $('reset-form').hidden = !resetToken;
-  // A reset link opened in the tab that asked for it only changes the fragment.
+  $('verify-form').hidden = !verifyToken;
+  // A link opened in the tab that asked for it only changes the fragment.
   window.addEventListener('hashchange', () => {
-    resetToken = takeResetToken() || resetToken;
+    resetToken = takeFragmentToken('reset_token') || resetToken;
+    verifyToken = takeFragmentToken('verify_token') || verifyToken;
     $('reset-form').hidden = !resetToken;
+    $('verify-form').hidden = !verifyToken;
   });
   $('checkout').addEventListener('click', () => run(checkOut));
   $('logout').addEventListener('click', () => run(logOut));

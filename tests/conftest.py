@@ -21,7 +21,7 @@ import redis
 import uvicorn
 from fastapi import FastAPI
 from pydantic import SecretStr
-from sqlalchemy import text
+from sqlalchemy import Connection, MetaData, text
 
 from app.db import Database
 from app.main import create_app
@@ -45,11 +45,20 @@ def _run(coroutine: Awaitable[Any]) -> Any:
     return asyncio.run(coroutine)  # type: ignore[arg-type]
 
 
+def _drop_every_table(connection: Connection) -> None:
+    existing = MetaData()
+    existing.reflect(connection)
+    existing.drop_all(connection)
+
+
 async def _reset_postgres(url: str, *, recreate: bool) -> None:
     database = Database(url)
     async with database.engine.begin() as connection:
         if recreate:
-            await connection.run_sync(Base.metadata.drop_all)
+            # Every table there, not only today's models': an earlier run of an older schema
+            # leaves tables (say, one a migration since replaced) whose foreign keys would
+            # stop today's from being dropped.
+            await connection.run_sync(_drop_every_table)
             await connection.run_sync(Base.metadata.create_all)
         else:
             tables = ", ".join(table.name for table in Base.metadata.sorted_tables)

@@ -267,10 +267,22 @@ def test_the_data_dir_never_depends_on_the_working_directory(
 
 def test_stores_create_prints_one_json_document(migrated: Keyhouse) -> None:
     store = migrated.json("stores", "create", "Acme Shoes")
-    assert set(store) == {"id", "name"}
+    assert set(store) == {"id", "name", "allow_customer_signup", "require_email_verification"}
     assert store["name"] == "Acme Shoes"
+    assert (store["allow_customer_signup"], store["require_email_verification"]) == (True, False)
     uuid.UUID(store["id"])
     assert migrated.json("stores", "list") == [store]
+
+
+def test_stores_update_changes_only_the_settings_given(migrated: Keyhouse) -> None:
+    store = migrated.json("stores", "create", "Acme Shoes")
+    closed = migrated.json("stores", "update", store["id"], "--no-customer-signup")
+    assert (closed["allow_customer_signup"], closed["require_email_verification"]) == (False, False)
+    strict = migrated.json("stores", "update", store["id"], "--require-email-verification")
+    assert (strict["allow_customer_signup"], strict["require_email_verification"]) == (False, True)
+    assert migrated.json("stores", "list") == [strict]
+    unknown = migrated("stores", "update", str(uuid.uuid4()), "--customer-signup")
+    assert unknown.exit_code != 0 and "no store has that id" in unknown.output
 
 
 # clients

@@ -65,7 +65,8 @@ def test_creates_a_customer_who_can_log_in(migrated: Keyhouse) -> None:
         create_customer(migrated, "--email", "Ron@Example.com", "--password-stdin")
     )
     (store,) = migrated.json("stores", "list")
-    assert set(created) == {"id", "email", "name", "store_id"}
+    assert set(created) == {"id", "email", "name", "store_id", "email_verified"}
+    assert created["email_verified"] is False
     assert created["email"] == "Ron@Example.com"
     assert created["name"] == "Ron"  # the email before '@'
     assert created["store_id"] == store["id"]

@@ -6,17 +6,21 @@ refused connection. `tests/test_database_outage.py` restarts a real server under
 """
 
 import asyncio
+import contextlib
+import errno
 import logging
+import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
-from app.db import Database, is_unavailable
+from app.db import STORAGE_SQLITE_CODES, Database, is_unavailable, storage_fault
 
 from .conftest import MakeClient, free_port
 from .customers.shoppers import backend_token, headers
@@ -40,7 +44,7 @@ OUTAGE_DETAIL = (
 )
 
 
-@contextmanager
+@contextlib.contextmanager
 def database_away(app: FastAPI) -> Iterator[None]:
     """Every component of the app now meets a refused connection; then the real one again."""
     database: Database = app.state.database
@@ -205,3 +209,47 @@ async def test_plain_reads_open_no_transaction(database: Database) -> None:
     async with database.engine.connect() as connection:  # returned as it was lent
         await connection.scalar(text("SELECT 1"))
         assert await connection.get_isolation_level() != "AUTOCOMMIT"
+
+
+def sqlite_error(target: Path | str, *statements: str) -> sqlite3.Error:
+    """What SQLite itself raises, opening `target` (a path or a `file:` URI) or running the
+    statements."""
+    try:
+        with contextlib.closing(sqlite3.connect(str(target), uri=True)) as connection:
+            for statement in statements:
+                connection.execute(statement)
+            connection.commit()
+    except sqlite3.Error as error:
+        return error
+    raise AssertionError("no error")
+
+
+def test_storage_that_refuses_is_an_outage(tmp_path: Path) -> None:
+    """A full disk, a read-only database, I/O errors and a file that cannot be opened are
+    outages (503, retried later), named by SQLite's code; corruption stays a bug."""
+    path = tmp_path / "faults.db"
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        connection.execute("CREATE TABLE t (a)")
+    full = sqlite_error(path, "PRAGMA max_page_count = 1", "INSERT INTO t VALUES (zeroblob(9000))")
+    read_only = sqlite_error(f"file:{path}?mode=ro", "INSERT INTO t VALUES (1)")
+    cannot_open = sqlite_error(tmp_path / "missing" / "faults.db", "SELECT 1")
+    (tmp_path / "garbage.db").write_bytes(b"not a database" * 100)
+    corrupt = sqlite_error(tmp_path / "garbage.db", "SELECT * FROM sqlite_master")
+    faults = {"SQLITE_FULL": full, "SQLITE_READONLY": read_only, "SQLITE_CANTOPEN": cannot_open}
+    for name, error in faults.items():
+        wrapped = sa_exc.OperationalError("INSERT ...", {}, error)
+        assert (is_unavailable(wrapped), storage_fault(wrapped)) == (True, name)
+    io_error = OSError(errno.EIO, "Input/output error")
+    assert (is_unavailable(io_error), storage_fault(io_error)) == (True, "EIO")
+    full_disk = OSError(errno.ENOSPC, "No space left on device")  # the secret file, say
+    assert (is_unavailable(full_disk), storage_fault(full_disk)) == (True, "ENOSPC")
+    assert sqlite3.SQLITE_IOERR in STORAGE_SQLITE_CODES  # a real one: tests/test_storage_faults.py
+    not_a_database = sa_exc.DatabaseError("SELECT ...", {}, corrupt)
+    assert (is_unavailable(not_a_database), storage_fault(not_a_database)) == (False, None)
+
+
+def test_postgresql_disk_full_and_io_errors_are_outages() -> None:
+    for error in (asyncpg.exceptions.DiskFullError(), asyncpg.exceptions.PostgresIOError()):
+        assert is_unavailable(error)
+        assert storage_fault(error) == f"SQLSTATE {error.sqlstate}"
+    assert storage_fault(asyncpg.exceptions.TooManyConnectionsError()) is None  # only unavailable

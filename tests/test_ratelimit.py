@@ -4,6 +4,7 @@ per client (CONTRACT §1), counted in memory and in Redis."""
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +14,14 @@ from fastapi import FastAPI
 from limits.aio.storage import MemoryStorage as LimitsMemoryStorage
 from pydantic import ValidationError
 
+from app import ratelimit
 from app.oauth.clients import CreatedClient
 from app.ratelimit import MemoryStorage, address_key
 from app.settings import Settings
 
 from .conftest import MakeClient, http_client, make_settings, serving
+from .customers.shoppers import implicit_token, log_in, new_email, sign_up
+from .redis_server import PrivateRedis
 
 # Runs the test twice: counters in memory, then in Redis.
 counted = pytest.mark.usefixtures("counter_storage")
@@ -236,3 +240,58 @@ def test_unusable_limit_settings_are_refused(values: dict[str, Any]) -> None:
 
 def test_an_empty_redis_url_means_memory() -> None:
     assert Settings(redis_url="").redis_url is None
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    server = PrivateRedis()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def timed(request: Awaitable[httpx.Response]) -> tuple[int, float]:
+    started = time.perf_counter()
+    response = await request
+    return response.status_code, time.perf_counter() - started
+
+
+async def test_a_hung_redis_costs_one_short_timeout_per_retry_not_one_per_request(
+    database_url: str,
+    tmp_path: Path,
+    make_client: MakeClient,
+    private_redis: PrivateRedis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Redis frozen (SIGSTOP): its socket accepts and never answers. The requests in flight when
+    it froze wait one socket timeout; after that, one request at a time probes it every
+    `RETRY_SECONDS`, while all the others fail open (tokens) or closed (logins: 503) at once."""
+    monkeypatch.setattr(ratelimit, "RETRY_SECONDS", 1.0)
+    settings = make_settings(database_url, tmp_path, redis_url=private_redis.url)
+    public = await make_client(public=True)
+    async with serving(settings) as app, http_client(app) as http:
+        storefront = await implicit_token(http, public)
+        email = new_email()
+        assert (await sign_up(http, storefront, email=email)).status_code == 201
+        assert (await log_in(http, storefront, email=email)).status_code == 200
+
+        private_redis.freeze()
+        frozen = await asyncio.gather(*(timed(implicit(http, public)) for _ in range(8)))
+        assert {status for status, _ in frozen} == {200}  # issuance goes on, uncounted
+        assert max(took for _, took in frozen) < 1.5 * ratelimit.REDIS_TIMEOUT_SECONDS, frozen
+
+        await asyncio.sleep(ratelimit.RETRY_SECONDS)  # a retry is due: one request probes
+        retried = await asyncio.gather(
+            *(timed(implicit(http, public)) for _ in range(8)),
+            *(timed(log_in(http, storefront, email=email)) for _ in range(2)),
+        )
+        assert [status for status, _ in retried] == [200] * 8 + [503] * 2
+        slow = [took for _, took in retried if took > ratelimit.REDIS_TIMEOUT_SECONDS / 2]
+        assert len(slow) == 1, retried  # the probe alone waited
+        assert max(slow) < 1.5 * ratelimit.REDIS_TIMEOUT_SECONDS
+
+        private_redis.thaw()
+        await asyncio.sleep(ratelimit.RETRY_SECONDS)
+        assert (await implicit(http, public)).status_code == 200  # the probe that finds it back
+        assert (await log_in(http, storefront, email=email)).status_code == 200

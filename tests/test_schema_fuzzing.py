@@ -168,9 +168,11 @@ def fuzz(
 
 @pytest.fixture(name="settings")
 def settings_with_mail(settings: Settings, mail_server: MailServer) -> Settings:
-    """With mail configured, so the password reset routes are fuzzed as they serve (without
-    it, a reset request is a 503, which the fuzzer counts as a server error)."""
-    return with_mail(settings, mail_server)
+    """With mail and verification links configured, so the password reset and email
+    verification routes are fuzzed as they serve (without them, their requests are a 503,
+    which the fuzzer counts as a server error)."""
+    link = "https://shop.example/#verify_token={token}"
+    return with_mail(settings, mail_server, email_verification_url=link)
 
 
 @pytest.fixture

@@ -96,6 +96,33 @@ def test_production_with_secret_and_issuer() -> None:
     assert GOOD_SECRET not in repr(settings)
 
 
+@pytest.mark.parametrize("variable", ["PASSWORD_RESET_URL", "EMAIL_VERIFICATION_URL"])
+@pytest.mark.parametrize(
+    "link",
+    ["https://shop.example/reset?token={token}", "https://shop.example/reset/{token}#top"],
+    ids=["query", "path"],
+)
+def test_production_keeps_mailed_tokens_in_the_fragment(
+    monkeypatch: pytest.MonkeyPatch, variable: str, link: str
+) -> None:
+    """A token in the query or path reaches the storefront's logs and every Referer header."""
+    monkeypatch.setenv("KEYHOUSE_ENVIRONMENT", "production")
+    monkeypatch.setenv("KEYHOUSE_ISSUER", ISSUER)
+    monkeypatch.setenv("KEYHOUSE_SERVER_SECRET", GOOD_SECRET)
+    monkeypatch.setenv(f"KEYHOUSE_{variable}", link)
+    with pytest.raises(ConfigurationError) as raised:
+        get_settings()
+    assert f"KEYHOUSE_{variable}" in str(raised.value) and "fragment" in str(raised.value)
+    get_settings.cache_clear()
+    monkeypatch.setenv(f"KEYHOUSE_{variable}", "https://shop.example/#token={token}")
+    assert get_settings().environment == "production"
+    # Development takes either, for a page that reads the query.
+    monkeypatch.setenv("KEYHOUSE_ENVIRONMENT", "development")
+    monkeypatch.setenv(f"KEYHOUSE_{variable}", link)
+    get_settings.cache_clear()
+    assert get_settings().environment == "development"
+
+
 def test_production_from_the_environment_without_secret_is_a_clear_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

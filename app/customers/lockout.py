@@ -26,7 +26,9 @@ password nor a plain hash of it is ever stored. Accounts are keyed by an HMAC to
 counters hold no email addresses.
 
 Known emails and unknown ones are counted alike, so the lockout tells nothing about which
-accounts exist. If the counters cannot be reached, logins are refused with a 503.
+accounts exist. A failed login is audited with its email as typed only if it looks like one:
+anything else (a password typed into the wrong field, say) as a short keyed hash, enough to
+tell repeats apart. If the counters cannot be reached, logins are refused with a 503.
 """
 
 import hmac
@@ -39,6 +41,7 @@ from limits.errors import StorageError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import record
+from app.customers.emails import is_email
 from app.ratelimit import (
     Counters,
     CountersUnavailableError,
@@ -60,6 +63,9 @@ class LoginAttempt:
 
     store_id: uuid.UUID
     email: str
+    # What the audit trail and the log may show of `email`: itself if it looks like an email,
+    # else a short keyed hash (a password typed into the email field must not be written down).
+    audited_email: str
     host: str
     pair: str
     account: str
@@ -110,9 +116,11 @@ class LoginGuard:
         email = email.strip().lower()
         account = self._digest("account", str(store_id), email)
         address = address_key(host)
+        audited = email if is_email(email) else f"hash:{self._digest('audit', email)[:16]}"
         return LoginAttempt(
             store_id=store_id,
             email=email,
+            audited_email=audited,
             host=host,
             pair=f"lockout/pair/{account}/{address}",
             account=f"lockout/account/{account}",
@@ -125,13 +133,14 @@ class LoginGuard:
     ) -> LoginAttempt:
         """The attempt, if no lock refuses it; counted against its pair unless a repeat."""
         attempt = self._attempt(store_id, email, password, host)
-        if self._counters.is_down():
+        if not self._counters.may_ask():
             raise CountersUnavailableError()
         try:
             await self._check(attempt)
         except StorageError as error:
             self._counters.failed(error)
             raise CountersUnavailableError() from error
+        self._counters.answered()
         return attempt
 
     async def _check(self, attempt: LoginAttempt) -> None:
@@ -156,11 +165,16 @@ class LoginGuard:
 
     async def failed(self, attempt: LoginAttempt) -> FailedLogin:
         """Counts a wrong password (or unknown email); a repeated guess counts once."""
+        uncounted = FailedLogin(attempt.pair_failures, 0, 0, attempt.repeated, ())
+        if not self._counters.may_ask():  # it went away since the attempt was admitted
+            return uncounted
         try:
-            return await self._count_failure(attempt)
+            counted = await self._count_failure(attempt)
         except StorageError as error:
             self._counters.failed(error)  # the next attempts are refused until it answers
-            return FailedLogin(attempt.pair_failures, 0, 0, attempt.repeated, ())
+            return uncounted
+        self._counters.answered()
+        return counted
 
     async def _count_failure(self, attempt: LoginAttempt) -> FailedLogin:
         storage = self._storage
@@ -184,18 +198,22 @@ class LoginGuard:
         under attack) and its pair with the address that reset it. Pairs with other
         addresses keep counting: they are someone else's guesses, now at a new password."""
         attempt = self._attempt(store_id, email, "", host)
-        try:
-            await self._storage.clear(attempt.account)
-            await self._storage.clear(attempt.pair)
-        except StorageError as error:
-            self._counters.failed(error)
+        await self._clear(attempt.account, attempt.pair)
 
     async def succeeded(self, attempt: LoginAttempt) -> None:
         """A right password clears its pair's failures."""
+        await self._clear(attempt.pair)
+
+    async def _clear(self, *keys: str) -> None:
+        if not self._counters.may_ask():  # skipped while the counters are away
+            return
         try:
-            await self._storage.clear(attempt.pair)
+            for key in keys:
+                await self._storage.clear(key)
         except StorageError as error:
             self._counters.failed(error)
+            return
+        self._counters.answered()
 
 
 def _printable(text: str) -> str:
@@ -209,7 +227,7 @@ def record_failed_login(
 ) -> None:
     """Adds the audit events of a failed login to `session`: never the password."""
     address = _printable(attempt.host[:MAX_AUDITED_ADDRESS])
-    email = _printable(attempt.email)
+    email = _printable(attempt.audited_email)
     record(
         session,
         "customer.login_failed",

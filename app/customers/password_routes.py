@@ -15,28 +15,37 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import metrics
 from app.audit import record
-from app.customers import password_reset as service
-from app.customers.customers import CustomerOut, customer_json, get_customer
+from app.customers.customers import (
+    Customer,
+    CustomerOut,
+    InvalidCredentialsError,
+    customer_json,
+    get_customer,
+)
 from app.customers.lockout import LoginGuard
-from app.customers.password_reset import (
+from app.customers.mail import password_reset as service
+from app.customers.mail.password_reset import TOKEN_NAME as RESET_TOKEN
+from app.customers.mail.password_reset import (
     PasswordChangeIn,
     PasswordResetIn,
     PasswordResetRequestIn,
-    PasswordResets,
-    ResetRequestedOut,
+    reset_accepted,
 )
-from app.customers.reset_tokens import (
-    ExpiredResetTokenError,
-    ForeignResetTokenError,
-    InvalidResetTokenError,
-    ResetTokenRefusedError,
-    SupersededResetTokenError,
-    UsedResetTokenError,
+from app.customers.mail.shopper_mail import MAX_AUDITED_ADDRESS, MailAcceptedOut, ShopperMail
+from app.customers.mail.tokens import (
+    ExpiredMailTokenError,
+    ForeignMailTokenError,
+    InvalidMailTokenError,
+    MailTokenRefusedError,
+    OutdatedMailTokenError,
+    SupersededMailTokenError,
+    UsedMailTokenError,
 )
-from app.customers.router import HasherDep, InvalidCredentialsError, limit_logins
+from app.customers.router import HasherDep, limit_logins
 from app.db import SessionDep
 from app.errors import JSON_API, ErrorDocument, KeyhouseError, NotFoundError, error_responses
 from app.jsonapi import Body, Document, JsonApiRoute, answers
@@ -55,12 +64,13 @@ router = APIRouter(
 MAIL_NOT_CONFIGURED: dict[int | str, dict[str, Any]] = {
     503: {
         "model": ErrorDocument,
-        "description": "No mail delivery is configured on this server (`KEYHOUSE_SMTP_URL`).",
+        "description": "This server sends no such mail: no `KEYHOUSE_SMTP_URL`, or for "
+        "verification no `KEYHOUSE_EMAIL_VERIFICATION_URL`.",
     }
 }
 
 
-def _refusals(description: str, *errors: ResetTokenRefusedError) -> dict[str, Any]:
+def refusals(description: str, *errors: MailTokenRefusedError) -> dict[str, Any]:
     examples = {error.reason: {"summary": error.detail, "value": error.body()} for error in errors}
     return {
         "model": ErrorDocument,
@@ -69,16 +79,21 @@ def _refusals(description: str, *errors: ResetTokenRefusedError) -> dict[str, An
     }
 
 
-TOKEN_REFUSALS: dict[int | str, dict[str, Any]] = {
-    400: _refusals("A malformed body, or a token never issued.", InvalidResetTokenError()),
-    404: _refusals("The token belongs to another store.", ForeignResetTokenError()),
-    409: _refusals(
-        "The token was used, or a newer one was sent.",
-        UsedResetTokenError(),
-        SupersededResetTokenError(),
-    ),
-    410: _refusals("The token has expired.", ExpiredResetTokenError()),
-}
+def token_refusals(token_name: str) -> dict[int | str, dict[str, Any]]:
+    """The documented refusals of a route that takes a mailed token."""
+    return {
+        400: refusals(
+            "A malformed body, or a token never issued.", InvalidMailTokenError(token_name)
+        ),
+        404: refusals("The token belongs to another store.", ForeignMailTokenError(token_name)),
+        409: refusals(
+            "The token was used, a newer one was sent, or the account's credentials changed.",
+            UsedMailTokenError(token_name),
+            SupersededMailTokenError(token_name),
+            OutdatedMailTokenError(token_name),
+        ),
+        410: refusals("The token has expired.", ExpiredMailTokenError(token_name)),
+    }
 
 
 class CustomerTokenRequiredError(KeyhouseError):
@@ -96,21 +111,26 @@ def _shopper(caller: Caller) -> CustomerToken:
     return caller.customer
 
 
-def _resets(request: Request) -> PasswordResets:
-    resets: PasswordResets = request.app.state.password_resets
-    return resets
+async def customer_of_own_token(
+    session: AsyncSession, caller: Caller, customer_id: uuid.UUID
+) -> tuple[Customer, CustomerToken]:
+    """The customer of the caller's own customer token: 400 without one, 404 for another id."""
+    shopper = _shopper(caller)
+    customer = await get_customer(session, store_id=caller.store_id, customer_id=customer_id)
+    if customer is None or shopper.customer_id != customer_id:
+        raise NotFoundError()
+    return customer, shopper
 
 
-def _apply(request: Request, revocation: Revocation, kind: str) -> None:
+def shopper_mail(request: Request) -> ShopperMail:
+    mail: ShopperMail = request.app.state.shopper_mail
+    return mail
+
+
+def apply_revocation(request: Request, revocation: Revocation, kind: str) -> None:
     revocations: RevocationList = request.app.state.revocations
     revocations.apply(revocation)  # this worker at once; the others at their next poll
     metrics.revoked(kind)
-
-
-async def _revoke_shoppers_tokens(request: Request, revocation: Revocation) -> None:
-    """Applies a revocation of a shopper's tokens here, then waits for its second to pass."""
-    _apply(request, revocation, "customer")
-    await service.past_cutoff(revocation)
 
 
 @router.post(
@@ -118,7 +138,7 @@ async def _revoke_shoppers_tokens(request: Request, revocation: Revocation) -> N
     status_code=202,
     summary="Mail a shopper a link to set a new password (read)",
     responses={
-        **answers(Document[ResetRequestedOut], 413, 429, status=202),
+        **answers(Document[MailAcceptedOut], 413, 429, status=202),
         **MAIL_NOT_CONFIGURED,
     },
 )
@@ -132,17 +152,17 @@ async def request_password_reset(
     `customer.password_reset_unknown_email` or `customer.password_reset_mail_failed`."""
     host = client_host(request.scope)
     await limit_logins(request, caller, host)
-    resets = _resets(request)
+    mail = shopper_mail(request)
     await service.request_reset(
-        session, resets, store_id=caller.store_id, email=body.data.email, host=host
+        session, mail, store_id=caller.store_id, email=body.data.email, host=host
     )
-    return JSONResponse(resets.accepted(), status_code=202)
+    return JSONResponse(reset_accepted(mail), status_code=202)
 
 
 @router.post(
     "/password-reset/confirm",
     summary="Set a new password with the token of a reset mail (read)",
-    responses={**answers(Document[CustomerOut], 413, 429), **TOKEN_REFUSALS},
+    responses={**answers(Document[CustomerOut], 413, 429), **token_refusals(RESET_TOKEN)},
 )
 async def confirm_password_reset(
     request: Request,
@@ -160,7 +180,7 @@ async def confirm_password_reset(
     guard: LoginGuard = request.app.state.login_guard
     customer, revocation = await service.reset_password(
         session,
-        _resets(request),
+        shopper_mail(request),
         hasher=hasher,
         guard=guard,
         store_id=caller.store_id,
@@ -168,7 +188,7 @@ async def confirm_password_reset(
         password=body.data.password,
         host=host,
     )
-    await _revoke_shoppers_tokens(request, revocation)
+    apply_revocation(request, revocation, "customer")
     return {"data": customer_json(customer)}
 
 
@@ -176,7 +196,7 @@ async def confirm_password_reset(
     "/{customer_id}/password",
     status_code=204,
     summary="Change a shopper's password (their customer token)",
-    responses=error_responses(404, 413, 429),
+    responses=error_responses(404, 409, 413, 429),
 )
 async def change_password(
     request: Request,
@@ -190,10 +210,7 @@ async def change_password(
     current password is the login's 401, counted by the lockout. Every other customer token of
     the shopper is revoked; the one sent with this request stays valid. Audit:
     `customer.password_changed` (a wrong password: `customer.login_failed`)."""
-    shopper = _shopper(caller)
-    customer = await get_customer(session, store_id=caller.store_id, customer_id=customer_id)
-    if customer is None or shopper.customer_id != customer_id:
-        raise NotFoundError()
+    customer, shopper = await customer_of_own_token(session, caller, customer_id)
     host = client_host(request.scope)
     await limit_logins(request, caller, host)
     revocation = await service.change_password(
@@ -209,7 +226,7 @@ async def change_password(
     )
     if revocation is None:
         raise InvalidCredentialsError()
-    await _revoke_shoppers_tokens(request, revocation)
+    apply_revocation(request, revocation, "customer")
     return Response(status_code=204)
 
 
@@ -231,8 +248,8 @@ async def revoke_current_customer_token(
         store_id=caller.store_id,
         actor=caller.token.client_id,
         subject=shopper.token_id,
-        address=client_host(request.scope)[: service.MAX_AUDITED_ADDRESS],
+        address=client_host(request.scope)[:MAX_AUDITED_ADDRESS],
     )
     await session.commit()
-    _apply(request, revocation, "token")
+    apply_revocation(request, revocation, "token")
     return Response(status_code=204)

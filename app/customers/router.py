@@ -1,6 +1,7 @@
 """`/v2/customers`: sign-up, profiles, and `/v2/customers/tokens` for logins."""
 
 import uuid
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -8,14 +9,17 @@ from fastapi.responses import JSONResponse, Response
 
 from app import metrics
 from app.customers import customers as service
+from app.customers.credentials import update_customer as update_customer_service
 from app.customers.customers import (
     CUSTOMER_FILTERS,
     Customer,
     CustomerIn,
     CustomerOut,
     CustomerUpdate,
+    InvalidCredentialsError,
 )
 from app.customers.lockout import LoginGuard
+from app.customers.mail.shopper_mail import ShopperMail
 from app.customers.oidc.handover import exchange_login_code
 from app.customers.tokens import (
     CustomerTokenIssuer,
@@ -39,7 +43,6 @@ from app.jsonapi import (
 from app.oauth.revocation import RevocationList
 from app.oauth.scopes import WRITE
 from app.oauth.stores import Store
-from app.oauth.verification import REALM
 from app.passwords import PasswordHasher
 from app.ratelimit import RateLimits, TooManyRequestsError, address_key, client_host
 from app.security import Caller, InsufficientScopeError, ReadCaller, WriteCaller
@@ -57,6 +60,22 @@ a code used twice also revokes the customer token its first use gave (audit even
 `customer.provider_code_replayed`).
 """
 
+SIGN_UP_DESCRIPTION = """\
+A storefront's sign-up (where the store allows it) starts unverified, and when the server mails
+verification links (`KEYHOUSE_EMAIL_VERIFICATION_URL`), one goes to the address: the shopper
+confirms it with `POST /v2/customers/email-verification/confirm` and their password. A backend
+may say `email_verified` itself.
+"""
+
+UPDATE_DESCRIPTION = """\
+With the shopper's own customer token: the name, and the email unchanged (as a profile form sends
+it back). A new password or email is a 403 naming the routes that change them with the current
+password (`PUT /v2/customers/{id}/password`, `POST /v2/customers/{id}/email-change`).
+
+A backend may change everything: a new password or email ends every customer token of the
+shopper and every link mailed to them (audit event `customer.credentials_changed`).
+"""
+
 router = APIRouter(
     prefix="/v2/customers",
     tags=["customers"],
@@ -65,15 +84,26 @@ router = APIRouter(
 )
 
 
-class InvalidCredentialsError(KeyhouseError):
-    """Unknown email or wrong password: one answer for both."""
+class CredentialChangeRefusedError(KeyhouseError):
+    """A shopper's own token tried to change a credential through the profile route."""
 
-    status_code = 401
-    title = "Unauthorized"
-    default_detail = "The email or password is incorrect."
+    status_code = 403
+    title = "Forbidden"
+    default_detail = (
+        "A shopper changes their password with PUT /v2/customers/{id}/password and their email "
+        "with POST /v2/customers/{id}/email-change, each with the current password."
+    )
 
-    def response_headers(self) -> dict[str, str]:
-        return {**self.headers, "WWW-Authenticate": f"Bearer {REALM}"}
+
+class EmailNotVerifiedError(KeyhouseError):
+    """The right password, in a store that requires a verified email first."""
+
+    status_code = 403
+    title = "Forbidden"
+    default_detail = (
+        "This account's email address is not verified yet: follow the link in the "
+        "verification mail, or ask for a new one."
+    )
 
 
 def _hasher(request: Request) -> PasswordHasher:
@@ -103,18 +133,32 @@ CustomerDep = Annotated[Customer, Depends(_customer_for)]
     "",
     status_code=201,
     summary="Sign a customer up (read; write for backends)",
+    description=SIGN_UP_DESCRIPTION,
     responses=answers(Document[CustomerOut], 409, 413, status=201),
 )
 async def create_customer(
-    body: Body[CustomerIn], session: SessionDep, caller: ReadCaller, hasher: HasherDep
+    request: Request,
+    body: Body[CustomerIn],
+    session: SessionDep,
+    caller: ReadCaller,
+    hasher: HasherDep,
 ) -> JSONResponse:
+    mail: ShopperMail = request.app.state.shopper_mail
+    verify_by_mail = None
     if not caller.is_backend:
         store = await session.get(Store, caller.store_id)
         if store is None or not store.allow_customer_signup:
             raise InsufficientScopeError(WRITE)
+        if body.data.email_verified is not None:
+            raise InsufficientScopeError(WRITE)
+        if mail.verifies_emails:
+            host = client_host(request.scope)
+            verify_by_mail = partial(mail.add_verification, session, host=host)
     customer = await service.create_customer(
-        session, hasher=hasher, store_id=caller.store_id, data=body.data
+        session, hasher=hasher, store_id=caller.store_id, data=body.data, then=verify_by_mail
     )
+    if verify_by_mail is not None:
+        mail.wake()
     return JSONResponse({"data": service.customer_json(customer)}, status_code=201)
 
 
@@ -200,6 +244,10 @@ async def create_customer_token(
     )
     if customer is None:
         raise InvalidCredentialsError()
+    if not customer.email_verified:
+        store = await session.get(Store, caller.store_id)
+        if store is not None and store.require_email_verification:
+            raise EmailNotVerifiedError()
     issuer: CustomerTokenIssuer = request.app.state.customer_token_issuer
     return (await issuer.issue(customer)).document()
 
@@ -235,12 +283,28 @@ async def get_customer(customer: CustomerDep) -> Any:
 @router.put(
     "/{customer_id}",
     summary="Update a customer (write, or that customer's own token)",
+    description=UPDATE_DESCRIPTION,
     responses=answers(Document[CustomerOut], 404, 409, 413),
 )
 async def update_customer(
-    body: Body[CustomerUpdate], session: SessionDep, customer: CustomerDep, hasher: HasherDep
+    request: Request,
+    body: Body[CustomerUpdate],
+    session: SessionDep,
+    caller: ReadCaller,
+    customer: CustomerDep,
+    hasher: HasherDep,
 ) -> Any:
-    updated = await service.update_customer(
-        session, hasher=hasher, customer=customer, data=body.data
+    data = body.data
+    if not caller.is_backend:
+        if data.changes_credentials(customer):
+            raise CredentialChangeRefusedError()
+        if data.email_verified is not None:
+            raise InsufficientScopeError(WRITE)
+    revocation = await update_customer_service(
+        session, hasher=hasher, customer=customer, data=data, actor=caller.token.client_id
     )
-    return {"data": service.customer_json(updated)}
+    if revocation is not None:
+        revocations: RevocationList = request.app.state.revocations
+        revocations.apply(revocation)  # this worker at once; the others at their next poll
+        metrics.revoked("customer")
+    return {"data": service.customer_json(customer)}

@@ -10,7 +10,7 @@ from app import metrics
 from app.customers.customers import Customer
 from app.jsonapi import Output, StorableText
 from app.oauth.keys import KeyRing
-from app.oauth.tokens import CUSTOMER_TOKEN_TYPE, TokenSigner
+from app.oauth.tokens import CREDENTIAL_EPOCH_CLAIM, CUSTOMER_TOKEN_TYPE, TokenSigner
 
 # The fields each mechanism needs: a password login, or the code a provider sign-in sent the
 # storefront back with (app/customers/oidc), named as the origin commerce API names them.
@@ -105,10 +105,14 @@ class CustomerTokenIssuer:
         )
         self._ttl = ttl
 
-    async def issue(self, customer: Customer) -> IssuedCustomerToken:
-        signed = await self._signer.sign(
-            subject=str(customer.id), ttl=self._ttl, claims={"store_id": str(customer.store_id)}
-        )
+    async def issue(self, customer: Customer, *, epoch: int | None = None) -> IssuedCustomerToken:
+        """A token for `customer`, of the credential epoch read with the credentials that
+        proved who they are: `epoch`, or the one loaded with `customer` (credentials.py)."""
+        claims = {
+            "store_id": str(customer.store_id),
+            CREDENTIAL_EPOCH_CLAIM: customer.credential_epoch if epoch is None else epoch,
+        }
+        signed = await self._signer.sign(subject=str(customer.id), ttl=self._ttl, claims=claims)
         metrics.token_issued(metrics.CUSTOMER_GRANT)
         return IssuedCustomerToken(
             token_id=signed.token_id,

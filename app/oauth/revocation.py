@@ -1,7 +1,10 @@
 """Revoked tokens (RFC 7009), disabled clients and deleted customers, as every worker sees them.
 
-A revocation is a row: one token by its `jti`, or every token of a subject (a client, a
-customer) issued up to a cutoff. A row lives only as long as a token it refuses could still be
+A revocation is a row: one token by its `jti`, every token of a subject (a client, a
+customer) issued up to a cutoff, or every customer token of a shopper made before their
+credentials last changed (`credentials`: tokens carry the credential epoch they were issued in,
+and those of an earlier epoch are refused; app/customers/credentials.py says why a time cutoff
+would not do there). A row lives only as long as a token it refuses could still be
 valid; then it is purged, so the table never grows beyond the tokens alive.
 
 Each worker keeps all live rows in memory and polls the table for new ones every
@@ -38,7 +41,7 @@ GAP_PATIENCE_SECONDS = 10.0
 # At start-up, rows this far below the highest id are taken as possibly still in flight.
 STARTUP_LOOKBACK_IDS = 1000
 
-RevocationKind = Literal["token", "client", "customer"]
+RevocationKind = Literal["token", "client", "customer", "credentials"]
 
 
 class Revocation(Base):
@@ -50,6 +53,8 @@ class Revocation(Base):
     value: Mapped[str] = mapped_column(String(64))
     # For subjects: tokens issued (`iat`) at or before this epoch second are refused.
     issued_before: Mapped[int | None]
+    # For `credentials`: customer tokens of an epoch below this one are refused.
+    credential_epoch: Mapped[int | None]
     # For subjects: one token (`jti`) spared, the one a shopper changed their password with.
     spared_token_id: Mapped[str | None] = mapped_column(String(64))
     # Once every token this row could refuse has expired, the row is purged.
@@ -98,6 +103,29 @@ def revoke_subject(
     return revocation
 
 
+def revoke_credentials(
+    session: AsyncSession,
+    *,
+    customer_id: str,
+    epoch: int,
+    max_token_lifetime: int,
+    spared_token_id: str | None = None,
+) -> Revocation:
+    """Refuses every customer token of the customer from a credential epoch below `epoch`, but
+    `spared_token_id`. The row lives as long as a token issued up to a minute from now could:
+    a login that read the old credentials may still be signing its token."""
+    revocation = Revocation(
+        kind="credentials",
+        value=customer_id,
+        issued_before=None,
+        credential_epoch=epoch,
+        spared_token_id=spared_token_id,
+        expires_at=_epoch_to_datetime(time.time() + max_token_lifetime + 2 * PURGE_MARGIN_SECONDS),
+    )
+    session.add(revocation)
+    return revocation
+
+
 def _epoch_to_datetime(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
@@ -130,11 +158,24 @@ class RevocationList:
         self._task: asyncio.Task[None] | None = None
         self._purged_at = time.monotonic()
 
-    def is_revoked(self, token_id: str, subject_kind: str, subject: str, issued_at: int) -> bool:
+    def is_revoked(
+        self,
+        token_id: str,
+        subject_kind: str,
+        subject: str,
+        issued_at: int,
+        credential_epoch: int | None = None,
+    ) -> bool:
+        """Whether a token is refused; `credential_epoch` is a customer token's."""
         if token_id in self._tokens:
             return True
         revoked = self._subjects.get((subject_kind, subject))
-        return revoked is not None and issued_at <= revoked[0] and token_id != revoked[2]
+        if revoked is not None and issued_at <= revoked[0] and token_id != revoked[2]:
+            return True
+        if credential_epoch is None:
+            return False
+        current = self._subjects.get(("credentials", subject))
+        return current is not None and credential_epoch < current[0] and token_id != current[2]
 
     def counts(self) -> dict[str, int]:
         """Revocations in force, by kind (for the metrics)."""
@@ -151,7 +192,8 @@ class RevocationList:
             self._tokens[revocation.value] = forget_at
             return
         key = (revocation.kind, revocation.value)
-        cutoff = revocation.issued_before or 0
+        # A credentials row's epoch orders its rows as a cutoff orders a subject's.
+        cutoff = revocation.credential_epoch or revocation.issued_before or 0
         spared = revocation.spared_token_id
         known = self._subjects.get(key)
         # The latest cutoff covers every earlier one (a token it spares was valid when it was

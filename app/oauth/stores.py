@@ -3,10 +3,11 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import String, select, true
+from sqlalchemy import String, false, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.audit import record
 from app.db import Base, utcnow
 
 DEFAULT_STORE_NAME = "Default store"
@@ -19,6 +20,8 @@ class Store(Base):
     name: Mapped[str] = mapped_column(String(200))
     # Whether storefronts (read-only tokens) may sign shoppers up, as in the origin API.
     allow_customer_signup: Mapped[bool] = mapped_column(default=True, server_default=true())
+    # Whether a shopper must have verified their email before a password login works.
+    require_email_verification: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -46,3 +49,28 @@ async def default_store(session: AsyncSession) -> Store | None:
 
 async def ensure_default_store(session: AsyncSession) -> Store:
     return await default_store(session) or await create_store(session, name=DEFAULT_STORE_NAME)
+
+
+async def change_store_settings(
+    session: AsyncSession,
+    *,
+    store: Store,
+    allow_customer_signup: bool | None = None,
+    require_email_verification: bool | None = None,
+) -> Store:
+    """Sets the shopper settings given (None: unchanged), audited as the operator's."""
+    if allow_customer_signup is not None:
+        store.allow_customer_signup = allow_customer_signup
+    if require_email_verification is not None:
+        store.require_email_verification = require_email_verification
+    record(
+        session,
+        "store.settings_changed",
+        store_id=store.id,
+        actor="cli",
+        subject=str(store.id),
+        allow_customer_signup=store.allow_customer_signup,
+        require_email_verification=store.require_email_verification,
+    )
+    await session.commit()
+    return store

@@ -13,6 +13,8 @@ from app.oauth.scopes import format_scope
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 (RFC 9068 §2.1 media type, not a secret)
 # A shopper's login token, signed by the same keys but never accepted as an access token.
 CUSTOMER_TOKEN_TYPE = "customer+jwt"  # noqa: S105 (a JWT `typ`, not a secret)
+# A customer token's claim: the epoch of the shopper's credentials it was issued with.
+CREDENTIAL_EPOCH_CLAIM = "cred_epoch"
 
 
 @dataclass(slots=True)  # per request: not frozen, which triples the cost to build

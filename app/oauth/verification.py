@@ -16,7 +16,7 @@ import jwt
 from app.errors import KeyhouseError
 from app.oauth.keys import KeyRing
 from app.oauth.revocation import RevocationList
-from app.oauth.tokens import ACCESS_TOKEN_TYPE, CUSTOMER_TOKEN_TYPE
+from app.oauth.tokens import ACCESS_TOKEN_TYPE, CREDENTIAL_EPOCH_CLAIM, CUSTOMER_TOKEN_TYPE
 
 MAX_REMEMBERED_TOKENS = 10_000
 REQUIRED_CLAIMS = ["iss", "aud", "exp", "iat", "sub", "jti", "store_id"]
@@ -58,6 +58,9 @@ class CustomerToken:
     store_id: uuid.UUID
     issued_at: int
     expires_at: int
+    # The epoch of the credentials it was issued with (app/customers/credentials.py); tokens
+    # from before the claim existed are of the first epoch.
+    credential_epoch: int
     claims: dict[str, Any]
 
 
@@ -78,12 +81,16 @@ def _access_token(claims: dict[str, Any]) -> AccessToken:
 
 
 def _customer_token(claims: dict[str, Any]) -> CustomerToken:
+    epoch = claims.get(CREDENTIAL_EPOCH_CLAIM, 0)
+    if type(epoch) is not int:  # a bool is an int to isinstance
+        raise ValueError("credential epoch")
     return CustomerToken(
         token_id=claims["jti"],
         customer_id=uuid.UUID(claims["sub"]),
         store_id=uuid.UUID(claims["store_id"]),
         issued_at=int(claims["iat"]),
         expires_at=int(claims["exp"]),
+        credential_epoch=epoch,
         claims=claims,
     )
 
@@ -125,11 +132,18 @@ class TokenVerifier:
         return time.time() < verified.expires_at and not self._is_revoked(verified)
 
     def _is_revoked(self, verified: VerifiedToken) -> bool:
+        revocations = self._revocations
         if isinstance(verified, AccessToken):
-            kind, subject = "client", verified.client_id
-        else:
-            kind, subject = "customer", str(verified.customer_id)
-        return self._revocations.is_revoked(verified.token_id, kind, subject, verified.issued_at)
+            client = verified.client_id
+            return revocations.is_revoked(verified.token_id, "client", client, verified.issued_at)
+        customer = str(verified.customer_id)
+        return revocations.is_revoked(
+            verified.token_id,
+            "customer",
+            customer,
+            verified.issued_at,
+            credential_epoch=verified.credential_epoch,
+        )
 
     async def any_token(self, token: str) -> VerifiedToken | None:
         """An access or customer token that is valid now, or None (for introspection)."""

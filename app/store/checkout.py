@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.customers.customers import Email
+from app.customers.emails import Email
 from app.db import utcnow
 from app.jsonapi import BadRequestError, ConflictError, StorableText
 from app.store.addresses import ADDRESS_FIELDS, AddressIn, RequiredText

@@ -199,6 +199,7 @@ async def test_audited_emails_and_addresses_carry_no_control_characters(
     attempt = LoginAttempt(
         store_id=default_store.id,
         email="ron\x00@example.com\n",
+        audited_email="ron\x00@example.com\n",
         host="192.0.2.1\r",
         pair="p",
         account="a",

@@ -7,7 +7,7 @@ import pytest
 from app.db import Database
 
 from .conftest import MakeShopper
-from .resets import audit_events
+from .mail.resets import audit_events
 from .shoppers import PASSWORD, headers, log_in
 
 NEW_PASSWORD = "a brand new passphrase"

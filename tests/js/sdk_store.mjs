@@ -203,6 +203,20 @@ async function main() {
     expires_in: login.data.expires_in,
   };
 
+  // 3b. The shopper renames themselves with their own token (Customers.Update, the email sent
+  // back unchanged as a profile form does); a new password that way is refused: the dedicated
+  // route asks for the current one.
+  const renamed = await step('customer_update', () =>
+    storefront.Customers.Update(customerId, { name: 'Ronald Swanson', email }, customerToken),
+  );
+  report.customer_update = { name: renamed.data.name, email: renamed.data.email };
+  await step('customer_update_back', () =>
+    storefront.Customers.Update(customerId, { name: customerName }, customerToken),
+  );
+  report.customer_password_update = await refusedStep('customer_password_update', () =>
+    storefront.Customers.Update(customerId, { password: 'a thief chose this' }, customerToken),
+  );
+
   // 4. With the customer token: save an address, list the addresses, read it back.
   const address = await step('address_create', () =>
     storefront.CustomerAddresses.Create({ customer: customerId, body: ADDRESS, token: customerToken }),

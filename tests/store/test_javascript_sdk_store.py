@@ -90,6 +90,11 @@ def assert_customer(report: dict[str, Any]) -> str:
     assert token["customer_id"] == customer_id
     assert isinstance(token["token"], str) and token["token"].count(".") == 2
     assert isinstance(token["expires"], int) and token["expires_in"] == 86400
+    # Customers.Update of the name with the shopper's own token; not of the password.
+    assert report["customer_update"] == {"name": "Ronald Swanson", "email": EMAIL}
+    refusal = report["customer_password_update"]
+    assert [r["status"] for r in report["steps"]["customer_password_update"]] == [403]
+    assert "PUT /v2/customers/{id}/password" in refusal["body"]["errors"][0]["detail"]
     address = report["address"]
     assert address["type"] == "address" and address["line_1"] == "1 Sun Street"
     assert report["addresses"] == {"ids": [address["id"]], "total": 1}
@@ -149,7 +154,11 @@ def assert_sent_headers(report: dict[str, Any], order_id: str) -> None:
     calls = [(r["method"], r["path"], r["query"]) for r in sent]
     customer_id = report["customer"]["id"]
     addresses = f"/v2/customers/{customer_id}/addresses"
+    profile = f"/v2/customers/{customer_id}"
     assert calls == [
+        ("PUT", profile, ""),  # renamed
+        ("PUT", profile, ""),  # and back
+        ("PUT", profile, ""),  # a new password: refused
         ("POST", addresses, ""),
         ("GET", addresses, ""),
         ("GET", f"{addresses}/{report['address']['id']}", ""),
@@ -159,7 +168,8 @@ def assert_sent_headers(report: dict[str, Any], order_id: str) -> None:
         ("GET", f"/v2/orders/{order_id}", ""),
     ]
     for request in sent:
-        assert request["status"] in (200, 201), request
+        refused = request is sent[2]
+        assert request["status"] == 403 if refused else request["status"] in (200, 201), request
         assert header(request["headers"], CUSTOMER_TOKEN_HEADER) == customer_token
         assert header(request["headers"], "Authorization") == bearer
         assert header(request["headers"], "Content-Type") == "application/json"

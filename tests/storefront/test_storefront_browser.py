@@ -24,8 +24,11 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 
+from app.db import Database
 from app.oauth.clients import CreatedClient
+from app.oauth.stores import Store
 from keyhouse_client import KeyhouseAuth, raise_for_error
 
 from ..conftest import LiveServer, MakeClient, free_port, make_settings
@@ -291,3 +294,60 @@ async def test_a_shopper_resets_a_forgotten_password_from_the_page(
         assert seen.console_errors == []
     finally:
         server.stop()
+
+
+async def test_a_shopper_confirms_their_email_from_the_page(
+    database_url: str,
+    tmp_path: Path,
+    make_client: MakeClient,
+    browser: Any,
+    storefront_origin: str,
+    mail_server: MailServer,
+    database: Database,
+) -> None:
+    """A store that wants confirmed emails: the sign-up says to check the inbox, a login before
+    that is refused with the reason, the mail's link opens the page's confirmation form, and the
+    account's password confirms the address; then the login works."""
+    async with database.sessions() as session:
+        await session.execute(update(Store).values(require_email_verification=True))
+        await session.commit()
+    front = await make_client(name="shop front", public=True, origins=[storefront_origin])
+    port = free_port()
+    page_url = f"{storefront_origin}/index.html?keyhouse=http://127.0.0.1:{port}"
+    page_url += f"&client_id={front.client.id}"
+    base = make_settings(database_url, tmp_path, issuer=f"http://127.0.0.1:{port}")
+    settings = with_mail(
+        base,
+        mail_server,
+        password_reset_url=page_url + "#reset_token={token}",
+        email_verification_url=page_url + "#verify_token={token}",
+    )
+    server = LiveServer(settings, port)
+    server.start()
+    try:
+        page, seen = await open_page(browser, storefront_origin, server, front.client.id)
+        assert await page.is_hidden("#verify-form")
+        await fill(
+            page, "#signup-form", {"name": "Ron", "email": "ron@example.com", "password": PASSWORD}
+        )
+        await wait_for_text(page, "#status", "Check your inbox")
+        await fill(page, "#login-form", {"password": PASSWORD})
+        await wait_for_text(page, "#error", "not verified yet")
+
+        (mail,) = await asyncio.to_thread(mail_server.handler.wait_for, 1)
+        assert mail["To"] == "ron@example.com"
+        page = await browser.new_page()  # as a mail client opens a link: in a new tab
+        page.set_default_timeout(STEP_TIMEOUT_MS)
+        await page.goto(link_in(mail))
+        await page.wait_for_selector("body[data-ready=true]", state="attached")
+        await page.wait_for_selector("#verify-form", state="visible")
+        assert "verify_token" not in page.url
+        await fill(page, "#verify-form", {"password": PASSWORD})
+        await wait_for_text(page, "#status", "is confirmed")
+        await fill(page, "#login-form", {"password": PASSWORD})  # the email is filled in
+        await page.wait_for_selector("#logged-in", state="visible")
+        assert await page.is_hidden("#error"), await page.text_content("#error")
+    finally:
+        server.stop()
+    # The refused login is the one error the first page logged.
+    assert all("403" in error for error in seen.console_errors)

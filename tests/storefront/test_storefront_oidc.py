@@ -108,7 +108,7 @@ async def front(
 ) -> str:
     """A storefront client whose store signs shoppers in with the provider; its client id."""
     key = load_server_keys(live_server.settings).login_provider_secret_encryption
-    provider_client = ProviderClient()
+    provider_client = ProviderClient(loopback_http=True)  # the provider runs on 127.0.0.1
     try:
         async with database.sessions() as session:
             await create_login_provider(

@@ -33,6 +33,10 @@ def _provider_json(provider: service.LoginProvider) -> dict[str, Any]:
         "client_id": provider.client_id,
         "scope": provider.scope,
         "enabled": provider.enabled,
+        # Whether its shoppers may be linked by email to existing customers: of every domain,
+        # or of these domains only (neither: never).
+        "link_by_email": provider.link_by_email,
+        "email_domains": provider.domains,
         # What the operator registers at the provider as the client's redirect URI.
         "callback_url": get_settings().issuer + CALLBACK_PATH,
         "created_at": provider.created_at.isoformat(),
@@ -59,6 +63,23 @@ def login_providers_create(
     display_name: Annotated[
         str | None, typer.Option("--display-name", help="For the sign-in button; default: name.")
     ] = None,
+    link_by_email: Annotated[
+        bool,
+        typer.Option(
+            "--link-by-email",
+            help="Link a shopper new to this provider to the store's customer of the same "
+            "verified email, whatever its domain: only for a provider that owns every address "
+            "it vouches for. Default: never linked by email.",
+        ),
+    ] = False,
+    email_domain: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--email-domain",
+            help="Link by email only for this domain, which the provider is the authority "
+            "for (repeatable; exact, subdomains listed apart).",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Register a provider, once its discovery document has been read and checked."""
@@ -68,7 +89,7 @@ def login_providers_create(
     client_secret = _read_client_secret()
 
     async def create(session: AsyncSession, keys: ServerKeys) -> service.LoginProvider:
-        provider_client = ProviderClient()
+        provider_client = ProviderClient.for_environment(get_settings().environment)
         try:
             return await service.create_login_provider(
                 session,
@@ -81,6 +102,8 @@ def login_providers_create(
                 client_secret=client_secret,
                 scope=scope,
                 display_name=display_name,
+                link_by_email=link_by_email,
+                email_domains=email_domain or (),
             )
         finally:
             await provider_client.close()
@@ -105,10 +128,16 @@ def login_providers_list(
     rows = [_provider_json(provider) for provider in _with_session(list_all)]
     lines = [
         f"{row['id']}  {'enabled' if row['enabled'] else 'disabled'}  {row['name']}  "
-        f"{row['issuer']}"
+        f"{row['issuer']}  links by email: {_linking(row)}"
         for row in rows
     ]
     _print(rows, as_json, "\n".join(lines))
+
+
+def _linking(row: dict[str, Any]) -> str:
+    if row["link_by_email"]:
+        return "any domain"
+    return ",".join(row["email_domains"]) or "never"
 
 
 @login_providers_cli.command("disable")

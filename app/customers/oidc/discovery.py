@@ -4,9 +4,14 @@ What the discovery document must say for Keyhouse to sign shoppers in with it: i
 (exactly the one configured, §4.3), the authorization, token and key endpoints, the code flow,
 an asymmetric ID token algorithm we verify, a client authentication method we speak, and PKCE
 with S256 if it lists PKCE methods at all.
+
+Every URL is https. http is allowed on a loopback host only where `loopback_http` says so
+(development and tests, with a provider on this machine), never in production: a token request
+or a UserInfo answer over http could be read or changed on the way.
 """
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -49,14 +54,25 @@ class ProviderResponseError(ProviderError):
     """The provider answered, but with something Keyhouse cannot use."""
 
 
-def is_secure_url(url: object) -> bool:
-    """https, or http on a loopback host (a provider run for development or tests)."""
+def is_secure_url(url: object, *, loopback_http: bool) -> bool:
+    """https, or with `loopback_http` http on a loopback host (a provider run for development
+    or tests; production passes False)."""
     if not isinstance(url, str) or not url.isprintable() or " " in url:
         return False
     parts = urlsplit(url)
     if not parts.hostname or parts.username or parts.password or parts.fragment:
         return False
-    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS)
+    if parts.scheme == "https":
+        return True
+    return loopback_http and parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS
+
+
+def insecure_url_error() -> "ProviderResponseError":
+    """A provider URL that is http where only https will do (production)."""
+    return ProviderResponseError(
+        "insecure_endpoint",
+        "The login provider's configuration names an http address, which this server refuses.",
+    )
 
 
 def discovery_url(issuer: str) -> str:
@@ -82,12 +98,16 @@ def _invalid(detail: str) -> ProviderResponseError:
     return ProviderResponseError("invalid_discovery", detail)
 
 
-def _endpoint(document: dict[str, Any], name: str, *, required: bool = True) -> str | None:
+def _endpoint(
+    document: dict[str, Any], name: str, *, loopback_http: bool, required: bool = True
+) -> str | None:
     value = document.get(name)
     if value is None and not required:
         return None
-    if not is_secure_url(value):
+    if not is_secure_url(value, loopback_http=True):
         raise _invalid(f"The discovery document's {name} is missing or not an https URL.")
+    if not is_secure_url(value, loopback_http=loopback_http):
+        raise insecure_url_error()
     return str(value)
 
 
@@ -123,20 +143,22 @@ def _issuer(document: dict[str, Any], configured: str) -> str:
     return issuer
 
 
-def parse_metadata(document: object, *, issuer: str) -> ProviderMetadata:
-    """Checks a discovery document; a `ProviderResponseError` says what is wrong with it."""
+def parse_metadata(document: object, *, issuer: str, loopback_http: bool) -> ProviderMetadata:
+    """Checks a discovery document; a `ProviderResponseError` says what is wrong with it.
+    `loopback_http`: whether an endpoint may be http on a loopback host (never in production)."""
     if not isinstance(document, dict):
         raise _invalid("The discovery document is not a JSON object.")
     if "code" not in _listed(document, "response_types_supported", []):
         raise _invalid("The provider does not support the authorization code flow.")
     if "S256" not in _listed(document, "code_challenge_methods_supported", ["S256"]):
         raise _invalid("The provider does not support PKCE with S256.")
+    endpoint = partial(_endpoint, document, loopback_http=loopback_http)
     return ProviderMetadata(
         issuer=_issuer(document, issuer),
-        authorization_endpoint=str(_endpoint(document, "authorization_endpoint")),
-        token_endpoint=str(_endpoint(document, "token_endpoint")),
-        jwks_uri=str(_endpoint(document, "jwks_uri")),
-        userinfo_endpoint=_endpoint(document, "userinfo_endpoint", required=False),
+        authorization_endpoint=str(endpoint("authorization_endpoint")),
+        token_endpoint=str(endpoint("token_endpoint")),
+        jwks_uri=str(endpoint("jwks_uri")),
+        userinfo_endpoint=endpoint("userinfo_endpoint", required=False),
         client_auth_method=_client_auth_method(document),
         signing_algorithms=_signing_algorithms(document),
         returns_issuer=document.get("authorization_response_iss_parameter_supported") is True,

@@ -6,6 +6,8 @@ redirect or a page rather than FastAPI's JSON 400; their parameters are document
 
 from typing import Any
 
+from app.errors import ErrorDocument
+
 
 def _html(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}
@@ -87,22 +89,62 @@ CALLBACK_DESCRIPTION = """\
 The provider sends the browser back here. Keyhouse consumes the sign-in's `state` (once),
 checks `iss` (RFC 9207), exchanges the code with the PKCE verifier and its client secret,
 verifies the ID token with the provider's published keys (signature, `iss`, `aud`, `azp`,
-`exp`, `iat`, `nonce`), reads UserInfo if the token lacks the email, and finds the customer
-by the provider's `sub`, links the store's customer of the same email, or creates one; linking
-and creating need `email_verified: true`. Then it redirects to the storefront with `code` (a
-single-use Keyhouse code, valid 60 seconds) and `state`; the storefront exchanges the code at
-`POST /v2/customers/tokens` (`authentication_mechanism: "oidc"`).
+`exp`, `iat`, `nonce`), and reads UserInfo if the token names no email (`email` and
+`email_verified` are taken together from one of the two, never one from each).
+
+The customer is the one linked to the provider's `sub`. Failing that, the provider must say it
+verified the email, and then: no customer has it, and one is created (its email verified) if
+the store takes sign-ups; or a customer has it, and the provider's account is linked to them
+only if the operator made the provider the authority for that email (`keyhouse login-providers
+create --link-by-email` or `--email-domain`), the customer verified the email, and the customer
+has no account at any provider yet. Otherwise the sign-in is refused: the shopper signs in with
+their password and links the provider from their account
+(`POST /v2/customers/{customer_id}/provider-links`), which ends here too, in that customer.
+A link ends the customer's earlier customer tokens.
+
+Then it redirects to the storefront with `code` (a single-use Keyhouse code, valid 60 seconds)
+and `state`; the storefront exchanges the code at `POST /v2/customers/tokens`
+(`authentication_mechanism: "oidc"`).
 
 Errors go back to the storefront as `error` and `error_description`: `invalid_request` (the
 sign-in was already completed, or took over 10 minutes), `access_denied` (refused at the
-provider, ID token not verified, email missing or not verified, provider disabled, answer from
-another issuer), `temporarily_unavailable` (provider down), `server_error` (provider answered
-garbage). Nothing is created unless everything succeeded.
+provider, ID token not verified, email missing or not verified, a customer of that email exists
+and may not be linked, the store takes no sign-ups, provider disabled, answer from another
+issuer; for a link: the provider's account is another customer's, the customer holds another
+account there, or their credentials changed since the link began), `temporarily_unavailable`
+(provider down), `server_error` (provider answered garbage, or named an http endpoint in
+production). Nothing is created unless everything succeeded.
 
 Audit trail: `customer.provider_login` on success, after `customer.provider_created` or
 `customer.provider_linked` when the customer was created or linked;
-`customer.provider_login_failed` (with a `reason`) otherwise.
+`customer.provider_login_failed` (with a `reason`: `account_exists`, `sign_up_closed`,
+`linked_to_another`, `link_outdated`, …) otherwise.
 """
+
+LINK_DESCRIPTION = """\
+Needs the shopper's own customer token (400 without one, 404 for another's id) and their
+current password: a wrong one is the login's 401, counted by the lockout. `redirect_uri` must
+be registered for the caller's client, and the shopper's account must not hold an account at
+that provider yet (409; unlink it first).
+
+The answer's `authorization_url` is the provider's, for the shopper's browser: the sign-in
+there comes back through `GET /oauth/customers/login/callback`, which links the provider's
+account to this customer (refused if it is another customer's, or if the customer's password,
+email or sign-ins changed meanwhile) and sends the browser to `redirect_uri` with a `code` and
+the `state`, or an `error`. The link ends every customer token of the shopper, the one sent
+here included: `POST /v2/customers/tokens` (`authentication_mechanism: "oidc"`) exchanges the
+code, with the PKCE verifier of `code_challenge`, for a fresh one. The link is valid 10 minutes.
+Audit: `customer.provider_linked` then `customer.provider_login` (a wrong password:
+`customer.login_failed`).
+"""
+
+LINK_UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {
+        "model": ErrorDocument,
+        "description": "The login provider cannot be reached, or its discovery document no "
+        "longer checks out.",
+    }
+}
 
 LIST_DESCRIPTION = """\
 The store's enabled login providers, each with the link that starts a sign-in

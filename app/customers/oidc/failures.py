@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit import record
 from app.customers.oidc.discovery import ProviderError, ProviderUnavailableError
 from app.customers.oidc.id_tokens import InvalidIdTokenError
-from app.customers.oidc.identities import IdentityRefusedError
 from app.customers.oidc.logins import ProviderLogin
+from app.customers.oidc.matching import IdentityRefusedError
 
 
 class SignInError(Exception):

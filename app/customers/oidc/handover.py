@@ -3,9 +3,11 @@
 `POST /v2/customers/tokens` with `"authentication_mechanism": "oidc"` brings the code the
 callback put in the redirect, the redirect URI it came to, and the PKCE verifier whose S256
 challenge the storefront sent when it started. The code must be the caller's (the same client,
-hence the same store), unexpired and unused; it gives the same customer token as a password
-login. A code that comes a second time revokes the token of its first exchange: someone else
-may hold the code, and the shopper can sign in again.
+hence the same store), unexpired and unused, its provider still enabled, and the customer's
+credentials those the sign-in found (its credential epoch, moved by a link in the sign-in
+itself); it gives the same customer token as a password login, of that epoch. A code that
+comes a second time revokes the token of its first exchange: someone else may hold the code,
+and the shopper can sign in again.
 """
 
 import hmac
@@ -17,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit import record
 from app.customers.customers import Customer
 from app.customers.oidc.logins import ProviderLogin, digest, s256
+from app.customers.oidc.providers import LoginProvider
 from app.customers.tokens import CustomerTokenIssuer, IssuedCustomerToken
 from app.db import utcnow
 from app.errors import KeyhouseError
@@ -35,6 +38,10 @@ USED = "The login code has already been used; sign in again."
 EXPIRED = "The login code has expired; sign in again."
 NOT_YOURS = "The login code was issued to another client or for another redirect URI."
 WRONG_VERIFIER = "The code verifier does not match the code challenge the sign-in started with."
+PROVIDER_DISABLED = "The login provider of this code has been disabled since; sign in another way."
+CREDENTIALS_CHANGED = (
+    "The account's password, email or sign-ins changed since this sign-in; sign in again."
+)
 
 
 async def _login_of(session: AsyncSession, code: str) -> ProviderLogin | None:
@@ -74,6 +81,20 @@ def _check_binding(
         raise InvalidLoginCodeError(WRONG_VERIFIER)
 
 
+async def _customer_of(session: AsyncSession, login: ProviderLogin) -> Customer:
+    """The code's customer, if its provider is still enabled and their credentials have not
+    changed since the sign-in (a token of an older epoch would be refused anyway)."""
+    provider = await session.get(LoginProvider, login.provider_id)
+    if provider is None or not provider.enabled:
+        raise InvalidLoginCodeError(PROVIDER_DISABLED)
+    customer = await session.get(Customer, login.customer_id)
+    if customer is None:  # deleted since the callback
+        raise InvalidLoginCodeError()
+    if login.customer_epoch is None or customer.credential_epoch != login.customer_epoch:
+        raise InvalidLoginCodeError(CREDENTIALS_CHANGED)
+    return customer
+
+
 async def exchange_login_code(
     session: AsyncSession,
     *,
@@ -98,10 +119,8 @@ async def exchange_login_code(
     now = utcnow()
     if login.code_expires_at is None or login.code_expires_at <= now:
         raise InvalidLoginCodeError(EXPIRED)
-    customer = await session.get(Customer, login.customer_id)
-    if customer is None:  # deleted since the callback
-        raise InvalidLoginCodeError()
-    issued = await issuer.issue(customer)
+    customer = await _customer_of(session, login)
+    issued = await issuer.issue(customer, epoch=login.customer_epoch)
     # Consumed only if nobody consumed it since the read above: of two concurrent exchanges,
     # one wins and the other is a replay.
     exchanged = await session.execute(

@@ -116,19 +116,20 @@ def _text(value: object, limit: int) -> str | None:
 
 
 def identity_of(id_claims: dict[str, Any], userinfo: dict[str, Any] | None) -> ProviderIdentity:
-    """The shopper's identity from the ID token, completed by the UserInfo claims. UserInfo
+    """The shopper's identity: `sub` from the ID token; `email` and `email_verified` together
+    from one source, the ID token if it names an email, else UserInfo; never one claim from
+    each, which would let one source's `email_verified` vouch for the other's address. UserInfo
     counts only if its `sub` is the ID token's (Core §5.3.4); otherwise it is ignored."""
-    claims = dict(id_claims)
-    if userinfo is not None and userinfo.get("sub") == id_claims["sub"]:
-        claims = {**userinfo, **id_claims}
-    subject = _text(claims["sub"], 255)
-    if subject is None or subject != claims["sub"]:
+    subject = _text(id_claims["sub"], 255)
+    if subject is None or subject != id_claims["sub"]:
         raise InvalidIdTokenError("id_token_sub")
+    same_user = userinfo if userinfo is not None and userinfo.get("sub") == subject else {}
+    email_source = id_claims if id_claims.get("email") is not None else same_user
     return ProviderIdentity(
         subject=subject,
-        email=_text(claims.get("email"), 254),
+        email=_text(email_source.get("email"), 254),
         # Only a JSON true: some providers send "true" as text, but guessing here is what
         # account takeovers through unverified emails are made of.
-        email_verified=claims.get("email_verified") is True,
-        name=_text(claims.get("name"), 200),
+        email_verified=email_source.get("email_verified") is True,
+        name=_text(id_claims.get("name"), 200) or _text(same_user.get("name"), 200),
     )

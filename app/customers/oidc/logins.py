@@ -67,6 +67,13 @@ class ProviderLogin(Base):
     customer_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("customer.id", ondelete="CASCADE")
     )
+    # The customer's credential epoch once the sign-in found (or linked) them: the code gives a
+    # token only while it is current.
+    customer_epoch: Mapped[int | None]
+    # A link, not a sign-in: the logged-in shopper whose account the provider's user joins.
+    link_customer_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("customer.id", ondelete="CASCADE")
+    )
     code_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     code_expires_at: Mapped[datetime | None]
     exchanged_at: Mapped[datetime | None]
@@ -99,8 +106,11 @@ async def start_login(
     redirect_uri: str,
     client_state: str | None,
     code_challenge: str,
+    link_customer_id: uuid.UUID | None = None,
+    customer_epoch: int | None = None,
 ) -> str:
-    """Records a new sign-in and returns its `state`; rows older than a day go first."""
+    """Records a new sign-in and returns its `state`; rows older than a day go first. A link
+    (links.py) names its customer, and the credential epoch it must still be in at the end."""
     now = utcnow()
     await session.execute(delete(ProviderLogin).where(ProviderLogin.started_at < now - KEPT_FOR))
     state = secrets.token_urlsafe(STATE_BYTES)
@@ -115,6 +125,8 @@ async def start_login(
             state_hash=digest(state),
             started_at=now,
             expires_at=now + timedelta(seconds=LOGIN_SECONDS),
+            link_customer_id=link_customer_id,
+            customer_epoch=customer_epoch,
         )
     )
     await session.commit()
@@ -152,10 +164,12 @@ async def claim_return(session: AsyncSession, *, state: str) -> ClaimedReturn | 
     return ClaimedReturn(login, "expired" if login.returned_at is None else "used")
 
 
-def issue_code(login: ProviderLogin, *, customer_id: uuid.UUID) -> str:
-    """The Keyhouse code for the storefront, recorded on the sign-in (the caller commits)."""
+def issue_code(login: ProviderLogin, *, customer_id: uuid.UUID, epoch: int) -> str:
+    """The Keyhouse code for the storefront, recorded on the sign-in (the caller commits):
+    it gives a token of the customer's credential epoch `epoch`, and only while it is current."""
     code = secrets.token_urlsafe(CODE_BYTES)
     login.customer_id = customer_id
+    login.customer_epoch = epoch
     login.code_hash = digest(code)
     login.code_expires_at = utcnow() + timedelta(seconds=CODE_SECONDS)
     return code

@@ -24,6 +24,8 @@ from app.customers.oidc.discovery import (
     ProviderResponseError,
     ProviderUnavailableError,
     discovery_url,
+    insecure_url_error,
+    is_secure_url,
     parse_metadata,
 )
 
@@ -103,10 +105,15 @@ class _Cache(Generic[V]):
 
 
 class ProviderClient:
-    """One worker's HTTP client for every provider, with its caches."""
+    """One worker's HTTP client for every provider, with its caches. `loopback_http`: whether
+    a provider may be reached over http on a loopback host (development and tests; never in
+    production, `for_environment`)."""
 
-    def __init__(self, http: "httpx.AsyncClient | None" = None) -> None:
+    def __init__(
+        self, http: "httpx.AsyncClient | None" = None, *, loopback_http: bool = False
+    ) -> None:
         self._client = http
+        self.loopback_http = loopback_http
         self._metadata: _Cache[ProviderMetadata] = _Cache()
         self._keys: _Cache[KeySet] = _Cache()
 
@@ -118,6 +125,11 @@ class ProviderClient:
             timeout = httpx.Timeout(TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS)
             self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
         return self._client
+
+    @classmethod
+    def for_environment(cls, environment: str) -> "ProviderClient":
+        """The client for `KEYHOUSE_ENVIRONMENT`: http on loopback in development only."""
+        return cls(loopback_http=environment != "production")
 
     async def close(self) -> None:
         if self._client is not None:
@@ -133,8 +145,10 @@ class ProviderClient:
 
     async def discover(self, issuer: str) -> ProviderMetadata:
         """The provider's discovery document, read now and checked (no cache)."""
+        if not is_secure_url(issuer, loopback_http=self.loopback_http):
+            raise insecure_url_error()
         document = await self._json(self._http.build_request("GET", discovery_url(issuer)))
-        return parse_metadata(document, issuer=issuer)
+        return parse_metadata(document, issuer=issuer, loopback_http=self.loopback_http)
 
     async def keys(self, metadata: ProviderMetadata, *, unknown_kid: bool = False) -> "KeySet":
         """The provider's signing keys; `unknown_kid` asks for a fresh read if the cached set

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.datastructures import QueryParams
 
+from app import metrics
 from app.customers.oidc.documents import (
     BROWSER_RESPONSES,
     CALLBACK_DESCRIPTION,
@@ -28,6 +29,7 @@ from app.customers.oidc.providers import LoginProvider, find_login_provider
 from app.customers.oidc.sign_in import CALLBACK_PATH, ProviderAnswer, ProviderSignIn
 from app.db import SessionDep
 from app.oauth.registry import ClientRegistry
+from app.oauth.revocation import RevocationList
 from app.ratelimit import RateLimits, address_key, client_host
 
 TAG = "sign-in with a login provider"
@@ -108,13 +110,17 @@ async def finish_provider_login(request: Request, session: SessionDep) -> Respon
         if claimed.refusal is not None:
             refusal = REFUSED_RETURNS[claimed.refusal]
             raise SignInError("invalid_request", refusal, f"state_{claimed.refusal}")
-        code = await _sign_in(request).finish(
+        finished = await _sign_in(request).finish(
             session, login=login, state=state, answer=_answer(request.query_params), address=address
         )
     except SignInError as failure:
         await record_failure(session, login, failure, address=address)
         return _redirect_error(redirect_uri, failure, client_state)
-    return redirect(with_query(redirect_uri, {"code": code, "state": client_state}))
+    if finished.revocation is not None:  # a link: the customer's earlier tokens end
+        revocations: RevocationList = _app_state(request).revocations
+        revocations.apply(finished.revocation)  # this worker at once; the others at their poll
+        metrics.revoked("customer")
+    return redirect(with_query(redirect_uri, {"code": finished.code, "state": client_state}))
 
 
 def _answer(query: QueryParams) -> ProviderAnswer:

@@ -3,8 +3,10 @@
 `ProviderSignIn.begin` records the sign-in and builds the provider's authorization URL
 (OpenID Connect Core §3.1.2.1, with PKCE and a nonce). `ProviderSignIn.finish` takes the
 provider's answer: it checks it came from that provider (RFC 9207 `iss`), exchanges the code,
-verifies the ID token, finds, links or creates the customer, and issues the Keyhouse code, all
-in one commit with the audit trail, so a failure anywhere leaves nothing half-made.
+verifies the ID token, finds, links or creates the customer (matching.py), and issues the
+Keyhouse code, all in one commit with the audit trail, so a failure anywhere leaves nothing
+half-made. A link moves the customer's credential epoch; the revocation it makes is handed
+back with the code, for the route to apply once the commit is done.
 
 Failures are `SignInError`s (failures.py).
 """
@@ -20,14 +22,22 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import AuditEventName, record
+from app.customers.credentials import CredentialsChangedError
+from app.customers.customers import Customer
 from app.customers.oidc.discovery import ProviderError, ProviderMetadata
 from app.customers.oidc.failures import SignInError
 from app.customers.oidc.id_tokens import identity_of, verify_id_token
-from app.customers.oidc.identities import IdentityRefusedError, Outcome, resolve_customer
 from app.customers.oidc.logins import LoginSecrets, ProviderLogin, issue_code, s256, start_login
+from app.customers.oidc.matching import (
+    IdentityRefusedError,
+    Outcome,
+    ResolvedCustomer,
+    customer_for,
+)
 from app.customers.oidc.pages import with_query
 from app.customers.oidc.provider_client import ProviderClient
 from app.customers.oidc.providers import LoginProvider, decrypt_secret
+from app.oauth.revocation import Revocation
 from app.passwords import PasswordHasher
 from app.server_secret import ServerKeys
 from app.settings import Settings
@@ -52,12 +62,21 @@ class ProviderAnswer:
     issuer: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class FinishedSignIn:
+    """The Keyhouse code for the storefront, and a link's revocation of the customer's
+    earlier tokens (None without a link), which the caller applies to its worker."""
+
+    code: str
+    revocation: Revocation | None
+
+
 def open_provider_sign_in(
     settings: Settings, server_keys: ServerKeys, *, hasher: PasswordHasher
 ) -> "ProviderSignIn":
     """The worker's sign-in machinery, for the app's lifespan (which closes it)."""
     return ProviderSignIn(
-        provider_client=ProviderClient(),
+        provider_client=ProviderClient.for_environment(settings.environment),
         secrets=LoginSecrets(server_keys.login_state_hmac),
         secret_key=server_keys.login_provider_secret_encryption,
         hasher=hasher,
@@ -95,8 +114,11 @@ class ProviderSignIn:
         redirect_uri: str,
         client_state: str | None,
         code_challenge: str,
+        link_to: Customer | None = None,
     ) -> str:
-        """The provider's authorization URL for a new sign-in."""
+        """The provider's authorization URL for a new sign-in; with `link_to`, a link of the
+        provider's account to that customer, who must still be in the credential epoch
+        loaded with them (the one read with the password they just gave) when it ends."""
         try:
             metadata = await self.provider_client.metadata(provider.issuer)
         except ProviderError as failure:
@@ -109,6 +131,8 @@ class ProviderSignIn:
             redirect_uri=redirect_uri,
             client_state=client_state,
             code_challenge=code_challenge,
+            link_customer_id=None if link_to is None else link_to.id,
+            customer_epoch=None if link_to is None else link_to.credential_epoch,
         )
         return with_query(
             metadata.authorization_endpoint,
@@ -132,7 +156,7 @@ class ProviderSignIn:
         state: str,
         answer: ProviderAnswer,
         address: str,
-    ) -> str:
+    ) -> FinishedSignIn:
         """The Keyhouse code for the storefront, once the provider's answer checks out."""
         provider = await session.get(LoginProvider, login.provider_id)
         if provider is None or not provider.enabled:
@@ -145,6 +169,8 @@ class ProviderSignIn:
             return await self._record(session, login, provider, claims, address)
         except IdentityRefusedError as failure:
             raise SignInError.from_provider(failure) from failure
+        except CredentialsChangedError as error:
+            raise SignInError("access_denied", error.detail, "credentials_changed") from error
 
     async def _verified_claims(
         self, provider: LoginProvider, *, state: str, answer: ProviderAnswer
@@ -173,7 +199,8 @@ class ProviderSignIn:
             nonce=self._secrets.nonce(state),
         )
         userinfo = None
-        if metadata.userinfo_endpoint and not {"email", "email_verified"} <= claims.keys():
+        # Only for an email the ID token lacks: `email_verified` comes with its `email`.
+        if metadata.userinfo_endpoint and claims.get("email") is None:
             userinfo = await self.provider_client.userinfo(
                 metadata, access_token=tokens.access_token
             )
@@ -195,28 +222,39 @@ class ProviderSignIn:
         provider: LoginProvider,
         claims: Mapping[str, Any],
         address: str,
-    ) -> str:
+    ) -> FinishedSignIn:
         """Customer, link, code and audit in one commit; one more try after losing a race
         with a sign-in of the same shopper (or email), which the second try then finds."""
         identity = identity_of(claims["id_token"], claims["userinfo"])
         for attempt in range(2):
-            resolved = await resolve_customer(
-                session, hasher=self._hasher, provider=provider, identity=identity
-            )
-            code = issue_code(login, customer_id=resolved.customer.id)
-            _audit_success(
-                session, login, provider, resolved.customer.id, resolved.outcome, address
-            )
             try:
+                resolved = await customer_for(
+                    session, hasher=self._hasher, login=login, provider=provider, identity=identity
+                )
+                code = _issue(session, login, provider, resolved, address)
                 await session.commit()
-                return code
-            except IntegrityError:
+                return FinishedSignIn(code, resolved.revocation)
+            except (IntegrityError, CredentialsChangedError):
                 await session.rollback()
                 if attempt:
                     raise
                 await session.refresh(login)
                 await session.refresh(provider)
         raise AssertionError("unreachable")
+
+
+def _issue(
+    session: AsyncSession,
+    login: ProviderLogin,
+    provider: LoginProvider,
+    resolved: ResolvedCustomer,
+    address: str,
+) -> str:
+    """The code, of the customer's epoch as it stands after a link, with the audit trail."""
+    customer = resolved.customer
+    code = issue_code(login, customer_id=customer.id, epoch=customer.credential_epoch)
+    _audit_success(session, login, provider, customer.id, resolved.outcome, address)
+    return code
 
 
 def _check_issuer(metadata: ProviderMetadata, answer: ProviderAnswer) -> None:

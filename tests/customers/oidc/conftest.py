@@ -3,14 +3,15 @@ with the steps of a sign-in as the browser takes them: Keyhouse in-process, the 
 HTTP."""
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app.customers.customers import Customer
 from app.customers.oidc.identities import CustomerIdentity
@@ -24,7 +25,7 @@ from app.server_secret import load_server_keys
 from app.settings import Settings
 
 from ...conftest import TEST_ISSUER, MakeClient, free_port
-from ..shoppers import LOGIN_URL, headers
+from ..shoppers import LOGIN_URL, Shopper, headers, new_shopper
 from .fake_provider import CLIENT_ID, CLIENT_SECRET, FakeProvider, ThreadServer, provider_app, s256
 
 CALLBACK_URL = TEST_ISSUER + CALLBACK_PATH
@@ -38,14 +39,22 @@ class ProviderServer:
     server: ThreadServer
 
 
-@pytest.fixture
-def provider_server() -> Iterator[ProviderServer]:
+@contextmanager
+def running_provider() -> Iterator[ProviderServer]:
     port = free_port()
     provider = FakeProvider(issuer=f"http://127.0.0.1:{port}", redirect_uri=CALLBACK_URL)
     server = ThreadServer(provider_app(provider), port)
     server.start()
-    yield ProviderServer(provider, server)
-    server.stop()
+    try:
+        yield ProviderServer(provider, server)
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def provider_server() -> Iterator[ProviderServer]:
+    with running_provider() as running:
+        yield running
 
 
 @pytest.fixture
@@ -54,11 +63,18 @@ def fake_provider(provider_server: ProviderServer) -> FakeProvider:
 
 
 async def register_provider(
-    settings: Settings, database: Database, *, store_id: Any, issuer: str, name: str = "example"
+    settings: Settings,
+    database: Database,
+    *,
+    store_id: Any,
+    issuer: str,
+    name: str = "example",
+    **linking: Any,
 ) -> LoginProvider:
-    """Registers a login provider as `keyhouse login-providers create` does."""
+    """Registers a login provider as `keyhouse login-providers create` does; `linking`:
+    `link_by_email`, `email_domains`."""
     key = load_server_keys(settings).login_provider_secret_encryption
-    provider_client = ProviderClient()
+    provider_client = ProviderClient(loopback_http=True)  # the fake provider is on 127.0.0.1
     try:
         async with database.sessions() as session:
             return await create_login_provider(
@@ -71,6 +87,7 @@ async def register_provider(
                 client_id=CLIENT_ID,
                 client_secret=CLIENT_SECRET,
                 display_name="Example ID",
+                **linking,
             )
     finally:
         await provider_client.close()
@@ -83,6 +100,47 @@ async def login_provider(
     return await register_provider(
         settings, database, store_id=default_store.id, issuer=fake_provider.issuer
     )
+
+
+@pytest.fixture
+async def second_provider(
+    settings: Settings, database: Database, default_store: Store
+) -> AsyncIterator[FakeProvider]:
+    """Another provider of the store, `second`, which may link by email in every domain."""
+    with running_provider() as running:
+        await register_provider(
+            settings,
+            database,
+            store_id=default_store.id,
+            issuer=running.provider.issuer,
+            name="second",
+            link_by_email=True,
+        )
+        yield running.provider
+
+
+async def allow_linking(
+    database: Database, *, link_by_email: bool = False, email_domains: str | None = None
+) -> None:
+    """Changes how the `example` provider links by email, as its operator could have set it."""
+    async with database.sessions() as session:
+        await session.execute(
+            update(LoginProvider)
+            .where(LoginProvider.name == "example")
+            .values(link_by_email=link_by_email, email_domains=email_domains)
+        )
+        await session.commit()
+
+
+async def verified_shopper(
+    http: httpx.AsyncClient, bearer: str, backend: str, *, email: str
+) -> Shopper:
+    """A shopper signed up through the storefront, whose email the store then verified."""
+    shopper = await new_shopper(http, bearer, email=email)
+    body = {"data": {"type": "customer", "email_verified": True}}
+    verified = await http.put(f"/v2/customers/{shopper.id}", json=body, headers=headers(backend))
+    assert verified.status_code == 200 and verified.json()["data"]["email_verified"] is True
+    return shopper
 
 
 @dataclass

@@ -26,6 +26,8 @@ FIELDS = {
     "client_id",
     "scope",
     "enabled",
+    "link_by_email",
+    "email_domains",
     "callback_url",
     "created_at",
 }
@@ -51,6 +53,7 @@ def test_create_list_and_disable(migrated: Keyhouse, fake_provider: FakeProvider
     assert created["issuer"] == fake_provider.issuer and created["client_id"] == CLIENT_ID
     assert created["scope"] == "openid email profile" and created["enabled"] is True
     assert created["display_name"] == "Example ID"
+    assert created["link_by_email"] is False and created["email_domains"] == []
     assert created["callback_url"] == "http://127.0.0.1:8000/oauth/customers/login/callback"
     assert CLIENT_SECRET not in json.dumps(created)
     (listed,) = migrated.json("login-providers", "list")
@@ -151,3 +154,31 @@ def test_clients_register_redirect_uris(migrated: Keyhouse) -> None:
     for bad in bad_uris:
         stderr = refused("clients", "create", "--name", "x", "--redirect-uri", bad, "--json")
         assert "redirect URI" in stderr
+
+
+def test_linking_by_email_is_off_unless_the_operator_turns_it_on(
+    migrated: Keyhouse, fake_provider: FakeProvider
+) -> None:
+    domains = ["--email-domain", " Example.COM ", "--email-domain", "shop.example.org"]
+    limited = one_document(create(fake_provider.issuer, *domains))
+    assert limited["link_by_email"] is False
+    assert limited["email_domains"] == ["example.com", "shop.example.org"]
+    other = migrated.json("stores", "create", "Other")
+    anything = one_document(create(fake_provider.issuer, "--link-by-email", "--store", other["id"]))
+    assert anything["link_by_email"] is True and anything["email_domains"] == []
+    listed = run("login-providers", "list").stdout.splitlines()
+    assert listed[0].endswith("links by email: example.com,shop.example.org")
+    assert listed[1].endswith("links by email: any domain")
+    assert [row["email_domains"] for row in migrated.json("login-providers", "list")] == [
+        ["example.com", "shop.example.org"],
+        [],
+    ]
+
+
+def test_bad_email_domains_are_refused(migrated: Keyhouse, fake_provider: FakeProvider) -> None:
+    for domain in ("@example.com", "*.example.com", "localhost", "exa mple.com", "-x.com"):
+        stderr = refused(*create_args(fake_provider.issuer), "--email-domain", domain)
+        assert "An email domain is a domain name" in stderr
+    both = ["--link-by-email", "--email-domain", "example.com"]
+    assert "not both" in refused(*create_args(fake_provider.issuer), *both)
+    assert migrated.json("login-providers", "list") == []

@@ -16,6 +16,7 @@ from ..shoppers import headers, log_in, sign_up
 from .conftest import (
     CALLBACK_URL,
     Shop,
+    allow_linking,
     back_at_shop,
     counts,
     exchange,
@@ -68,6 +69,7 @@ async def test_a_new_shopper_signs_in_and_shops_with_the_customer_token(
     assert orders.status_code == 200 and orders.json()["data"] == []
     me = await http.get(f"/v2/customers/{data['customer_id']}", headers=sent)
     assert me.json()["data"]["email"] == "ron@example.com"
+    assert me.json()["data"]["email_verified"] is True  # the provider verified it
     assert me.json()["data"]["name"] == "Ron Swanson"
     created, logged_in = await events(
         database, "customer.provider_created", "customer.provider_login"
@@ -98,11 +100,18 @@ async def test_the_same_shopper_is_found_again_by_the_provider_subject(
 
 
 async def test_an_existing_customer_is_linked_by_a_verified_email(
-    http: httpx.AsyncClient, shop: Shop, shop_token: str, database: Database
+    http: httpx.AsyncClient, shop: Shop, shop_token: str, backend: str, database: Database
 ) -> None:
+    """Where the operator trusts the provider with every domain (`--link-by-email`), and the
+    customer verified the email (test_linking.py: every other case refuses)."""
+    await allow_linking(database, link_by_email=True)
     signed_up = await sign_up(http, shop_token, email="RON@example.com", name="Ron S")
+    customer_id = signed_up.json()["data"]["id"]
+    body = {"data": {"type": "customer", "email_verified": True}}
+    verified = await http.put(f"/v2/customers/{customer_id}", json=body, headers=headers(backend))
+    assert verified.status_code == 200
     token = await exchange(http, shop_token, shop, (await sign_in(http, shop))["code"])
-    assert token.json()["data"]["customer_id"] == signed_up.json()["data"]["id"]
+    assert token.json()["data"]["customer_id"] == customer_id
     assert await counts(database) == (1, 1)
     (linked,) = await events(database, "customer.provider_linked")
     assert linked.subject == signed_up.json()["data"]["id"]

@@ -10,14 +10,14 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from app.customers.reset_outbox import LEASE, PasswordResetRequest, claim_next
+from app.customers.mail.outbox import LEASE, MailRequest, claim_next
 from app.db import Database, utcnow
 from app.settings import Settings
 
-from ..conftest import MakeClient, http_client, serving
-from ..smtp import MailServer, token_in, with_mail
+from ...conftest import MakeClient, http_client, serving
+from ...smtp import MailServer, token_in, with_mail
+from ..shoppers import implicit_token, new_shopper
 from .resets import ask_for_reset, audited, confirm_reset, eventually, mails
-from .shoppers import implicit_token, new_shopper
 
 
 @pytest.fixture
@@ -25,9 +25,9 @@ def settings(settings: Settings, mail_server: MailServer) -> Settings:
     return with_mail(settings, mail_server)
 
 
-async def outbox(database: Database) -> list[PasswordResetRequest]:
+async def outbox(database: Database) -> list[MailRequest]:
     async with database.sessions() as session:
-        return list(await session.scalars(select(PasswordResetRequest)))
+        return list(await session.scalars(select(MailRequest)))
 
 
 @pytest.fixture
@@ -72,7 +72,7 @@ async def test_a_crashed_workers_lease_runs_out(
 ) -> None:
     """A worker that died mid-send never gives its row back: once its lease has run out,
     another worker claims it."""
-    sender = app.state.password_resets.sender  # type: ignore[attr-defined]
+    sender = app.state.shopper_mail.sender  # type: ignore[attr-defined]
     await sender.stop()
     async with http_client(app) as http:  # type: ignore[arg-type]
         front = await implicit_token(http, await make_client(public=True))
@@ -83,7 +83,7 @@ async def test_a_crashed_workers_lease_runs_out(
         assert crashed is not None
         assert await claim_next(session) is None  # leased: nobody else may take it
         await session.execute(
-            update(PasswordResetRequest).values(claimed_until=utcnow() - timedelta(seconds=1))
+            update(MailRequest).values(claimed_until=utcnow() - timedelta(seconds=1))
         )
         await session.commit()
     assert await sender.send_due() == 1
@@ -115,8 +115,8 @@ async def test_two_workers_send_each_mail_once(
         received = await mails(mail_server, len(shoppers))
         # Both look again for anything left, at once: nothing is.
         again = await asyncio.gather(
-            first.state.password_resets.sender.send_due(),
-            second.state.password_resets.sender.send_due(),
+            first.state.shopper_mail.sender.send_due(),
+            second.state.shopper_mail.sender.send_due(),
         )
         assert again == [0, 0]
         # Every send recorded (the row deleted with its audit event) before the workers stop.
@@ -152,9 +152,9 @@ async def test_a_failed_send_is_tried_again_later(
 
     mail_server.handler.refuse_with = None
     async with database.sessions() as session:
-        await session.execute(update(PasswordResetRequest).values(next_attempt_at=utcnow()))
+        await session.execute(update(MailRequest).values(next_attempt_at=utcnow()))
         await session.commit()
-    app.state.password_resets.sender.wake()  # type: ignore[attr-defined]
+    app.state.shopper_mail.sender.wake()  # type: ignore[attr-defined]
     (mail,) = await mails(mail_server, 1)
     (mailed,) = await audited(database, "customer.password_reset_mailed")
     assert mailed.details == {"attempts": 2}

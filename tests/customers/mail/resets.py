@@ -9,8 +9,8 @@ import httpx
 from app.audit import AuditEvent, list_events
 from app.db import Database
 
-from ..smtp import MailServer
-from .shoppers import headers
+from ...smtp import MailServer
+from ..shoppers import headers
 
 RESET_URL = "/v2/customers/password-reset"
 CONFIRM_URL = "/v2/customers/password-reset/confirm"
