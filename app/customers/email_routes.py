@@ -36,12 +36,15 @@ from app.customers.password_routes import (
 from app.customers.router import HasherDep, limit_logins
 from app.db import SessionDep
 from app.errors import error_responses
-from app.jsonapi import Body, Document, answers
+from app.jsonapi import Body, Document, JsonApiRoute, answers
 from app.ratelimit import client_host
 from app.security import ReadCaller
 
 router = APIRouter(
-    prefix="/v2/customers", tags=["customers"], responses=error_responses(400, 401, 403)
+    prefix="/v2/customers",
+    tags=["customers"],
+    responses=error_responses(400, 401, 403),
+    route_class=JsonApiRoute,
 )
 
 

@@ -32,7 +32,7 @@ from app.customers.password_routes import apply_revocation, customer_of_own_toke
 from app.customers.router import CustomerDep, HasherDep, limit_logins
 from app.db import SessionDep
 from app.errors import error_responses
-from app.jsonapi import Body, Document, answers
+from app.jsonapi import Body, Document, JsonApiRoute, answers
 from app.oauth.registry import ClientRegistry
 from app.ratelimit import client_host
 from app.security import Caller, ReadCaller
@@ -41,6 +41,7 @@ router = APIRouter(
     prefix="/v2/customers/{customer_id}/provider-links",
     tags=[TAG],
     responses=error_responses(400, 401, 403),
+    route_class=JsonApiRoute,
 )
 
 
