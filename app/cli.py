@@ -20,21 +20,21 @@ from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import audit as audit_service
 from app.customers import customers as customer_service
 from app.customers.oidc import providers as login_provider_service
-from app.db import Database, is_unavailable, storage_fault
-from app.errors import KeyhouseError
-from app.logs import logging_config
+from app.http.errors import KeyhouseError
 from app.oauth import clients as client_service
 from app.oauth import keys as key_service
 from app.oauth import stores as store_service
 from app.oauth.secret_binding import bind_server_secret
-from app.passwords import ClientSecretHasher, PasswordHasher
-from app.schema import upgrade_database
-from app.server_secret import ServerKeys, existing_server_keys, secret_source
-from app.serving import exec_server
-from app.settings import (
+from app.observability import audit as audit_service
+from app.observability.logs import logging_config
+from app.runtime.db import Database, is_unavailable, storage_fault
+from app.runtime.passwords import ClientSecretHasher, PasswordHasher
+from app.runtime.schema import upgrade_database
+from app.runtime.server_secret import ServerKeys, existing_server_keys, secret_source
+from app.runtime.serving import exec_server
+from app.runtime.settings import (
     DEFAULT_HOST,
     DEFAULT_PORT,
     ConfigurationError,

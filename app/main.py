@@ -8,7 +8,6 @@ from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 from starlette.types import ASGIApp
 
-from app.bodylimit import BodySizeLimit
 from app.customers.email_routes import router as email_router
 from app.customers.lockout import LoginGuard
 from app.customers.mail.shopper_mail import ShopperMail
@@ -19,10 +18,10 @@ from app.customers.oidc.sign_in import open_provider_sign_in
 from app.customers.password_routes import router as password_router
 from app.customers.router import router as customers_router
 from app.customers.tokens import CustomerTokenIssuer
-from app.db import Database
-from app.errors import drop_422, install_error_handlers
-from app.metrics import worker_stopped
-from app.monitoring import router as monitoring_router
+from app.http.bodylimit import BodySizeLimit
+from app.http.errors import drop_422, install_error_handlers
+from app.http.security import RememberedCallers, document_security
+from app.http.telemetry import RequestTelemetry
 from app.oauth.authentication import ClientAuthenticator
 from app.oauth.cors import ClientOriginCORSMiddleware
 from app.oauth.endpoint import TokenEndpoint
@@ -34,17 +33,18 @@ from app.oauth.router import router as oauth_router
 from app.oauth.secret_binding import bind_server_secret
 from app.oauth.tokens import TokenIssuer
 from app.oauth.verification import TokenVerifier
-from app.passwords import ClientSecretHasher, PasswordHasher
-from app.ratelimit import Counters, RateLimits
-from app.security import RememberedCallers, document_security
-from app.settings import Settings, get_settings
+from app.observability.metrics import worker_stopped
+from app.observability.monitoring import router as monitoring_router
+from app.runtime.db import Database
+from app.runtime.passwords import ClientSecretHasher, PasswordHasher
+from app.runtime.ratelimit import Counters, RateLimits
+from app.runtime.settings import Settings, get_settings
 from app.store.address_routes import router as address_router
 from app.store.cart_routes import router as cart_router
 from app.store.catalogue import Catalogue
 from app.store.order_routes import router as order_router
 from app.store.product_routes import router as product_router
 from app.store.reads import StoreReads
-from app.telemetry import RequestTelemetry
 
 NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 

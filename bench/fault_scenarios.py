@@ -34,7 +34,7 @@ from fault_services import PrivatePostgres, PrivateRedis, Tmpfs
 from harness import Server, create_client, free_port, keyhouse, keyhouse_argv, keyhouse_env, log
 from sqlalchemy import select
 
-from app.db import Database
+from app.runtime.db import Database
 from app.store.products import Product
 
 SLOW_SECONDS = 0.45  # an answer this slow during an outage was held up (a Redis timeout is 0.5 s)

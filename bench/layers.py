@@ -27,16 +27,27 @@ UNCLASSIFIED = "other"
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "bearer validation",
-        ("app/security.py", "app/oauth/verification.py", "app/oauth/revocation", "jwt/"),
+        ("app/http/security.py", "app/oauth/verification.py", "app/oauth/revocation", "jwt/"),
     ),
     (
         "rendering (JSON, responses)",
-        ("fastapi/encoders.py", "/json/", "orjson", "starlette/responses.py", "app/jsonapi.py"),
+        (
+            "fastapi/encoders.py",
+            "/json/",
+            "orjson",
+            "starlette/responses.py",
+            "app/http/jsonapi.py",
+        ),
     ),
     ("database: session and ORM", ("sqlalchemy/orm/", "sqlalchemy/ext/asyncio/session.py")),
     (
         "database: values to Python (UUIDs, JSON, times)",
-        ("sqlalchemy/sql/sqltypes.py", "sqlalchemy/sql/type_api.py", "processors", "app/db.py"),
+        (
+            "sqlalchemy/sql/sqltypes.py",
+            "sqlalchemy/sql/type_api.py",
+            "processors",
+            "app/runtime/db.py",
+        ),
     ),
     ("database: SQL building and compiling", ("sqlalchemy/sql/",)),
     ("database: engine, pool, driver", ("sqlalchemy/", "greenlet", "aiosqlite/", "asyncpg/")),

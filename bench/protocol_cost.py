@@ -1,4 +1,4 @@
-"""What the limits at the edge (`app/protocol.py`) add to each request, measured in-process.
+"""What the limits at the edge (`app/runtime/protocol.py`) add to each request, measured in-process.
 
 No sockets: Uvicorn's httptools protocol and Keyhouse's subclass of it are each fed the same
 kept-alive token request, over and over, through a fake transport, in front of an app that only
@@ -26,7 +26,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from app.protocol import LimitedHttpProtocol
+from app.runtime.protocol import LimitedHttpProtocol
 
 # A backend's token request, as httpx sends it.
 REQUEST = (

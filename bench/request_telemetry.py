@@ -1,4 +1,4 @@
-"""What the request-telemetry layer (`app/telemetry.py`: request id and request metrics) adds
+"""What the request-telemetry layer (`app/http/telemetry.py`: request id and request metrics) adds
 to each request, measured in-process.
 
 No server and no sockets: ASGI calls with a fake scope, receive and send, in a loop, with and
@@ -32,16 +32,16 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.db import Database
+from app.http.telemetry import RequestTelemetry
 from app.main import create_app
-from app.metrics import MULTIPROCESS
-from app.models import Base
 from app.oauth.clients import create_client
 from app.oauth.stores import ensure_default_store
-from app.passwords import ClientSecretHasher
-from app.server_secret import load_server_keys
-from app.settings import Settings
-from app.telemetry import RequestTelemetry
+from app.observability.metrics import MULTIPROCESS
+from app.runtime.db import Database
+from app.runtime.models import Base
+from app.runtime.passwords import ClientSecretHasher
+from app.runtime.server_secret import load_server_keys
+from app.runtime.settings import Settings
 
 # What a backend's token request carries, more or less.
 HEADERS = [

@@ -45,10 +45,10 @@ from fastapi.dependencies.models import Dependant, _get_oauth_scopes
 from fastapi.dependencies.utils import get_dependant
 from starlette.middleware import Middleware
 
+from app.http.security import Caller, _current_caller, require_scopes
 from app.main import create_app
 from app.oauth.scopes import READ
 from app.oauth.verification import TokenVerifier
-from app.security import Caller, _current_caller, require_scopes
 from app.store.reads import StoreReads
 
 BYPASS_MODES = ("resolved", "per-request")

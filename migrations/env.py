@@ -6,13 +6,13 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from app.db import create_engine
-from app.models import Base
-from app.settings import get_settings
+from app.runtime.db import create_engine
+from app.runtime.models import Base
+from app.runtime.settings import get_settings
 
 config = context.config
 # Run through `alembic` with alembic.ini, log as the ini says; `keyhouse` builds its config in
-# code (app/schema.py), names no ini file, and has set logging up already.
+# code (app/runtime/schema.py), names no ini file, and has set logging up already.
 if config.config_file_name is not None:
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 

@@ -23,14 +23,14 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy import Connection, MetaData, text
 
-from app.db import Database
 from app.main import create_app
-from app.models import Base
 from app.oauth.clients import CreatedClient, create_client
 from app.oauth.stores import Store, create_store, ensure_default_store
-from app.passwords import ClientSecretHasher
-from app.server_secret import load_server_keys
-from app.settings import Settings
+from app.runtime.db import Database
+from app.runtime.models import Base
+from app.runtime.passwords import ClientSecretHasher
+from app.runtime.server_secret import load_server_keys
+from app.runtime.settings import Settings
 
 from .smtp import MailServer, make_certificate
 

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from app.settings import Settings
+from app.runtime.settings import Settings
 
 SMTP_USER = "keyhouse"
 # Characters a URL must percent-encode, to check the password is decoded from it.

@@ -8,8 +8,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from app.db import Database
-from app.settings import Settings
+from app.runtime.db import Database
+from app.runtime.settings import Settings
 from app.store.products import Product
 
 from .conftest import MakeClient, make_settings

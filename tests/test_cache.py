@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from app.cache import ExpiringCache
+from app.runtime.cache import ExpiringCache
 
 
 class CountingLoader:

@@ -30,7 +30,7 @@ from typer.testing import CliRunner, Result
 
 from app.cli import cli
 from app.main import create_app
-from app.settings import Settings, get_settings
+from app.runtime.settings import Settings, get_settings
 
 T = TypeVar("T")
 TEST_ISSUER = "http://keyhouse.test"

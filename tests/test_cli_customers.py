@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from app.cli import cli
-from app.passwords import password_context
-from app.settings import get_settings
+from app.runtime.passwords import password_context
+from app.runtime.settings import get_settings
 
 from .test_cli import (
     Keyhouse,

@@ -41,11 +41,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from app.db import Database
 from app.oauth.clients import CreatedClient, create_client
 from app.oauth.stores import ensure_default_store
-from app.passwords import ClientSecretHasher
-from app.server_secret import load_server_keys
+from app.runtime.db import Database
+from app.runtime.passwords import ClientSecretHasher
+from app.runtime.server_secret import load_server_keys
 from app.store.products import Product
 
 from .conftest import POSTGRES_URL, TEST_SERVER_SECRET, free_port, make_settings

@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
-from app.db import STORAGE_SQLITE_CODES, Database, is_unavailable, storage_fault
+from app.runtime.db import STORAGE_SQLITE_CODES, Database, is_unavailable, storage_fault
 
 from .conftest import MakeClient, free_port
 from .customers.shoppers import backend_token, headers

@@ -11,7 +11,7 @@ import yaml
 from typer.main import get_command
 
 from app.cli import cli
-from app.settings import Settings
+from app.runtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 # Variables read by Uvicorn or by the entrypoint, not by Settings.

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from app.db import Database
 from app.oauth.stores import Store
+from app.runtime.db import Database
 
 from .conftest import MakeClient
 from .customers.shoppers import headers

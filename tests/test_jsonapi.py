@@ -1,4 +1,4 @@
-"""The /v2 conventions' limits on input (`app/jsonapi.py`): JSON bodies nested too deeply, and
+"""The /v2 conventions' limits on input (`app/http/jsonapi.py`): JSON bodies nested too deeply, and
 lists asked with too many query parameters, are 400s in the JSON:API error format."""
 
 import re
@@ -11,11 +11,11 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
-from app.jsonapi import MAX_QUERY_PARAMETERS, JsonApiRoute
+from app.http.jsonapi import MAX_QUERY_PARAMETERS, JsonApiRoute
+from app.http.nesting import MAX_JSON_DEPTH
 from app.main import create_app
-from app.nesting import MAX_JSON_DEPTH
 from app.oauth.errors import OAuthRoute
-from app.settings import Settings
+from app.runtime.settings import Settings
 
 from .conftest import MakeClient
 from .customers.shoppers import backend_token

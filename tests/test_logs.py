@@ -1,4 +1,4 @@
-"""Server logs (`app/logs.py`) and request ids (`app/request_id.py`), in-process.
+"""Server logs (`app/observability/logs.py`) and request ids (`app/http/request_id.py`), in-process.
 
 The log tests apply the server's own logging config (`logging_config()`, as `keyhouse serve`
 hands it to Uvicorn) at DEBUG, with stderr swapped for a buffer. `test_serve_logs.py` runs the
@@ -22,9 +22,9 @@ from fastapi import FastAPI
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.audit import record_now
-from app.db import Database
-from app.logs import (
+from app.oauth.clients import CreatedClient
+from app.observability.audit import record_now
+from app.observability.logs import (
     LOGGED_CHARS,
     JsonFormatter,
     RedactSecrets,
@@ -32,7 +32,7 @@ from app.logs import (
     logging_config,
     redact,
 )
-from app.oauth.clients import CreatedClient
+from app.runtime.db import Database
 
 from .conftest import TEST_ISSUER, MakeClient
 

@@ -1,4 +1,4 @@
-"""`app/mail.py` against a real SMTP server: STARTTLS or TLS, a login, and failures that say
+"""`app/runtime/mail.py` against a real SMTP server: STARTTLS or TLS, a login, and failures that say
 what failed without a password in sight."""
 
 import asyncio
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
-from app.mail import DeliveryError, Mailer, SmtpServer
-from app.settings import ConfigurationError, Settings, get_settings
+from app.runtime.mail import DeliveryError, Mailer, SmtpServer
+from app.runtime.settings import ConfigurationError, Settings, get_settings
 
 from .smtp import SMTP_PASSWORD, SMTP_USER, MailHandler, MailServer, with_mail
 

@@ -18,9 +18,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, make_url, text
 
-from app.db import create_engine
-from app.models import Base
-from app.schema import alembic_config
+from app.runtime.db import create_engine
+from app.runtime.models import Base
+from app.runtime.schema import alembic_config
 
 POSTGRES_URL = os.environ.get("KEYHOUSE_TEST_DATABASE_URL", "")
 

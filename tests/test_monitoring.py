@@ -1,4 +1,5 @@
-"""Health, readiness and Prometheus metrics (app/monitoring.py, app/metrics.py).
+"""Health, readiness and Prometheus metrics (app/observability/monitoring.py and
+metrics.py).
 
 Metrics are per process and the suite shares one, so tests compare a scrape after with one
 before. The last test serves two worker processes and checks that a scrape from either adds up
@@ -17,10 +18,10 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
-from app import monitoring
-from app.db import Database
 from app.oauth.clients import CreatedClient, disable_client
 from app.oauth.revocation import RevocationList
+from app.observability import monitoring
+from app.runtime.db import Database
 
 from .conftest import POSTGRES_URL, TEST_ISSUER, MakeClient, free_port
 from .customers.shoppers import backend_token, headers, implicit_token, log_in, new_email, sign_up

@@ -17,9 +17,9 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from app.db import Database
+from app.http.security import ACCESS_TOKEN, CUSTOMER_TOKEN, ReadCaller, WriteCaller
 from app.oauth.stores import Store
-from app.security import ACCESS_TOKEN, CUSTOMER_TOKEN, ReadCaller, WriteCaller
+from app.runtime.db import Database
 
 from .conftest import MakeClient
 from .customers.shoppers import TOKEN_URL, backend_token, headers

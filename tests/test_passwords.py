@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from app.oauth.registry import ClientRecord
-from app.passwords import ClientSecretHasher, generate_client_secret
+from app.runtime.passwords import ClientSecretHasher, generate_client_secret
 
 KEY = b"k" * 32
 URL_SAFE = re.compile(r"[A-Za-z0-9_-]+")

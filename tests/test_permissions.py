@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import FastAPI
 from sqlalchemy import update
 
-from app.db import Database
 from app.oauth.stores import Store
+from app.runtime.db import Database
 
 from .conftest import MakeClient
 from .customers.shoppers import backend_token, headers

@@ -1,5 +1,5 @@
-"""The limits at the edge of the process (`app/protocol.py`), through a real `keyhouse serve`:
-raw sockets, since no HTTP client sends what these tests send."""
+"""The limits at the edge of the process (`app/runtime/protocol.py`), through a real
+`keyhouse serve`: raw sockets, since no HTTP client sends what these tests send."""
 
 import asyncio
 import json
@@ -15,7 +15,7 @@ import pytest
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
-from app.protocol import LimitedHttpProtocol
+from app.runtime.protocol import LimitedHttpProtocol
 
 from .serve import Serving, serving
 

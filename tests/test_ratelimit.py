@@ -1,5 +1,5 @@
-"""Request rate limits (app/ratelimit.py): the token endpoint's 429 `slow_down` per address and
-per client (CONTRACT §1), counted in memory and in Redis."""
+"""Request rate limits (app/runtime/ratelimit.py): the token endpoint's 429 `slow_down` per
+address and per client (CONTRACT §1), counted in memory and in Redis."""
 
 import asyncio
 import logging
@@ -14,10 +14,10 @@ from fastapi import FastAPI
 from limits.aio.storage import MemoryStorage as LimitsMemoryStorage
 from pydantic import ValidationError
 
-from app import ratelimit
 from app.oauth.clients import CreatedClient
-from app.ratelimit import MemoryStorage, address_key
-from app.settings import Settings
+from app.runtime import ratelimit
+from app.runtime.ratelimit import MemoryStorage, address_key
+from app.runtime.settings import Settings
 
 from .conftest import MakeClient, http_client, make_settings, serving
 from .customers.shoppers import implicit_token, log_in, new_email, sign_up

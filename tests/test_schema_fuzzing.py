@@ -30,10 +30,10 @@ from schemathesis.checks import CheckFunction
 from schemathesis.specs.openapi import checks as openapi_checks
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.db import Database
+from app.http.security import ACCESS_TOKEN
 from app.oauth.stores import Store
-from app.security import ACCESS_TOKEN
-from app.settings import Settings
+from app.runtime.db import Database
+from app.runtime.settings import Settings
 
 from .conftest import TEST_ISSUER, MakeClient
 from .smtp import MailServer, with_mail
@@ -194,7 +194,7 @@ async def test_fuzz(app: FastAPI, http: httpx.AsyncClient, world: World, kind: K
 
 
 def test_the_schema_documents_400_for_bad_input_never_422(app: FastAPI) -> None:
-    # Validation errors are 400 in the errors format (app/errors.py); FastAPI documents 422.
+    # Validation errors are 400 in the errors format (app/http/errors.py); FastAPI documents 422.
     schema = app.openapi()
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():

@@ -1,11 +1,11 @@
-"""The callers remembered by their credential headers (app/security.py): a hit must still be
+"""The callers remembered by their credential headers (app/http/security.py): a hit must still be
 refused once its token is revoked or gone, and the memory stays bounded."""
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.security import RememberedCallers
+from app.http.security import RememberedCallers
 
 from .conftest import MakeClient
 from .customers.shoppers import headers, implicit_token, log_in, new_email, sign_up

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from app.server_secret import ServerKeys, load_server_keys
-from app.settings import Settings
+from app.runtime.server_secret import ServerKeys, load_server_keys
+from app.runtime.settings import Settings
 
 SECRET = "a-server-secret-for-these-tests-0123456789"
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from app import serving
+from app.runtime import serving
 
 
 def test_the_command_line_hands_over_to_a_fresh_interpreter(
@@ -20,7 +20,7 @@ def test_the_command_line_hands_over_to_a_fresh_interpreter(
     calls: list[tuple[str, list[str]]] = []
     monkeypatch.setattr(os, "execv", lambda path, argv: calls.append((path, argv)))
     serving.exec_server(host="127.0.0.1", port=8123, workers=2, access_log=False)
-    server = ["-P", "-m", "app.serving", "--host", "127.0.0.1", "--port", "8123"]
+    server = ["-P", "-m", "app.runtime.serving", "--host", "127.0.0.1", "--port", "8123"]
     assert calls == [
         (sys.executable, [sys.executable, *server, "--workers", "2", "--no-access-log"])
     ]
@@ -43,10 +43,10 @@ def test_the_server_process_runs_uvicorn_as_the_command_line_did(
     assert kwargs == {
         **{"factory": True, "host": "0.0.0.0", "port": 8000, "workers": 3},  # noqa: S104
         **{"access_log": True, "proxy_headers": True},
-        # Request heads and connections bounded (app/protocol.py); idle connections closed.
-        **{"http": "app.protocol:LimitedHttpProtocol", "timeout_keep_alive": 5},
+        # Request heads and connections bounded (app/runtime/protocol.py); idle connections closed.
+        **{"http": "app.runtime.protocol:LimitedHttpProtocol", "timeout_keep_alive": 5},
     }
-    assert log_config["filters"] == {"redact": {"()": "app.logs.RedactSecrets"}}
+    assert log_config["filters"] == {"redact": {"()": "app.observability.logs.RedactSecrets"}}
 
 
 # Loaded by commands, or only once a feature is used: never by a worker as it starts.
@@ -59,7 +59,7 @@ def test_a_worker_loads_nothing_only_commands_or_unused_features_need() -> None:
     migrations, redis-py without KEYHOUSE_REDIS_URL, httpx and joserfc before any login
     provider is asked, and aiosmtplib before the first mail, are left out."""
     probe = (
-        "import sys, app.serving; from app.main import create_app; create_app(); "
+        "import sys, app.runtime.serving; from app.main import create_app; create_app(); "
         f"print(*[name for name in {NOT_FOR_WORKERS!r} if name in sys.modules])"
     )
     environment = {

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from app.settings import ConfigurationError, Settings, get_settings
+from app.runtime.settings import ConfigurationError, Settings, get_settings
 
 GOOD_SECRET = "a-production-server-secret-of-40-chars!!"
 ISSUER = "https://auth.example.com"
@@ -154,7 +154,7 @@ def test_configuration_error_never_quotes_the_secret(monkeypatch: pytest.MonkeyP
         ("KEYHOUSE_ENVIRONMENT", "staging", "KEYHOUSE_ENVIRONMENT"),
         ("KEYHOUSE_TOKEN_TTL", "0", "KEYHOUSE_TOKEN_TTL"),
         ("KEYHOUSE_SIGNING_ALGORITHM", "HS256", "KEYHOUSE_SIGNING_ALGORITHM"),
-        # The edge's limits (app/protocol.py) have floors: none may turn a limit off.
+        # The edge's limits (app/runtime/protocol.py) have floors: none may turn a limit off.
         ("KEYHOUSE_MAX_URL_BYTES", "0", "KEYHOUSE_MAX_URL_BYTES"),
         ("KEYHOUSE_MAX_HEADER_BYTES", "100", "KEYHOUSE_MAX_HEADER_BYTES"),
         ("KEYHOUSE_MAX_HEADER_COUNT", "0", "KEYHOUSE_MAX_HEADER_COUNT"),

@@ -33,10 +33,10 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import event, func, select
 
-from app import monitoring
-from app.db import Database
-from app.models import Base
-from app.monitoring import WriteProbe
+from app.observability import monitoring
+from app.observability.monitoring import WriteProbe
+from app.runtime.db import Database
+from app.runtime.models import Base
 from app.store.products import Product
 
 from .conftest import POSTGRES_URL, TEST_SERVER_SECRET, MakeClient, free_port

@@ -14,9 +14,9 @@ import httpx
 from sqlalchemy import select
 
 from app.customers.customers import Customer
-from app.db import Database
-from app.models import Base
-from app.passwords import password_context
+from app.runtime.db import Database
+from app.runtime.models import Base
+from app.runtime.passwords import password_context
 
 from .conftest import MakeClient
 from .customers.shoppers import PASSWORD, backend_token, headers, implicit_token, log_in

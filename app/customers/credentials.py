@@ -24,7 +24,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app.audit import record
 from app.customers.customers import (
     EMAIL_TAKEN,
     Customer,
@@ -32,12 +31,13 @@ from app.customers.customers import (
     commit_unique,
     release_connection,
 )
-from app.db import utcnow
-from app.errors import KeyhouseError
-from app.jsonapi import ConflictError
+from app.http.errors import KeyhouseError
+from app.http.jsonapi import ConflictError
 from app.oauth.revocation import Revocation, revoke_credentials
-from app.passwords import PasswordHasher
-from app.settings import MAX_CUSTOMER_TOKEN_TTL
+from app.observability.audit import record
+from app.runtime.db import utcnow
+from app.runtime.passwords import PasswordHasher
+from app.runtime.settings import MAX_CUSTOMER_TOKEN_TTL
 
 
 class CredentialsChangedError(KeyhouseError):

@@ -11,13 +11,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app import metrics
-from app.audit import record
 from app.customers.emails import Email
 from app.customers.lockout import LoginGuard, record_failed_login
-from app.db import Base, utcnow
-from app.errors import KeyhouseError
-from app.jsonapi import (
+from app.http.errors import KeyhouseError
+from app.http.jsonapi import (
     ConflictError,
     Filterable,
     Output,
@@ -30,8 +27,11 @@ from app.jsonapi import (
 )
 from app.oauth.revocation import Revocation, revoke_subject
 from app.oauth.verification import REALM
-from app.passwords import PasswordHasher
-from app.settings import MAX_CUSTOMER_TOKEN_TTL
+from app.observability import metrics
+from app.observability.audit import record
+from app.runtime.db import Base, utcnow
+from app.runtime.passwords import PasswordHasher
+from app.runtime.settings import MAX_CUSTOMER_TOKEN_TTL
 
 EMAIL_TAKEN = "A customer with this email already exists."
 

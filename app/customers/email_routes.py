@@ -34,11 +34,11 @@ from app.customers.password_routes import (
     token_refusals,
 )
 from app.customers.router import HasherDep, limit_logins
-from app.db import SessionDep
-from app.errors import error_responses
-from app.jsonapi import Body, Document, JsonApiRoute, answers
-from app.ratelimit import client_host
-from app.security import ReadCaller
+from app.http.errors import error_responses
+from app.http.jsonapi import Body, Document, JsonApiRoute, answers
+from app.http.security import ReadCaller
+from app.runtime.db import SessionDep
+from app.runtime.ratelimit import client_host
 
 router = APIRouter(
     prefix="/v2/customers",

@@ -1,7 +1,7 @@
 """The login lockout: someone guessing a shopper's password is slowed, then stopped.
 
 Failed logins are counted within a window (15 minutes by default), in the rate-limit counters
-(`app/ratelimit.py`: memory, or Redis across workers and replicas), three ways:
+(`app/runtime/ratelimit.py`: memory, or Redis across workers and replicas), three ways:
 
 - per (account, address), account being (store, email): 5 failures lock that pair;
 - per account, from everywhere: 20 failures put the account *under attack*, and then only
@@ -40,16 +40,16 @@ from limits.aio.storage import Storage
 from limits.errors import StorageError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit import record
 from app.customers.emails import is_email
-from app.ratelimit import (
+from app.observability.audit import record
+from app.runtime.ratelimit import (
     Counters,
     CountersUnavailableError,
     TooManyRequestsError,
     address_key,
     retry_after,
 )
-from app.settings import Settings
+from app.runtime.settings import Settings
 
 Scope = Literal["pair", "account", "address"]
 DIGEST_BYTES = 16

@@ -17,8 +17,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import metrics
-from app.audit import record
 from app.customers.customers import (
     Customer,
     CustomerOut,
@@ -46,13 +44,15 @@ from app.customers.mail.tokens import (
     UsedMailTokenError,
 )
 from app.customers.router import HasherDep, limit_logins
-from app.db import SessionDep
-from app.errors import JSON_API, ErrorDocument, KeyhouseError, NotFoundError, error_responses
-from app.jsonapi import Body, Document, JsonApiRoute, answers
+from app.http.errors import JSON_API, ErrorDocument, KeyhouseError, NotFoundError, error_responses
+from app.http.jsonapi import Body, Document, JsonApiRoute, answers
+from app.http.security import Caller, ReadCaller
 from app.oauth.revocation import Revocation, RevocationList, revoke_token
 from app.oauth.verification import CustomerToken
-from app.ratelimit import client_host
-from app.security import Caller, ReadCaller
+from app.observability import metrics
+from app.observability.audit import record
+from app.runtime.db import SessionDep
+from app.runtime.ratelimit import client_host
 
 router = APIRouter(
     prefix="/v2/customers",

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
-from app import metrics
 from app.customers import customers as service
 from app.customers.credentials import update_customer as update_customer_service
 from app.customers.customers import (
@@ -27,9 +26,8 @@ from app.customers.tokens import (
     CustomerTokenRequest,
     IssuedCustomerToken,
 )
-from app.db import SessionDep
-from app.errors import KeyhouseError, NotFoundError, error_responses
-from app.jsonapi import (
+from app.http.errors import KeyhouseError, NotFoundError, error_responses
+from app.http.jsonapi import (
     Body,
     Document,
     JsonApiRoute,
@@ -40,12 +38,14 @@ from app.jsonapi import (
     list_parameters,
     page_of,
 )
+from app.http.security import Caller, InsufficientScopeError, ReadCaller, WriteCaller
 from app.oauth.revocation import RevocationList
 from app.oauth.scopes import WRITE
 from app.oauth.stores import Store
-from app.passwords import PasswordHasher
-from app.ratelimit import RateLimits, TooManyRequestsError, address_key, client_host
-from app.security import Caller, InsufficientScopeError, ReadCaller, WriteCaller
+from app.observability import metrics
+from app.runtime.db import SessionDep
+from app.runtime.passwords import PasswordHasher
+from app.runtime.ratelimit import RateLimits, TooManyRequestsError, address_key, client_host
 
 LOGIN_DESCRIPTION = """\
 With email and password (`authentication_mechanism` `password`, the default): a wrong password

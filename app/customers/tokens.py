@@ -6,11 +6,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app import metrics
 from app.customers.customers import Customer
-from app.jsonapi import Output, StorableText
+from app.http.jsonapi import Output, StorableText
 from app.oauth.keys import KeyRing
 from app.oauth.tokens import CREDENTIAL_EPOCH_CLAIM, CUSTOMER_TOKEN_TYPE, TokenSigner
+from app.observability import metrics
 
 # The fields each mechanism needs: a password login, or the code a provider sign-in sent the
 # storefront back with (app/customers/oidc), named as the origin commerce API names them.

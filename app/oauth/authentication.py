@@ -11,7 +11,7 @@ from typing import Literal
 from app.oauth.errors import InvalidClientError, InvalidRequestError
 from app.oauth.registry import ClientRecord, ClientRegistry
 from app.oauth.requests import TokenRequest
-from app.passwords import ClientSecretHasher
+from app.runtime.passwords import ClientSecretHasher
 
 AuthMethod = Literal["client_secret_basic", "client_secret_post", "none"]
 AUTH_METHODS_SUPPORTED: tuple[AuthMethod, ...] = ("client_secret_basic", "client_secret_post")

@@ -12,12 +12,12 @@ from sqlalchemy import JSON, ForeignKey, String, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 
-from app.audit import record
-from app.db import Base, utcnow
 from app.oauth.errors import InvalidClientMetadataError, InvalidScopeError
 from app.oauth.revocation import revoke_subject
 from app.oauth.scopes import READ, SUPPORTED_SCOPES, format_scope, parse_scope
-from app.passwords import ClientSecretHasher, generate_client_secret
+from app.observability.audit import record
+from app.runtime.db import Base, utcnow
+from app.runtime.passwords import ClientSecretHasher, generate_client_secret
 
 IMPLICIT = "implicit"
 CLIENT_CREDENTIALS = "client_credentials"

@@ -11,9 +11,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.db import is_unavailable
-from app.errors import ServiceUnavailableError, database_outage, render
+from app.http.errors import ServiceUnavailableError, database_outage, render
 from app.oauth.registry import ClientRegistry
+from app.runtime.db import is_unavailable
 
 ALLOWED_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
 # Simple headers plus the ones the commerce SDKs send (X-MOLTIN-SDK-*, customer token, …).

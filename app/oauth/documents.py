@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.errors import ErrorObject, error_responses
+from app.http.errors import ErrorObject, error_responses
 from app.oauth.errors import (
     NO_STORE,
     InvalidClientError,

@@ -12,7 +12,7 @@ FastAPI. FastAPI still documents the endpoint (router.py).
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.errors import KeyhouseError, database_outage, render
+from app.http.errors import KeyhouseError, database_outage, render
 from app.oauth.errors import TemporarilyUnavailableError
 from app.oauth.router import TOKEN_PATHS, token_response_body, token_response_start
 

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
-from app.errors import KeyhouseError, ServiceUnavailableError, database_outage
+from app.http.errors import KeyhouseError, ServiceUnavailableError, database_outage
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 

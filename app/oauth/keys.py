@@ -37,9 +37,9 @@ from sqlalchemy import JSON, LargeBinary, String, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.audit import record
-from app.db import Base, Database, is_unavailable, utcnow
 from app.oauth.jws import CompactSigner, PrivateKey
+from app.observability.audit import record
+from app.runtime.db import Base, Database, is_unavailable, utcnow
 
 logger = logging.getLogger("keyhouse.keys")
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from app.cache import ExpiringCache
-from app.db import Database, is_unavailable
 from app.oauth.clients import OAuthClient
+from app.runtime.cache import ExpiringCache
+from app.runtime.db import Database, is_unavailable
 
 # Client ids we issue are URL-safe base64; anything else cannot name a client, so it is never
 # sent to the database (PostgreSQL refuses NUL bytes in text, for one).

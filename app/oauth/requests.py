@@ -14,7 +14,7 @@ from urllib.parse import unquote_plus
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive
 
-from app.nesting import MAX_JSON_DEPTH, nests_deeper_than
+from app.http.nesting import MAX_JSON_DEPTH, nests_deeper_than
 from app.oauth.errors import InvalidRequestError
 
 FORM = "application/x-www-form-urlencoded"

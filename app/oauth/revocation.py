@@ -30,7 +30,7 @@ from sqlalchemy import String, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, Database, is_unavailable, utcnow
+from app.runtime.db import Base, Database, is_unavailable, utcnow
 
 logger = logging.getLogger("keyhouse.revocation")
 

@@ -5,10 +5,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.types import Message
 
-from app import metrics
-from app.audit import record
-from app.db import Database
-from app.errors import JSON_API, json_response
+from app.http.errors import JSON_API, json_response
 from app.oauth.authentication import AUTH_METHODS_SUPPORTED, ClientAuthenticator
 from app.oauth.clients import CLIENT_CREDENTIALS
 from app.oauth.cors import approve_origin
@@ -31,8 +28,11 @@ from app.oauth.revocation import RevocationList, revoke_token
 from app.oauth.scopes import SUPPORTED_SCOPES
 from app.oauth.tokens import TokenIssuer
 from app.oauth.verification import TokenVerifier, VerifiedToken
-from app.ratelimit import RateLimits, address_key, client_host
-from app.settings import Settings
+from app.observability import metrics
+from app.observability.audit import record
+from app.runtime.db import Database
+from app.runtime.ratelimit import RateLimits, address_key, client_host
+from app.runtime.settings import Settings
 
 router = APIRouter(tags=["oauth"], route_class=OAuthRoute)
 

@@ -17,16 +17,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, utcnow
 from app.oauth.keys import SigningKey, decrypts
-from app.server_secret import (
+from app.runtime.db import Base, utcnow
+from app.runtime.server_secret import (
     SECRET_VARIABLE,
     SHOWN_FINGERPRINT_CHARACTERS,
     ServerKeys,
     existing_server_keys,
     load_server_keys,
 )
-from app.settings import ConfigurationError, Settings
+from app.runtime.settings import ConfigurationError, Settings
 
 FINGERPRINT_ROW = 1
 ADVICE = (

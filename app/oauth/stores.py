@@ -7,8 +7,8 @@ from sqlalchemy import String, false, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.audit import record
-from app.db import Base, utcnow
+from app.observability.audit import record
+from app.runtime.db import Base, utcnow
 
 DEFAULT_STORE_NAME = "Default store"
 

@@ -5,10 +5,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from app import metrics
 from app.oauth.grants import TokenGrant
 from app.oauth.keys import KeyRing
 from app.oauth.scopes import format_scope
+from app.observability import metrics
 
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 (RFC 9068 §2.1 media type, not a secret)
 # A shopper's login token, signed by the same keys but never accepted as an access token.

@@ -13,7 +13,7 @@ from typing import Any
 
 import jwt
 
-from app.errors import KeyhouseError
+from app.http.errors import KeyhouseError
 from app.oauth.keys import KeyRing
 from app.oauth.revocation import RevocationList
 from app.oauth.tokens import ACCESS_TOKEN_TYPE, CREDENTIAL_EPOCH_CLAIM, CUSTOMER_TOKEN_TYPE

@@ -7,9 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 
 from app.customers.router import CustomerDep
-from app.db import SessionDep
-from app.errors import NotFoundError, error_responses
-from app.jsonapi import (
+from app.http.errors import NotFoundError, error_responses
+from app.http.jsonapi import (
     Body,
     Document,
     JsonApiRoute,
@@ -19,7 +18,8 @@ from app.jsonapi import (
     list_parameters,
     page_of,
 )
-from app.security import ReadCaller
+from app.http.security import ReadCaller
+from app.runtime.db import SessionDep
 from app.store import addresses as service
 from app.store.addresses import Address, AddressIn, AddressOut, AddressUpdate
 

@@ -9,8 +9,8 @@ from sqlalchemy import ForeignKey, String, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, utcnow
-from app.jsonapi import Output, Page, StorableText, TimestampsMeta, fetch_page, timestamps
+from app.http.jsonapi import Output, Page, StorableText, TimestampsMeta, fetch_page, timestamps
+from app.runtime.db import Base, utcnow
 
 
 class AddressFields(Output):

@@ -6,10 +6,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import SessionDep
-from app.errors import NotFoundError, error_responses
-from app.jsonapi import Body, Document, JsonApiRoute, answers
-from app.security import ReadCaller
+from app.http.errors import NotFoundError, error_responses
+from app.http.jsonapi import Body, Document, JsonApiRoute, answers
+from app.http.security import ReadCaller
+from app.runtime.db import SessionDep
 from app.store import carts as service
 from app.store.carts import (
     REFERENCE_PATTERN,

@@ -16,8 +16,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, utcnow
-from app.jsonapi import BadRequestError, ConflictError, Output, Timestamps, timestamps
+from app.http.jsonapi import BadRequestError, ConflictError, Output, Timestamps, timestamps
+from app.runtime.db import Base, utcnow
 from app.store.money import (
     MIXED_CURRENCIES,
     DisplayPriceMeta,

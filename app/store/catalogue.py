@@ -20,9 +20,9 @@ from typing import Any
 import orjson
 from sqlalchemy import ColumnElement, Row, select
 
-from app.cache import ExpiringCache
-from app.db import Database
-from app.jsonapi import Page, parse_filter, read_page
+from app.http.jsonapi import Page, parse_filter, read_page
+from app.runtime.cache import ExpiringCache
+from app.runtime.db import Database
 from app.store.products import LIVE, PRODUCT_FILTERS, Product, product_json
 
 MAX_CACHED_PRODUCTS = 10_000  # about 600 bytes each

@@ -9,8 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.customers.emails import Email
-from app.db import utcnow
-from app.jsonapi import BadRequestError, ConflictError, StorableText
+from app.http.jsonapi import BadRequestError, ConflictError, StorableText
+from app.runtime.db import utcnow
 from app.store.addresses import ADDRESS_FIELDS, AddressIn, RequiredText
 from app.store.carts import Cart, CartItem, cart_items, empty_cart
 from app.store.money import total

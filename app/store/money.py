@@ -5,7 +5,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
-from app.jsonapi import BadRequestError, Output, TimestampsMeta, timestamps
+from app.http.jsonapi import BadRequestError, Output, TimestampsMeta, timestamps
 
 MIXED_CURRENCIES = "A cart or order holds one currency; this product is not priced in it."
 # ISO 4217 currencies whose minor unit is not a hundredth; every other one has two decimals.

@@ -7,9 +7,8 @@ from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.customers.customers import get_customer
-from app.db import Database, SessionDep
-from app.errors import NotFoundError, error_responses, json_response
-from app.jsonapi import (
+from app.http.errors import NotFoundError, error_responses, json_response
+from app.http.jsonapi import (
     Body,
     Document,
     JsonApiRoute,
@@ -20,8 +19,9 @@ from app.jsonapi import (
     list_parameters,
     page_of,
 )
+from app.http.security import Caller, InsufficientScopeError, ReadCaller, WriteCaller
 from app.oauth.scopes import WRITE
-from app.security import Caller, InsufficientScopeError, ReadCaller, WriteCaller
+from app.runtime.db import Database, SessionDep
 from app.store import orders as service
 from app.store.cart_routes import CartReference
 from app.store.checkout import Buyer, CheckoutCustomer, CheckoutIn, checkout, guest

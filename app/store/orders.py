@@ -15,8 +15,7 @@ from sqlalchemy import JSON, BigInteger, ColumnElement, ForeignKey, Row, String,
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, utcnow
-from app.jsonapi import (
+from app.http.jsonapi import (
     Filterable,
     Output,
     Page,
@@ -26,6 +25,7 @@ from app.jsonapi import (
     timestamps,
     utc_datetime,
 )
+from app.runtime.db import Base, utcnow
 from app.store.addresses import AddressFields
 from app.store.money import LineOut, WithTax, display_price, line_json
 

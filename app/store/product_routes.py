@@ -11,9 +11,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from app.db import SessionDep
-from app.errors import NotFoundError, error_responses, json_response
-from app.jsonapi import (
+from app.http.errors import NotFoundError, error_responses, json_response
+from app.http.jsonapi import (
     Body,
     Document,
     JsonApiRoute,
@@ -23,7 +22,8 @@ from app.jsonapi import (
     list_parameters,
     page_of,
 )
-from app.security import Caller, ReadCaller, WriteCaller
+from app.http.security import Caller, ReadCaller, WriteCaller
+from app.runtime.db import SessionDep
 from app.store import products as service
 from app.store.catalogue import Catalogue
 from app.store.products import PRODUCT_FILTERS, Product, ProductIn, ProductOut, ProductUpdate

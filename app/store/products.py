@@ -10,8 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, utcnow
-from app.jsonapi import (
+from app.http.jsonapi import (
     ConflictError,
     Filterable,
     Output,
@@ -19,6 +18,7 @@ from app.jsonapi import (
     TimestampsMeta,
     timestamps,
 )
+from app.runtime.db import Base, utcnow
 from app.store.money import Price, price_json
 
 SKU_TAKEN = "A product with this SKU already exists in this store."

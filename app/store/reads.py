@@ -25,14 +25,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.errors import (
+from app.http.errors import (
     DATABASE_ERRORS,
     KeyhouseError,
     ServiceUnavailableError,
     database_outage,
     render,
 )
-from app.security import Caller, read_caller
+from app.http.security import Caller, read_caller
 from app.store import order_routes, product_routes
 
 PRODUCTS_PATH = "/v2/products"

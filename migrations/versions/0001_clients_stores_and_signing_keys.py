@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import app.db
+import app.runtime.db
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -26,17 +26,17 @@ def upgrade() -> None:
         sa.Column("algorithm", sa.String(length=16), nullable=False),
         sa.Column("public_jwk", sa.JSON(), nullable=False),
         sa.Column("private_key_encrypted", sa.LargeBinary(), nullable=False),
-        sa.Column("created_at", app.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("activated_at", app.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("retired_at", app.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("activated_at", app.runtime.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("retired_at", app.runtime.db.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("kid", name=op.f("pk_signing_key")),
     )
     op.create_table(
         "store",
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
-        sa.Column("created_at", app.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", app.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_store")),
     )
     op.create_table(
@@ -50,8 +50,8 @@ def upgrade() -> None:
         sa.Column("allowed_origins", sa.JSON(), nullable=False),
         sa.Column("token_ttl", sa.Integer(), nullable=True),
         sa.Column("enabled", sa.Boolean(), nullable=False),
-        sa.Column("created_at", app.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", app.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["store_id"], ["store.id"], name=op.f("fk_oauth_client_store_id_store")
         ),
@@ -65,8 +65,8 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("client_id", sa.String(length=64), nullable=False),
         sa.Column("secret_hash", sa.String(length=64), nullable=False),
-        sa.Column("created_at", app.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", app.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", app.runtime.db.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["client_id"],
             ["oauth_client.id"],

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import app.db
+import app.runtime.db
 
 revision: str = "0002"
 down_revision: str | None = "0001"
@@ -28,8 +28,8 @@ def upgrade() -> None:
         sa.Column("email", sa.String(length=254), nullable=False),
         sa.Column("email_key", sa.String(length=254), nullable=False),
         sa.Column("password_hash", sa.String(length=255), nullable=False),
-        sa.Column("created_at", app.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", app.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["store_id"], ["store.id"], name=op.f("fk_customer_store_id_store")
         ),

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import app.db
+import app.runtime.db
 
 revision: str = "0003"
 down_revision: str | None = "0002"
@@ -25,8 +25,8 @@ def upgrade() -> None:
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("store_id", sa.Uuid(), nullable=False),
         sa.Column("reference", sa.String(length=64), nullable=False),
-        sa.Column("created_at", app.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", app.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["store_id"], ["store.id"], name=op.f("fk_cart_store_id_store")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_cart")),
         sa.UniqueConstraint("store_id", "reference", name=op.f("uq_cart_store_id_reference")),
@@ -46,8 +46,8 @@ def upgrade() -> None:
         sa.Column("price", sa.JSON(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("commodity_type", sa.String(length=16), nullable=False),
-        sa.Column("created_at", app.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", app.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["store_id"], ["store.id"], name=op.f("fk_product_store_id_store")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_product")),
         sa.UniqueConstraint("store_id", "sku", name=op.f("uq_product_store_id_sku")),
@@ -73,8 +73,8 @@ def upgrade() -> None:
         sa.Column("county", sa.String(length=200), nullable=False),
         sa.Column("region", sa.String(length=200), nullable=False),
         sa.Column("country", sa.String(length=2), nullable=False),
-        sa.Column("created_at", app.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", app.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["customer_id"],
             ["customer.id"],
@@ -100,8 +100,8 @@ def upgrade() -> None:
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("includes_tax", sa.Boolean(), nullable=False),
         sa.Column("quantity", sa.Integer(), nullable=False),
-        sa.Column("created_at", app.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", app.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["cart_id"], ["cart.id"], name=op.f("fk_cart_item_cart_id_cart"), ondelete="CASCADE"
         ),
@@ -135,8 +135,8 @@ def upgrade() -> None:
         sa.Column("shipping", sa.String(length=16), nullable=False),
         sa.Column("total_amount", sa.Integer(), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
-        sa.Column("created_at", app.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", app.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["customer_id"],
             ["customer.id"],
@@ -166,8 +166,8 @@ def upgrade() -> None:
         sa.Column("unit_amount", sa.Integer(), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("includes_tax", sa.Boolean(), nullable=False),
-        sa.Column("created_at", app.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", app.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["order_id"],
             ["sales_order.id"],

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import app.db
+import app.runtime.db
 
 revision: str = "0004"
 down_revision: str | None = "0003"
@@ -23,7 +23,7 @@ def upgrade() -> None:
     op.create_table(
         "audit_event",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("occurred_at", app.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("occurred_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("event", sa.String(length=40), nullable=False),
         sa.Column("store_id", sa.Uuid(), nullable=True),
         sa.Column("actor", sa.String(length=200), nullable=True),
@@ -44,8 +44,8 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("value", sa.String(length=64), nullable=False),
         sa.Column("issued_before", sa.Integer(), nullable=True),
-        sa.Column("expires_at", app.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("created_at", app.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_revocation")),
     )
     with op.batch_alter_table("revocation", schema=None) as batch_op:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import app.db
+import app.runtime.db
 
 revision: str = "0006"
 down_revision: str | None = "0005"
@@ -27,7 +27,7 @@ def upgrade() -> None:
         "server_secret_fingerprint",
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("fingerprint", sa.String(length=64), nullable=False),
-        sa.Column("created_at", app.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
         sa.CheckConstraint("id = 1", name=op.f("ck_server_secret_fingerprint_one_row")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_server_secret_fingerprint")),
     )

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import app.db
+import app.runtime.db
 
 revision: str = "0007"
 down_revision: str | None = "0006"
@@ -29,10 +29,10 @@ def upgrade() -> None:
         sa.Column("store_id", sa.Uuid(), nullable=False),
         sa.Column("email", sa.String(length=254), nullable=False),
         sa.Column("address", sa.String(length=64), nullable=True),
-        sa.Column("requested_at", app.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("requested_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("next_attempt_at", app.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("claimed_until", app.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("next_attempt_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("claimed_until", app.runtime.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("claim_id", sa.String(length=32), nullable=True),
         sa.ForeignKeyConstraint(
             ["store_id"], ["store.id"], name=op.f("fk_password_reset_request_store_id_store")
@@ -52,9 +52,9 @@ def upgrade() -> None:
         sa.Column("token_hash", sa.String(length=64), nullable=False),
         sa.Column("store_id", sa.Uuid(), nullable=False),
         sa.Column("customer_id", sa.Uuid(), nullable=False),
-        sa.Column("created_at", app.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", app.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("ended_at", app.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("ended_at", app.runtime.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("end_reason", sa.String(length=16), nullable=True),
         sa.ForeignKeyConstraint(
             ["customer_id"],

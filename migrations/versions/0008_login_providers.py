@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import app.db
+import app.runtime.db
 
 revision: str = "0008"
 down_revision: str | None = "0007"
@@ -35,8 +35,8 @@ def upgrade() -> None:
         sa.Column("client_secret_encrypted", sa.LargeBinary(), nullable=False),
         sa.Column("scope", sa.String(length=500), nullable=False),
         sa.Column("enabled", sa.Boolean(), nullable=False),
-        sa.Column("created_at", app.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", app.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["store_id"], ["store.id"], name=op.f("fk_login_provider_store_id_store")
         ),
@@ -52,8 +52,8 @@ def upgrade() -> None:
         sa.Column("provider_id", sa.Uuid(), nullable=False),
         sa.Column("customer_id", sa.Uuid(), nullable=False),
         sa.Column("subject", sa.String(length=255), nullable=False),
-        sa.Column("created_at", app.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("last_login_at", app.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_login_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["customer_id"],
             ["customer.id"],
@@ -89,13 +89,13 @@ def upgrade() -> None:
         sa.Column("client_state", sa.String(length=500), nullable=True),
         sa.Column("code_challenge", sa.String(length=43), nullable=False),
         sa.Column("state_hash", sa.String(length=64), nullable=False),
-        sa.Column("started_at", app.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", app.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("returned_at", app.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("started_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("returned_at", app.runtime.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("customer_id", sa.Uuid(), nullable=True),
         sa.Column("code_hash", sa.String(length=64), nullable=True),
-        sa.Column("code_expires_at", app.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("exchanged_at", app.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("code_expires_at", app.runtime.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("exchanged_at", app.runtime.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("token_id", sa.String(length=64), nullable=True),
         sa.Column("token_expires", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import app.db
+import app.runtime.db
 
 revision: str = "0009"
 down_revision: str | None = "0008"
@@ -37,10 +37,10 @@ def _mail_request_table() -> None:
         sa.Column("spared_token_id", sa.String(length=64), nullable=True),
         sa.Column("customer_epoch", sa.Integer(), nullable=True),
         sa.Column("address", sa.String(length=64), nullable=True),
-        sa.Column("requested_at", app.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("requested_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("next_attempt_at", app.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("claimed_until", app.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("next_attempt_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("claimed_until", app.runtime.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("claim_id", sa.String(length=32), nullable=True),
         sa.ForeignKeyConstraint(
             ["customer_id"],
@@ -70,9 +70,9 @@ def _mail_token_table() -> None:
         sa.Column("customer_epoch", sa.Integer(), nullable=False),
         sa.Column("email", sa.String(length=254), nullable=False),
         sa.Column("spared_token_id", sa.String(length=64), nullable=True),
-        sa.Column("created_at", app.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", app.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("ended_at", app.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("ended_at", app.runtime.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("end_reason", sa.String(length=16), nullable=True),
         sa.ForeignKeyConstraint(
             ["customer_id"],
@@ -127,7 +127,7 @@ def upgrade() -> None:
             sa.Column("credential_epoch", sa.Integer(), server_default=sa.text("0"), nullable=False)
         )
         batch_op.add_column(
-            sa.Column("email_verified_at", app.db.UTCDateTime(timezone=True), nullable=True)
+            sa.Column("email_verified_at", app.runtime.db.UTCDateTime(timezone=True), nullable=True)
         )
     with op.batch_alter_table("store", schema=None) as batch_op:
         batch_op.add_column(
@@ -168,10 +168,10 @@ def _restore_reset_tables() -> None:
         sa.Column("store_id", sa.Uuid(), nullable=False),
         sa.Column("email", sa.String(length=254), nullable=False),
         sa.Column("address", sa.String(length=64), nullable=True),
-        sa.Column("requested_at", app.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("requested_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("next_attempt_at", app.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("claimed_until", app.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("next_attempt_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("claimed_until", app.runtime.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("claim_id", sa.String(length=32), nullable=True),
         sa.ForeignKeyConstraint(
             ["store_id"], ["store.id"], name=op.f("fk_password_reset_request_store_id_store")
@@ -190,9 +190,9 @@ def _restore_reset_tables() -> None:
         sa.Column("token_hash", sa.String(length=64), nullable=False),
         sa.Column("store_id", sa.Uuid(), nullable=False),
         sa.Column("customer_id", sa.Uuid(), nullable=False),
-        sa.Column("created_at", app.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", app.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("ended_at", app.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("ended_at", app.runtime.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("end_reason", sa.String(length=16), nullable=True),
         sa.ForeignKeyConstraint(
             ["customer_id"],

@@ -2,7 +2,7 @@
 
 The table readiness writes a row to, and deletes it from, in one transaction, after a write met
 a storage fault (a full disk, a read-only one, I/O errors): the commit says whether writes
-succeed again (app/monitoring.py). It never holds a row.
+succeed again (app/observability/monitoring.py). It never holds a row.
 
 Revision ID: 0010
 Revises: 0009
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import app.db
+import app.runtime.db
 
 revision: str = "0010"
 down_revision: str | None = "0009"
@@ -26,7 +26,7 @@ def upgrade() -> None:
     op.create_table(
         "write_probe",
         sa.Column("id", sa.Uuid(), nullable=False),
-        sa.Column("probed_at", app.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("probed_at", app.runtime.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_write_probe")),
     )
 

@@ -16,8 +16,8 @@ from passlib.context import CryptContext  # type: ignore[import-untyped]
 from sqlalchemy import select, update
 
 from app.customers.customers import Customer
-from app.db import Database
-from app.passwords import ARGON2_MEMORY_KIB, ARGON2_TIME_COST, password_context
+from app.runtime.db import Database
+from app.runtime.passwords import ARGON2_MEMORY_KIB, ARGON2_TIME_COST, password_context
 
 from ..conftest import TEST_ISSUER, MakeClient
 from .conftest import MakeShopper, MakeStore

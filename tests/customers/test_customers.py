@@ -17,8 +17,8 @@ from sqlalchemy import select
 
 from app.customers.customers import Customer
 from app.customers.emails import EMAIL_PATTERN, EMAIL_SCHEMA_PATTERN
-from app.db import Database
 from app.oauth.stores import Store
+from app.runtime.db import Database
 
 from ..conftest import POSTGRES_URL, MakeClient
 from .conftest import MakeShopper, MakeStore

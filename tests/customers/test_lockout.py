@@ -12,11 +12,11 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from app.audit import AuditEvent
 from app.customers.lockout import FailedLogin, LoginAttempt, record_failed_login
-from app.db import Database
 from app.oauth.stores import Store
-from app.settings import Settings
+from app.observability.audit import AuditEvent
+from app.runtime.db import Database
+from app.runtime.settings import Settings
 
 from ..conftest import LiveServer, MakeClient, http_client, make_settings, serving
 from ..node import SDKS, node_with_sdks, run_script

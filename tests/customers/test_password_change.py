@@ -4,7 +4,7 @@
 import httpx
 import pytest
 
-from app.db import Database
+from app.runtime.db import Database
 
 from .conftest import MakeShopper
 from .mail.resets import audit_events

@@ -12,9 +12,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.audit import AuditEvent, list_events
-from app.db import Database
-from app.settings import Settings
+from app.observability.audit import AuditEvent, list_events
+from app.runtime.db import Database
+from app.runtime.settings import Settings
 
 from ..smtp import MailServer, token_in, with_mail
 from .conftest import MakeShopper

@@ -9,8 +9,8 @@ request.
 import httpx
 import pytest
 
-from app.db import Database
 from app.oauth.clients import CreatedClient, disable_client
+from app.runtime.db import Database
 
 from ..conftest import MakeClient
 

@@ -17,7 +17,6 @@ from joserfc.jwk import import_key
 from pydantic import SecretStr
 from sqlalchemy import select, update
 
-from app.db import Database
 from app.main import create_app
 from app.oauth.keys import (
     KeyRing,
@@ -26,8 +25,9 @@ from app.oauth.keys import (
     jwk_thumbprint,
     rotate_signing_key,
 )
-from app.server_secret import load_server_keys
-from app.settings import Settings
+from app.runtime.db import Database
+from app.runtime.server_secret import load_server_keys
+from app.runtime.settings import Settings
 
 from ..conftest import TEST_ISSUER, MakeClient, make_settings
 

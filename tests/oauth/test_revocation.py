@@ -16,10 +16,10 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
-from app.audit import AuditEvent
-from app.db import Database
 from app.oauth.clients import CreatedClient, disable_client
 from app.oauth.revocation import Revocation, RevocationList, revoke_token
+from app.observability.audit import AuditEvent
+from app.runtime.db import Database
 
 from ..conftest import TEST_ISSUER, MakeClient, free_port
 from ..customers.shoppers import (

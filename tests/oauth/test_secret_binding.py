@@ -14,7 +14,6 @@ from alembic import command
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
-from app.db import Database
 from app.main import create_app
 from app.oauth.clients import OAuthClient
 from app.oauth.keys import SigningKey, create_signing_key
@@ -23,9 +22,10 @@ from app.oauth.secret_binding import (
     ServerSecretMismatchError,
     bind_server_secret,
 )
-from app.schema import alembic_config
-from app.server_secret import load_server_keys
-from app.settings import Settings
+from app.runtime.db import Database
+from app.runtime.schema import alembic_config
+from app.runtime.server_secret import load_server_keys
+from app.runtime.settings import Settings
 
 from ..conftest import POSTGRES_URL, TEST_SERVER_SECRET, make_settings
 from ..serve import serving

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.db import Database
 from app.oauth.clients import CreatedClient, disable_client
+from app.runtime.db import Database
 
 from ..conftest import MakeClient
 

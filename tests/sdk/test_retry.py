@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from app.db import Database
 from app.oauth.clients import CreatedClient, disable_client
+from app.runtime.db import Database
 from keyhouse_client import InvalidClientError, KeyhouseAuth
 
 from ..conftest import LiveServer

@@ -7,8 +7,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from app.db import Base, Database
 from app.oauth.stores import Store
+from app.runtime.db import Base, Database
 
 from ..conftest import MakeClient
 from ..customers.shoppers import Shopper, backend_token, headers, implicit_token, new_shopper

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import delete, select
 
 from app.customers.customers import Customer
-from app.db import Database
+from app.runtime.db import Database
 from app.store.addresses import ADDRESS_FIELDS, Address
 
 from ..customers.shoppers import Shopper, headers

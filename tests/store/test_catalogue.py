@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.settings import Settings
+from app.runtime.settings import Settings
 
 from ..conftest import http_client, make_settings, serving
 from ..customers.shoppers import headers

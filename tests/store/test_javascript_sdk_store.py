@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from app.db import Database
 from app.oauth.clients import CreatedClient
+from app.runtime.db import Database
 from app.store.orders import Order, OrderItem
 
 from ..conftest import LiveServer, MakeClient

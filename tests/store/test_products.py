@@ -6,7 +6,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from app.db import Database
+from app.runtime.db import Database
 from app.store.products import Product
 
 from ..customers.shoppers import headers

@@ -11,9 +11,9 @@ from fastapi import FastAPI
 from sqlalchemy import exc as sa_exc
 from starlette.types import Message, Receive, Scope, Send
 
-from app.db import Database
 from app.main import create_app
-from app.settings import Settings
+from app.runtime.db import Database
+from app.runtime.settings import Settings
 from app.store.reads import StoreReads
 
 from ..conftest import http_client

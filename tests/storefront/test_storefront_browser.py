@@ -26,9 +26,9 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from app.db import Database
 from app.oauth.clients import CreatedClient
 from app.oauth.stores import Store
+from app.runtime.db import Database
 from keyhouse_client import KeyhouseAuth, raise_for_error
 
 from ..conftest import LiveServer, MakeClient, free_port, make_settings

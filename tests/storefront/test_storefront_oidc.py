@@ -26,9 +26,9 @@ from app.customers.oidc.identities import CustomerIdentity
 from app.customers.oidc.provider_client import ProviderClient
 from app.customers.oidc.providers import create_login_provider
 from app.customers.oidc.sign_in import CALLBACK_PATH
-from app.db import Database
 from app.oauth.stores import Store
-from app.server_secret import load_server_keys
+from app.runtime.db import Database
+from app.runtime.server_secret import load_server_keys
 
 from ..conftest import LiveServer, MakeClient, free_port
 from ..node import JS_DIR

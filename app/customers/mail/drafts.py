@@ -16,7 +16,6 @@ from email.message import EmailMessage
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit import AuditEventName
 from app.customers.customers import Customer, find_by_email
 from app.customers.mail.messages import (
     email_change_message,
@@ -27,6 +26,7 @@ from app.customers.mail.messages import (
 from app.customers.mail.outbox import MailPurpose, MailRequest
 from app.customers.mail.tokens import MailTokenHasher, issue_mail_token
 from app.oauth.stores import Store
+from app.observability.audit import AuditEventName
 
 SENT_EVENTS: dict[str, AuditEventName] = {
     "password_reset": "customer.password_reset_mailed",

@@ -24,7 +24,7 @@ from sqlalchemy import ColumnElement, ForeignKey, String, delete, or_, select, u
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, utcnow
+from app.runtime.db import Base, utcnow
 
 LEASE = timedelta(seconds=120)  # several SMTP timeouts: a send outlasting it is not expected
 # Waits before each further attempt: a mail server down for a while still gets every request.

@@ -12,7 +12,6 @@ import uuid
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit import record
 from app.customers.credentials import CredentialsChangedError, change_credentials
 from app.customers.customers import Customer, log_in_customer
 from app.customers.emails import Email
@@ -30,9 +29,10 @@ from app.customers.mail.tokens import (
     redeem,
     usable_token,
 )
-from app.db import utcnow
 from app.oauth.revocation import Revocation
-from app.passwords import PasswordHasher
+from app.observability.audit import record
+from app.runtime.db import utcnow
+from app.runtime.passwords import PasswordHasher
 
 NEW_PASSWORD = Field(min_length=8, max_length=1024)  # as at sign-up
 TOKEN_NAME = "password reset token"  # noqa: S105 (words for errors, not a secret)

@@ -19,7 +19,6 @@ import uuid
 from collections.abc import Coroutine
 from typing import Any
 
-from app.audit import AuditEventName, record
 from app.customers.mail.drafts import Drafts, Skipped
 from app.customers.mail.outbox import (
     MAX_ATTEMPTS,
@@ -30,8 +29,9 @@ from app.customers.mail.outbox import (
     retry_later,
 )
 from app.customers.mail.tokens import purge_mail_tokens
-from app.db import Database, is_unavailable
-from app.mail import DeliveryError, Mailer
+from app.observability.audit import AuditEventName, record
+from app.runtime.db import Database, is_unavailable
+from app.runtime.mail import DeliveryError, Mailer
 
 logger = logging.getLogger("keyhouse.mail")
 

@@ -11,12 +11,12 @@ from app.customers.mail.drafts import Drafts, MailLinks
 from app.customers.mail.outbox import MailPurpose, add_request
 from app.customers.mail.sender import MailSender
 from app.customers.mail.tokens import MailTokenHasher
-from app.db import Database
-from app.errors import KeyhouseError
-from app.jsonapi import Output
-from app.mail import Mailer, SmtpServer
-from app.ratelimit import Counters, RateLimiter, TooManyRequestsError
-from app.settings import Settings
+from app.http.errors import KeyhouseError
+from app.http.jsonapi import Output
+from app.runtime.db import Database
+from app.runtime.mail import Mailer, SmtpServer
+from app.runtime.ratelimit import Counters, RateLimiter, TooManyRequestsError
+from app.runtime.settings import Settings
 
 MAX_AUDITED_ADDRESS = 64  # the audit column's width
 

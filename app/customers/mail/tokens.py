@@ -28,8 +28,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.customers.customers import Customer
 from app.customers.mail.outbox import MailPurpose
-from app.db import Base, utcnow
-from app.errors import KeyhouseError
+from app.http.errors import KeyhouseError
+from app.runtime.db import Base, utcnow
 
 TOKEN_BYTES = 32  # 256 bits
 KEPT_AFTER_EXPIRY = timedelta(days=1)

@@ -17,7 +17,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app.audit import record
 from app.customers.credentials import CredentialsChangedError, change_credentials
 from app.customers.customers import (
     EMAIL_TAKEN,
@@ -43,11 +42,12 @@ from app.customers.mail.tokens import (
     redeem,
     usable_token,
 )
-from app.db import utcnow
-from app.errors import KeyhouseError
-from app.jsonapi import BadRequestError, ConflictError
+from app.http.errors import KeyhouseError
+from app.http.jsonapi import BadRequestError, ConflictError
 from app.oauth.revocation import Revocation
-from app.passwords import PasswordHasher
+from app.observability.audit import record
+from app.runtime.db import utcnow
+from app.runtime.passwords import PasswordHasher
 
 TOKEN_NAME = "email verification token"  # noqa: S105 (words for errors, not a secret)
 

@@ -15,8 +15,8 @@ from app.cli import JsonFlag, _fail, _print, _resolve_store, _with_server_keys, 
 from app.customers.oidc import providers as service
 from app.customers.oidc.provider_client import ProviderClient
 from app.customers.oidc.sign_in import CALLBACK_PATH
-from app.server_secret import ServerKeys
-from app.settings import get_settings
+from app.runtime.server_secret import ServerKeys
+from app.runtime.settings import get_settings
 
 login_providers_cli = typer.Typer(
     no_args_is_help=True, help="External OpenID providers that shoppers may sign in with."

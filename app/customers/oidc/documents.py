@@ -6,7 +6,7 @@ redirect or a page rather than FastAPI's JSON 400; their parameters are document
 
 from typing import Any
 
-from app.errors import ErrorDocument
+from app.http.errors import ErrorDocument
 
 
 def _html(description: str) -> dict[str, Any]:

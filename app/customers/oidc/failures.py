@@ -7,11 +7,11 @@ for the audit trail (`customer.provider_login_failed`). Nothing the provider sen
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit import record
 from app.customers.oidc.discovery import ProviderError, ProviderUnavailableError
 from app.customers.oidc.id_tokens import InvalidIdTokenError
 from app.customers.oidc.logins import ProviderLogin
 from app.customers.oidc.matching import IdentityRefusedError
+from app.observability.audit import record
 
 
 class SignInError(Exception):

@@ -16,14 +16,14 @@ import uuid
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit import record
 from app.customers.customers import Customer
 from app.customers.oidc.logins import ProviderLogin, digest, s256
 from app.customers.oidc.providers import LoginProvider
 from app.customers.tokens import CustomerTokenIssuer, IssuedCustomerToken
-from app.db import utcnow
-from app.errors import KeyhouseError
+from app.http.errors import KeyhouseError
 from app.oauth.revocation import RevocationList, revoke_token
+from app.observability.audit import record
+from app.runtime.db import utcnow
 
 
 class InvalidLoginCodeError(KeyhouseError):

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.customers.customers import Customer
 from app.customers.oidc.providers import LoginProvider
-from app.db import Base, utcnow
+from app.runtime.db import Base, utcnow
 
 
 class CustomerIdentity(Base):

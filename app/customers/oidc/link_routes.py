@@ -30,12 +30,12 @@ from app.customers.oidc.router import TAG
 from app.customers.oidc.sign_in import ProviderSignIn
 from app.customers.password_routes import apply_revocation, customer_of_own_token
 from app.customers.router import CustomerDep, HasherDep, limit_logins
-from app.db import SessionDep
-from app.errors import error_responses
-from app.jsonapi import Body, Document, JsonApiRoute, answers
+from app.http.errors import error_responses
+from app.http.jsonapi import Body, Document, JsonApiRoute, answers
+from app.http.security import Caller, ReadCaller
 from app.oauth.registry import ClientRegistry
-from app.ratelimit import client_host
-from app.security import Caller, ReadCaller
+from app.runtime.db import SessionDep
+from app.runtime.ratelimit import client_host
 
 router = APIRouter(
     prefix="/v2/customers/{customer_id}/provider-links",

@@ -15,15 +15,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit import record
 from app.customers.credentials import change_credentials
 from app.customers.customers import Customer
 from app.customers.oidc.identities import identities_of
 from app.customers.oidc.logins import LOGIN_SECONDS
 from app.customers.oidc.providers import LoginProvider, find_login_provider
-from app.errors import KeyhouseError, NotFoundError
-from app.jsonapi import BadRequestError, ConflictError, Output, StorableText
+from app.http.errors import KeyhouseError, NotFoundError
+from app.http.jsonapi import BadRequestError, ConflictError, Output, StorableText
 from app.oauth.revocation import Revocation
+from app.observability.audit import record
 
 CODE_CHALLENGE = r"^[A-Za-z0-9_-]{43}$"  # the S256 of a verifier (RFC 7636 §4.2)
 NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]*$"

@@ -8,11 +8,11 @@ from fastapi import APIRouter, Request
 from app.customers.oidc.documents import LIST_DESCRIPTION
 from app.customers.oidc.providers import LoginProvider, page_of_providers
 from app.customers.oidc.router import LOGIN_PATH, TAG
-from app.db import SessionDep
-from app.errors import error_responses
-from app.jsonapi import ListDocument, Output, answers, list_document, list_parameters, page_of
-from app.security import ReadCaller
-from app.settings import Settings
+from app.http.errors import error_responses
+from app.http.jsonapi import ListDocument, Output, answers, list_document, list_parameters, page_of
+from app.http.security import ReadCaller
+from app.runtime.db import SessionDep
+from app.runtime.settings import Settings
 
 router = APIRouter(
     prefix="/v2/login-providers", tags=[TAG], responses=error_responses(400, 401, 403)

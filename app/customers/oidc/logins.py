@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.customers.oidc.providers import LoginProvider
-from app.db import Base, utcnow
+from app.runtime.db import Base, utcnow
 
 LOGIN_SECONDS = 600  # from the storefront's request to the provider's answer
 CODE_SECONDS = 60  # from the provider's answer to the storefront's exchange

@@ -35,10 +35,10 @@ from app.customers.oidc.id_tokens import ProviderIdentity
 from app.customers.oidc.identities import CustomerIdentity, identities_of, linked_customer
 from app.customers.oidc.logins import ProviderLogin
 from app.customers.oidc.providers import LoginProvider
-from app.db import utcnow
 from app.oauth.revocation import Revocation
 from app.oauth.stores import Store
-from app.passwords import PasswordHasher
+from app.runtime.db import utcnow
+from app.runtime.passwords import PasswordHasher
 
 ACCOUNT_EXISTS = (
     "An account with this email already exists: sign in with your password, then link this "

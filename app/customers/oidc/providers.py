@@ -24,12 +24,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.audit import record
 from app.customers.oidc.discovery import ProviderError, is_secure_url
 from app.customers.oidc.provider_client import ProviderClient
-from app.db import Base, utcnow
-from app.jsonapi import BadRequestError, ConflictError, Page, fetch_page
+from app.http.jsonapi import BadRequestError, ConflictError, Page, fetch_page
 from app.oauth.clients import OPERATOR
+from app.observability.audit import record
+from app.runtime.db import Base, utcnow
 
 # The name is the provider's path segment: /oauth/customers/login/{name}.
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")

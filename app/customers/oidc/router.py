@@ -14,7 +14,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.datastructures import QueryParams
 
-from app import metrics
 from app.customers.oidc.documents import (
     BROWSER_RESPONSES,
     CALLBACK_DESCRIPTION,
@@ -27,10 +26,11 @@ from app.customers.oidc.logins import claim_return
 from app.customers.oidc.pages import error_page, redirect, with_query
 from app.customers.oidc.providers import LoginProvider, find_login_provider
 from app.customers.oidc.sign_in import CALLBACK_PATH, ProviderAnswer, ProviderSignIn
-from app.db import SessionDep
 from app.oauth.registry import ClientRegistry
 from app.oauth.revocation import RevocationList
-from app.ratelimit import RateLimits, address_key, client_host
+from app.observability import metrics
+from app.runtime.db import SessionDep
+from app.runtime.ratelimit import RateLimits, address_key, client_host
 
 TAG = "sign-in with a login provider"
 LOGIN_PATH = "/oauth/customers/login"

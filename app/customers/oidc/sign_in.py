@@ -21,7 +21,6 @@ from cryptography.exceptions import InvalidTag
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit import AuditEventName, record
 from app.customers.credentials import CredentialsChangedError
 from app.customers.customers import Customer
 from app.customers.oidc.discovery import ProviderError, ProviderMetadata
@@ -38,9 +37,10 @@ from app.customers.oidc.pages import with_query
 from app.customers.oidc.provider_client import ProviderClient
 from app.customers.oidc.providers import LoginProvider, decrypt_secret
 from app.oauth.revocation import Revocation
-from app.passwords import PasswordHasher
-from app.server_secret import ServerKeys
-from app.settings import Settings
+from app.observability.audit import AuditEventName, record
+from app.runtime.passwords import PasswordHasher
+from app.runtime.server_secret import ServerKeys
+from app.runtime.settings import Settings
 
 logger = logging.getLogger("keyhouse.oidc")
 

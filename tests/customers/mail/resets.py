@@ -6,8 +6,8 @@ from email.message import EmailMessage
 
 import httpx
 
-from app.audit import AuditEvent, list_events
-from app.db import Database
+from app.observability.audit import AuditEvent, list_events
+from app.runtime.db import Database
 
 from ...smtp import MailServer
 from ..shoppers import headers

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select, update
 
 from app.customers.mail.outbox import LEASE, MailRequest, claim_next
-from app.db import Database, utcnow
-from app.settings import Settings
+from app.runtime.db import Database, utcnow
+from app.runtime.settings import Settings
 
 from ...conftest import MakeClient, http_client, serving
 from ...smtp import MailServer, token_in, with_mail

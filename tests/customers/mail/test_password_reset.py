@@ -16,9 +16,9 @@ from sqlalchemy import event, func, select, update
 
 from app.customers.mail.outbox import MailRequest
 from app.customers.mail.tokens import MailToken
-from app.db import Database, utcnow
-from app.server_secret import load_server_keys
-from app.settings import Settings
+from app.runtime.db import Database, utcnow
+from app.runtime.server_secret import load_server_keys
+from app.runtime.settings import Settings
 
 from ...conftest import MakeClient, http_client, make_settings, serving
 from ...smtp import MAIL_FROM, MailServer, link_in, token_in, with_mail

@@ -6,10 +6,10 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from app.audit import list_events
-from app.db import Database
 from app.oauth.stores import Store
-from app.settings import Settings
+from app.observability.audit import list_events
+from app.runtime.db import Database
+from app.runtime.settings import Settings
 
 from ...smtp import MailServer, token_in, with_mail
 from ..conftest import MakeShopper

@@ -18,11 +18,11 @@ from app.customers.oidc.identities import CustomerIdentity
 from app.customers.oidc.provider_client import ProviderClient
 from app.customers.oidc.providers import LoginProvider, create_login_provider
 from app.customers.oidc.sign_in import CALLBACK_PATH
-from app.db import Database
 from app.oauth.clients import CreatedClient
 from app.oauth.stores import Store
-from app.server_secret import load_server_keys
-from app.settings import Settings
+from app.runtime.db import Database
+from app.runtime.server_secret import load_server_keys
+from app.runtime.settings import Settings
 
 from ...conftest import TEST_ISSUER, MakeClient, free_port
 from ..shoppers import LOGIN_URL, Shopper, headers, new_shopper

@@ -8,7 +8,7 @@ import uuid
 from typer.testing import CliRunner, Result
 
 from app.cli import cli
-from app.settings import get_settings
+from app.runtime.settings import get_settings
 
 from ...conftest import free_port
 from ...test_cli import Keyhouse, database_text

@@ -6,7 +6,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.db import Database
+from app.runtime.db import Database
 
 from ..shoppers import PASSWORD, Shopper, headers, log_in, new_shopper
 from .conftest import REDIRECT_URI, Shop, at_provider, back_at_shop, counts, exchange, sign_in

@@ -15,8 +15,8 @@ from sqlalchemy import update
 
 from app.customers.oidc.id_tokens import identity_of
 from app.customers.oidc.providers import LoginProvider, disable_login_provider
-from app.db import Database
 from app.oauth.stores import Store
+from app.runtime.db import Database
 
 from ..shoppers import PASSWORD, headers, log_in, new_shopper
 from .conftest import (

@@ -13,10 +13,10 @@ from app.customers.oidc.discovery import ProviderResponseError
 from app.customers.oidc.provider_client import ProviderClient
 from app.customers.oidc.providers import create_login_provider
 from app.customers.oidc.sign_in import ProviderSignIn
-from app.db import Database
 from app.oauth.stores import Store
-from app.server_secret import load_server_keys
-from app.settings import Settings
+from app.runtime.db import Database
+from app.runtime.server_secret import load_server_keys
+from app.runtime.settings import Settings
 
 from ...conftest import TEST_SERVER_SECRET, free_port
 from ...serve import KEYHOUSE, serving

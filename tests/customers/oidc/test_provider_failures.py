@@ -7,7 +7,7 @@ from sqlalchemy import select, update
 
 from app.customers.oidc.logins import ProviderLogin
 from app.customers.oidc.providers import LoginProvider
-from app.db import Database
+from app.runtime.db import Database
 
 from .conftest import (
     ProviderServer,

@@ -7,8 +7,8 @@ import pytest
 from cryptography.exceptions import InvalidTag
 
 from app.customers.oidc.providers import LoginProvider, decrypt_secret, encrypt_secret
-from app.server_secret import load_server_keys
-from app.settings import Settings
+from app.runtime.server_secret import load_server_keys
+from app.runtime.settings import Settings
 
 from ...conftest import make_settings
 from .fake_provider import CLIENT_SECRET

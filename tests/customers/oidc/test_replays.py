@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import update
 
 from app.customers.oidc.logins import ProviderLogin
-from app.db import Database, utcnow
+from app.runtime.db import Database, utcnow
 
 from ...conftest import MakeClient
 from ..shoppers import headers, implicit_token

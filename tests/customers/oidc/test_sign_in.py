@@ -8,9 +8,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from app.audit import AuditEvent
 from app.customers.customers import Customer
-from app.db import Database
+from app.observability.audit import AuditEvent
+from app.runtime.db import Database
 
 from ..shoppers import headers, log_in, sign_up
 from .conftest import (

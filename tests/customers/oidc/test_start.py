@@ -7,9 +7,9 @@ from sqlalchemy import func, select, update
 
 from app.customers.oidc.logins import ProviderLogin
 from app.customers.oidc.providers import LoginProvider
-from app.db import Database
 from app.oauth.clients import OAuthClient
-from app.settings import Settings
+from app.runtime.db import Database
+from app.runtime.settings import Settings
 
 from ...conftest import TEST_ISSUER, MakeClient
 from ..conftest import MakeStore

@@ -57,11 +57,12 @@ class Settings(BaseSettings):
     max_token_request_bytes: int = Field(default=16_384, ge=1024)
     # Every other route: larger bodies are refused with 413 (bodylimit.py).
     max_request_bytes: int = Field(default=65_536, ge=1024)
-    # What a connection may cost a worker before the app sees a request (app/protocol.py): the
-    # request target (414), the request line and headers together and the number of headers
-    # (431), the time from a connection's start, or a request's first byte, to its headers'
-    # end (408, or closed if nothing came), and the connections a worker serves at once (those
-    # past it are answered 503). Idle keep-alive connections close after `keep_alive_seconds`.
+    # What a connection may cost a worker before the app sees a request
+    # (app/runtime/protocol.py): the request target (414), the request line and headers
+    # together and the number of headers (431), the time from a connection's start, or a
+    # request's first byte, to its headers' end (408, or closed if nothing came), and the
+    # connections a worker serves at once (those past it are answered 503). Idle keep-alive
+    # connections close after `keep_alive_seconds`.
     max_url_bytes: int = Field(default=8192, ge=256, le=1_048_576)
     max_header_bytes: int = Field(default=32_768, ge=1024, le=1_048_576)
     max_header_count: int = Field(default=100, ge=10, le=10_000)
@@ -82,8 +83,8 @@ class Settings(BaseSettings):
     # Server logs on stderr: one JSON object per line, or `text` for people at a terminal.
     log_format: Literal["json", "text"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
-    # Rate limits and login lockout (app/ratelimit.py). Unset, counters live in each worker's
-    # memory; set (redis:// or rediss://), they live in Redis and hold across workers.
+    # Rate limits and login lockout (app/runtime/ratelimit.py). Unset, counters live in each
+    # worker's memory; set (redis:// or rediss://), they live in Redis and hold across workers.
     redis_url: str | None = None
     redis_key_prefix: str = Field(default="keyhouse", min_length=1, max_length=64)
     # Limits in `limits` notation ("600/minute"). Per client: only clients that authenticated
@@ -98,7 +99,7 @@ class Settings(BaseSettings):
     lockout_pair_failures: int = Field(default=5, ge=1)
     lockout_account_failures: int = Field(default=20, ge=1)
     lockout_address_failures: int = Field(default=50, ge=1)
-    # Password reset mails (app/mail.py, app/customers/mail/outbox.py). `smtp://user:pass@host:587`
+    # Password reset mails (app/runtime/mail.py, app/customers/mail/outbox.py). `smtp://user:pass@host:587`
     # sends with STARTTLS, `smtps://…:465` over TLS from the start; unset, reset requests are 503.
     smtp_url: SecretStr | None = None
     # CA certificates (PEM) to trust for the SMTP server instead of the system's.

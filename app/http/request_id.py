@@ -2,9 +2,9 @@
 
 An incoming `X-Request-Id` (from a proxy or the client) is kept if it is a plain token, so one id
 can follow a request through several services; otherwise a new one is made. The id lives in a
-context variable that the log formatter reads (`app/logs.py`).
+context variable that the log formatter reads (`app/observability/logs.py`).
 
-The outermost layer (`app/telemetry.py`) gives every request its id, the token endpoint's
+The outermost layer (`app/http/telemetry.py`) gives every request its id, the token endpoint's
 included, so this does the least it can: one scan of the raw headers, and nothing decoded or
 built that a log line might never need.
 """

@@ -1,12 +1,13 @@
 """The server process: Uvicorn serving `create_app()`, in an interpreter of its own.
 
 `keyhouse serve` migrates and bootstraps, then replaces itself (`os.execv`, same process id) with
-`python -P -m app.serving`, so that the process that serves, and with several workers each worker
-it spawns (which imports this module again as its main), holds only what serving needs: none
+`python -P -m app.runtime.serving`, so that the process that serves, and with several workers
+each worker it spawns (which imports this module again as its main), holds only what serving
+needs: none
 of the command line's modules (Typer, Alembic, the migrations), which cost each worker about
 13 MiB of memory (measured with bench/run.py; see bench/README.md).
 
-    python -P -m app.serving --host 127.0.0.1 --port 8000 --workers 2 [--no-access-log]
+    python -P -m app.runtime.serving --host 127.0.0.1 --port 8000 --workers 2 [--no-access-log]
 """
 
 import argparse
@@ -14,15 +15,15 @@ import os
 import sys
 from collections.abc import Sequence
 
-from app.logs import logging_config
-from app.metrics import share_metrics_across_workers
-from app.settings import get_settings
+from app.observability.logs import logging_config
+from app.observability.metrics import share_metrics_across_workers
+from app.runtime.settings import get_settings
 
 
 def exec_server(*, host: str, port: int, workers: int, access_log: bool) -> None:
     """Replaces this process with the server's; never returns."""
     # -P: not the current directory first on the path, where another `app` could shadow ours.
-    argv = [sys.executable, "-P", "-m", "app.serving", "--host", host, "--port", str(port)]
+    argv = [sys.executable, "-P", "-m", "app.runtime.serving", "--host", host, "--port", str(port)]
     argv += ["--workers", str(workers), *([] if access_log else ["--no-access-log"])]
     sys.stdout.flush()
     sys.stderr.flush()
@@ -32,7 +33,7 @@ def exec_server(*, host: str, port: int, workers: int, access_log: bool) -> None
 def main(argv: Sequence[str] | None = None) -> None:
     import uvicorn
 
-    parser = argparse.ArgumentParser(prog="python -m app.serving")
+    parser = argparse.ArgumentParser(prog="python -m app.runtime.serving")
     parser.add_argument("--host", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=1)
@@ -50,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         proxy_headers=True,
         # Uvicorn's httptools protocol with limits on request heads and connections; between
         # requests, its own keep-alive timeout.
-        http="app.protocol:LimitedHttpProtocol",
+        http="app.runtime.protocol:LimitedHttpProtocol",
         timeout_keep_alive=settings.keep_alive_seconds,
         # Applied by Uvicorn in this process and again in each worker.
         log_config=logging_config(level=settings.log_level, log_format=settings.log_format),

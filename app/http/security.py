@@ -24,7 +24,7 @@ from fastapi.security import (
     SecurityScopes,
 )
 
-from app.errors import JSON_API, KeyhouseError, NotFoundError
+from app.http.errors import JSON_API, KeyhouseError, NotFoundError
 from app.oauth.scopes import READ, WRITE, format_scope
 from app.oauth.verification import (
     REALM,

@@ -21,8 +21,8 @@ from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.errors import KeyhouseError, error_responses
-from app.nesting import MAX_JSON_DEPTH, nests_deeper_than
+from app.http.errors import KeyhouseError, error_responses
+from app.http.nesting import MAX_JSON_DEPTH, nests_deeper_than
 
 T = TypeVar("T")
 M = TypeVar("M", bound=DeclarativeBase)
@@ -73,7 +73,7 @@ def _is_json(content_type: str | None) -> bool:
 
 class JsonApiRoute(APIRoute):
     """A /v2 route: a JSON body nested deeper than `MAX_JSON_DEPTH` is a 400 before FastAPI
-    parses it (`json.loads` recursing 2,000 levels deep raises; app/nesting.py)."""
+    parses it (`json.loads` recursing 2,000 levels deep raises; app/http/nesting.py)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()

@@ -10,7 +10,7 @@ import contextlib
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import KeyhouseError, render
+from app.http.errors import KeyhouseError, render
 
 # More digits than any limit has: such a length is too large whatever it says, and is never given
 # to `int()` (which refuses strings of more than 4300 digits).

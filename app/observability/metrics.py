@@ -2,7 +2,7 @@
 
 The metrics are `prometheus_client` objects made at import. With one worker they live in the
 process's memory. With `keyhouse serve --workers N` each worker is a process of its own, so
-the server process (app/serving.py) sets `PROMETHEUS_MULTIPROC_DIR` to a fresh private
+the server process (app/runtime/serving.py) sets `PROMETHEUS_MULTIPROC_DIR` to a fresh private
 directory before the workers start (`share_metrics_across_workers`): each worker then writes
 its values to files there, and whichever worker answers `/metrics` adds up every worker's files
 (prometheus_client's multiprocess mode, which it chooses once, when it is first imported, from

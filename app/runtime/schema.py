@@ -10,7 +10,7 @@ from importlib import resources
 from alembic import command
 from alembic.config import Config
 
-from app.settings import Settings, sqlite_file
+from app.runtime.settings import Settings, sqlite_file
 
 
 def alembic_config(database_url: str) -> Config:

@@ -17,7 +17,7 @@ from sqlalchemy import JSON, String, event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from app.db import Base, Database, utcnow
+from app.runtime.db import Base, Database, utcnow
 
 logger = logging.getLogger("keyhouse.audit")
 

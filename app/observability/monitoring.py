@@ -1,5 +1,5 @@
 """What operators watch: `/healthz`, `/readyz` and `/metrics` (requests are measured by
-`app/telemetry.py`).
+`app/http/telemetry.py`).
 
 `/healthz` answers as long as the process serves (no database call: a liveness probe that
 failed with the database would have every replica restarted by one database outage).
@@ -22,11 +22,11 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import delete, insert, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app import metrics
-from app.db import Base, Database, utcnow
-from app.errors import KeyhouseError, ServiceUnavailableError, error_responses, json_response
+from app.http.errors import KeyhouseError, ServiceUnavailableError, error_responses, json_response
 from app.oauth.revocation import RevocationList
-from app.settings import Settings
+from app.observability import metrics
+from app.runtime.db import Base, Database, utcnow
+from app.runtime.settings import Settings
 
 logger = logging.getLogger("keyhouse.monitoring")
 

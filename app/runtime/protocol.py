@@ -40,8 +40,8 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from app.errors import RETRY_AFTER_SECONDS
-from app.settings import get_settings
+from app.http.errors import RETRY_AFTER_SECONDS
+from app.runtime.settings import get_settings
 
 logger = logging.getLogger("keyhouse.protocol")
 

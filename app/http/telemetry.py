@@ -4,12 +4,12 @@ One pure ASGI layer does both because it runs on every request, the token endpoi
 one wrapper around `send` instead of two (measured by `bench/request_telemetry.py`). It sits
 outside Starlette's 500 handler, so the 500s it renders carry `X-Request-Id` and are counted.
 
-- The id (`app/request_id.py`): an incoming `X-Request-Id` if it is a plain token, else a new
+- The id (`app/http/request_id.py`): an incoming `X-Request-Id` if it is a plain token, else a new
   one; sent back as `X-Request-Id` and kept in the context variable that log lines read.
-- The metrics (`app/metrics.py`): requests counted and timed by route template (the one FastAPI
-  matched, `/v2/customers/{customer_id}`, never the raw path), the token endpoint's own path
-  (it is served ahead of routing), or `unmatched`; by method; and by status. Probes and scrapes
-  (`UNMEASURED_PATHS`) are not counted.
+- The metrics (`app/observability/metrics.py`): requests counted and timed by route template
+  (the one FastAPI matched, `/v2/customers/{customer_id}`, never the raw path), the token
+  endpoint's own path (it is served ahead of routing), or `unmatched`; by method; and by
+  status. Probes and scrapes (`UNMEASURED_PATHS`) are not counted.
 """
 
 import time
@@ -17,10 +17,10 @@ import time
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import metrics
-from app.monitoring import UNMEASURED_PATHS
+from app.http.request_id import HEADER, current_request, request_id_from
 from app.oauth.router import TOKEN_PATHS
-from app.request_id import HEADER, current_request, request_id_from
+from app.observability import metrics
+from app.observability.monitoring import UNMEASURED_PATHS
 
 UNMATCHED = "unmatched"
 # The method is the client's to choose: any other is counted as "other", so that no request

@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from app.db import is_unavailable
+from app.runtime.db import is_unavailable
 
 logger = logging.getLogger("keyhouse.errors")
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from urllib.parse import unquote, urlsplit
 
-from app.settings import Settings
+from app.runtime.settings import Settings
 
 STARTTLS_PORT = 587
 IMPLICIT_TLS_PORT = 465

@@ -14,7 +14,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from app.settings import Settings
+from app.runtime.settings import Settings
 
 SECRET_VARIABLE = "KEYHOUSE_SERVER_SECRET"  # noqa: S105 (a variable's name)
 # How much of a fingerprint people are shown: enough to tell two secrets apart.
@@ -27,7 +27,8 @@ class ServerKeys:
 
     client_secret_hmac: bytes = field(repr=False)
     signing_key_encryption: bytes = field(repr=False)
-    # Keys the hashes of failed login attempts (app/ratelimit.py), so counters hold no password.
+    # Keys the hashes of failed login attempts (app/runtime/ratelimit.py), so counters hold no
+    # password.
     login_attempt_hmac: bytes = field(repr=False)
     # Encrypts the client secrets of external OpenID providers (app/customers/oidc/providers.py).
     login_provider_secret_encryption: bytes = field(repr=False)

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import orjson
 
-from app.request_id import current_request
+from app.http.request_id import current_request
 
 LogFormat = Literal["json", "text"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -314,13 +314,16 @@ class TextFormatter(logging.Formatter):
 def logging_config(*, level: LogLevel = "INFO", log_format: LogFormat = "json") -> dict[str, Any]:
     """The `dictConfig` for the server: Keyhouse's and Uvicorn's loggers at `level`, others
     at WARNING or above (database drivers log statements and parameters at INFO and DEBUG)."""
-    formatter = {"json": "app.logs.JsonFormatter", "text": "app.logs.TextFormatter"}[log_format]
+    formatter = {
+        "json": "app.observability.logs.JsonFormatter",
+        "text": "app.observability.logs.TextFormatter",
+    }[log_format]
     ours: dict[str, Any] = {"level": level, "handlers": [], "propagate": True}
     return {
         "version": 1,
         # Loggers that modules made at import time (keyhouse.audit, …) must keep working.
         "disable_existing_loggers": False,
-        "filters": {"redact": {"()": "app.logs.RedactSecrets"}},
+        "filters": {"redact": {"()": "app.observability.logs.RedactSecrets"}},
         "formatters": {"default": {"()": formatter}},
         "handlers": {
             "stderr": {

@@ -34,8 +34,8 @@ from limits.aio.storage import RedisStorage, Storage
 from limits.errors import StorageError
 from starlette.types import Scope
 
-from app.errors import KeyhouseError, ServiceUnavailableError
-from app.settings import Settings
+from app.http.errors import KeyhouseError, ServiceUnavailableError
+from app.runtime.settings import Settings
 
 if TYPE_CHECKING:
     from redis.asyncio import ConnectionPool
