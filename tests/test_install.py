@@ -5,6 +5,7 @@ SQLite and on PostgreSQL."""
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -24,13 +25,31 @@ INSTALL_SECONDS = 600
 START_SECONDS = 30.0
 
 
+def source_copy(destination: Path) -> Path:
+    """The checkout's files as git sees them (committed or not, never ignored ones): setuptools
+    builds in the source tree and keeps what an earlier build left in `build/`, so a module
+    moved or deleted since would otherwise ride along into the wheel."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = ROOT / name
+        if source.is_file():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination / name)
+    return destination
+
+
 @pytest.fixture(scope="session")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The `bin` directory of a fresh virtualenv with Keyhouse's wheel (not editable)."""
     root = tmp_path_factory.mktemp("installed")
     wheels = root / "wheels"
     build = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(wheels)]
-    subprocess.run([*build, str(ROOT)], check=True, timeout=INSTALL_SECONDS)
+    subprocess.run([*build, str(source_copy(root / "source"))], check=True, timeout=INSTALL_SECONDS)
     (wheel,) = wheels.glob("keyhouse-*.whl")
     subprocess.run([sys.executable, "-m", "venv", str(root / "venv")], check=True)
     bin_dir = root / "venv" / "bin"

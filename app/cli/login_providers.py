@@ -1,17 +1,20 @@
-"""`keyhouse login-providers`: an operator registers, lists and disables a store's providers.
+"""`keyhouse login-providers`: an operator registers, lists and disables a store's providers."""
 
-Registered in app/cli.py, whose helpers these commands share (sessions, `--json`, errors).
-"""
-
-import getpass
-import sys
 import uuid
 from typing import Annotated, Any
 
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.cli import JsonFlag, _fail, _print, _resolve_store, _with_server_keys, _with_session
+from app.cli.common import (
+    JsonFlag,
+    fail,
+    print_document,
+    read_secret,
+    resolve_store,
+    with_server_keys,
+    with_session,
+)
 from app.customers.oidc import providers as service
 from app.customers.oidc.provider_client import ProviderClient
 from app.customers.oidc.sign_in import CALLBACK_PATH
@@ -19,7 +22,9 @@ from app.runtime.server_secret import ServerKeys
 from app.runtime.settings import get_settings
 
 login_providers_cli = typer.Typer(
-    no_args_is_help=True, help="External OpenID providers that shoppers may sign in with."
+    no_args_is_help=True,
+    help="Let a store's shoppers sign in with an OpenID provider: register one, list, disable; "
+    "and whether it may link accounts by email.",
 )
 
 
@@ -41,13 +46,6 @@ def _provider_json(provider: service.LoginProvider) -> dict[str, Any]:
         "callback_url": get_settings().issuer + CALLBACK_PATH,
         "created_at": provider.created_at.isoformat(),
     }
-
-
-def _read_client_secret() -> str:
-    """One line from stdin; at a terminal, typed without echo."""
-    if sys.stdin.isatty():
-        return getpass.getpass("Client secret: ")
-    return sys.stdin.readline().rstrip("\r\n")
 
 
 @login_providers_cli.command("create")
@@ -85,8 +83,8 @@ def login_providers_create(
     """Register a provider, once its discovery document has been read and checked."""
     if not client_secret_stdin:
         # Never as an argument: arguments show in `ps` and in shell history.
-        _fail("--client-secret-stdin is required: the client secret is read from stdin")
-    client_secret = _read_client_secret()
+        fail("--client-secret-stdin is required: the client secret is read from stdin")
+    client_secret = read_secret("Client secret: ")
 
     async def create(session: AsyncSession, keys: ServerKeys) -> service.LoginProvider:
         provider_client = ProviderClient.for_environment(get_settings().environment)
@@ -95,7 +93,7 @@ def login_providers_create(
                 session,
                 provider_client=provider_client,
                 encryption_key=keys.login_provider_secret_encryption,
-                store_id=await _resolve_store(session, store),
+                store_id=await resolve_store(session, store),
                 name=name,
                 issuer=issuer,
                 client_id=client_id,
@@ -108,10 +106,10 @@ def login_providers_create(
         finally:
             await provider_client.close()
 
-    provider = _with_server_keys(create)  # the database's own secret encrypts the client's
+    provider = with_server_keys(create)  # the database's own secret encrypts the client's
     document = _provider_json(provider)
     text = f"created login provider {provider.id}\nredirect URI to register at the provider: "
-    _print(document, as_json, text + document["callback_url"])
+    print_document(document, as_json, text + document["callback_url"])
 
 
 @login_providers_cli.command("list")
@@ -122,16 +120,16 @@ def login_providers_list(
     """List login providers (never their client secrets)."""
 
     async def list_all(session: AsyncSession) -> list[service.LoginProvider]:
-        store_id = await _resolve_store(session, store) if store else None
+        store_id = await resolve_store(session, store) if store else None
         return await service.list_login_providers(session, store_id=store_id)
 
-    rows = [_provider_json(provider) for provider in _with_session(list_all)]
+    rows = [_provider_json(provider) for provider in with_session(list_all)]
     lines = [
         f"{row['id']}  {'enabled' if row['enabled'] else 'disabled'}  {row['name']}  "
         f"{row['issuer']}  links by email: {_linking(row)}"
         for row in rows
     ]
-    _print(rows, as_json, "\n".join(lines))
+    print_document(rows, as_json, "\n".join(lines))
 
 
 def _linking(row: dict[str, Any]) -> str:
@@ -146,10 +144,10 @@ def login_providers_disable(provider_id: str, as_json: JsonFlag = False) -> None
     try:
         parsed_id = uuid.UUID(provider_id)
     except ValueError:
-        _fail("a login provider id is a UUID")
-    provider = _with_session(
+        fail("a login provider id is a UUID")
+    provider = with_session(
         lambda session: service.disable_login_provider(session, provider_id=parsed_id)
     )
     if provider is None:
-        _fail("no login provider has that id")
-    _print(_provider_json(provider), as_json, f"disabled {provider.id}")
+        fail("no login provider has that id")
+    print_document(_provider_json(provider), as_json, f"disabled {provider.id}")
