@@ -2,7 +2,7 @@
 free loopback ports, and a small tmpfs. Never the shared Redis (6379) or PostgreSQL (5432).
 
 PostgreSQL refuses to run as root, so as root its commands run as the `postgres` user, in a
-directory of /tmp that user may enter (as tests/test_database_outage.py does).
+directory of /tmp that user may enter (as tests/runtime/test_database_outage.py does).
 """
 
 import contextlib

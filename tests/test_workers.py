@@ -3,7 +3,7 @@
 Every request goes on a fresh connection, which the kernel hands to either worker; the access
 log's pids show that both answered. (Revocations across workers: tests/oauth/
 test_revocation_workers.py.) In memory each worker would count alone; the in-process tests of
-tests/test_ratelimit.py and tests/customers/test_lockout.py show that difference.
+tests/runtime/test_ratelimit.py and tests/customers/test_lockout.py show that difference.
 """
 
 import uuid

@@ -24,7 +24,7 @@ timer per request. The parser is fed at most
 `FEED_BYTES` at a time and the head checked between feeds (the parser keeps an unfinished
 header whole, and parses a whole read of 256 KiB in one go); each connection has one timer,
 which looks at when its pending head began. The methods overridden here are Uvicorn's (0.30 and
-later); tests/test_protocol.py drives them through a real `keyhouse serve`.
+later); tests/runtime/test_protocol.py drives them through a real `keyhouse serve`.
 """
 
 import asyncio

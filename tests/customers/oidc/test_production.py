@@ -18,15 +18,15 @@ from app.runtime.db import Database
 from app.runtime.server_secret import load_server_keys
 from app.runtime.settings import Settings
 
+from ...cli.test_cli import Keyhouse, clean_environment
+from ...cli.test_cli import restore_logging as restore_logging
+from ...cli.test_cli_customers import assert_one_line_error, one_document
+from ...cli.test_cli_customers import migrated as migrated
+from ...cli.test_login_providers import create_args, run
 from ...conftest import TEST_SERVER_SECRET, free_port
 from ...serve import KEYHOUSE, serving
-from ...test_cli import Keyhouse, clean_environment
-from ...test_cli import restore_logging as restore_logging
-from ...test_cli_customers import assert_one_line_error, one_document
-from ...test_cli_customers import migrated as migrated
 from .conftest import Shop, begin, query_of
 from .fake_provider import CLIENT_ID, CLIENT_SECRET, FakeProvider
-from .test_commands import create_args, run
 
 PRODUCTION = pytest.mark.settings(environment="production")
 HTTPS_ISSUER = "https://id.example"

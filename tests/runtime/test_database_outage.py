@@ -48,8 +48,8 @@ from app.runtime.passwords import ClientSecretHasher
 from app.runtime.server_secret import load_server_keys
 from app.store.products import Product
 
-from .conftest import POSTGRES_URL, TEST_SERVER_SECRET, free_port, make_settings
-from .test_cli import KEYHOUSE, SERVER_STOP_SECONDS, clean_environment, wait_for_metadata
+from ..cli.test_cli import KEYHOUSE, SERVER_STOP_SECONDS, clean_environment, wait_for_metadata
+from ..conftest import POSTGRES_URL, TEST_SERVER_SECRET, free_port, make_settings
 
 pytestmark = pytest.mark.skipif(
     not POSTGRES_URL.startswith("postgresql"), reason="restarts a PostgreSQL server"

@@ -7,8 +7,8 @@ from fastapi import FastAPI
 
 from app.http.security import RememberedCallers
 
-from .conftest import MakeClient
-from .customers.shoppers import headers, implicit_token, log_in, new_email, sign_up
+from ..conftest import MakeClient
+from ..customers.shoppers import headers, implicit_token, log_in, new_email, sign_up
 
 PRODUCTS = "/v2/products"
 LOGOUT = "/v2/customers/tokens/current"

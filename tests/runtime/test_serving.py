@@ -1,7 +1,8 @@
 """The server process `keyhouse serve` hands over to: the command it runs, and Uvicorn's call.
 
-`keyhouse serve` itself is driven as a real subprocess in tests/test_cli.py, tests/serve.py
-(several workers) and tests/test_serve_logs.py; this checks the hand-over's two halves.
+`keyhouse serve` itself is driven as a real subprocess in tests/cli/test_cli.py, tests/serve.py
+(several workers) and tests/observability/test_serve_logs.py; this checks the hand-over's two
+halves.
 """
 
 import os

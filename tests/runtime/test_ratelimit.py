@@ -19,9 +19,9 @@ from app.runtime import ratelimit
 from app.runtime.ratelimit import MemoryStorage, address_key
 from app.runtime.settings import Settings
 
-from .conftest import MakeClient, http_client, make_settings, serving
-from .customers.shoppers import implicit_token, log_in, new_email, sign_up
-from .redis_server import PrivateRedis
+from ..conftest import MakeClient, http_client, make_settings, serving
+from ..customers.shoppers import implicit_token, log_in, new_email, sign_up
+from ..redis_server import PrivateRedis
 
 # Runs the test twice: counters in memory, then in Redis.
 counted = pytest.mark.usefixtures("counter_storage")

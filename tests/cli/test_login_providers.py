@@ -10,12 +10,14 @@ from typer.testing import CliRunner, Result
 from app.cli import cli
 from app.runtime.settings import get_settings
 
-from ...conftest import free_port
-from ...test_cli import Keyhouse, database_text
-from ...test_cli import restore_logging as restore_logging
-from ...test_cli_customers import assert_one_line_error, one_document
-from ...test_cli_customers import migrated as migrated
-from .fake_provider import CLIENT_ID, CLIENT_SECRET, FakeProvider
+from ..conftest import free_port
+from ..customers.oidc.conftest import fake_provider as fake_provider
+from ..customers.oidc.conftest import provider_server as provider_server
+from ..customers.oidc.fake_provider import CLIENT_ID, CLIENT_SECRET, FakeProvider
+from .test_cli import Keyhouse, database_text
+from .test_cli import restore_logging as restore_logging
+from .test_cli_customers import assert_one_line_error, one_document
+from .test_cli_customers import migrated as migrated
 
 FIELDS = {
     "id",

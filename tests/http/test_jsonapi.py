@@ -17,8 +17,8 @@ from app.main import create_app
 from app.oauth.errors import OAuthRoute
 from app.runtime.settings import Settings
 
-from .conftest import MakeClient
-from .customers.shoppers import backend_token
+from ..conftest import MakeClient
+from ..customers.shoppers import backend_token
 
 JSON = {"Content-Type": "application/json"}
 TOO_DEEP = {

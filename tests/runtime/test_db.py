@@ -2,7 +2,7 @@
 
 In-process, on SQLite and on PostgreSQL: the app starts on the test database, then its
 `Database` is pointed at a PostgreSQL port where nothing listens, so every query meets a real
-refused connection. `tests/test_database_outage.py` restarts a real server under load.
+refused connection. `tests/runtime/test_database_outage.py` restarts a real server under load.
 """
 
 import asyncio
@@ -22,8 +22,8 @@ from sqlalchemy import text
 
 from app.runtime.db import STORAGE_SQLITE_CODES, Database, is_unavailable, storage_fault
 
-from .conftest import MakeClient, free_port
-from .customers.shoppers import backend_token, headers
+from ..conftest import MakeClient, free_port
+from ..customers.shoppers import backend_token, headers
 
 TOKEN_URL = "/oauth/access_token"
 SHOP = "https://shop.example"
@@ -243,7 +243,8 @@ def test_storage_that_refuses_is_an_outage(tmp_path: Path) -> None:
     assert (is_unavailable(io_error), storage_fault(io_error)) == (True, "EIO")
     full_disk = OSError(errno.ENOSPC, "No space left on device")  # the secret file, say
     assert (is_unavailable(full_disk), storage_fault(full_disk)) == (True, "ENOSPC")
-    assert sqlite3.SQLITE_IOERR in STORAGE_SQLITE_CODES  # a real one: tests/test_storage_faults.py
+    # A real one: tests/runtime/test_storage_faults.py.
+    assert sqlite3.SQLITE_IOERR in STORAGE_SQLITE_CODES
     not_a_database = sa_exc.DatabaseError("SELECT ...", {}, corrupt)
     assert (is_unavailable(not_a_database), storage_fault(not_a_database)) == (False, None)
 

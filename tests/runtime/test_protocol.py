@@ -17,7 +17,7 @@ from uvicorn.server import ServerState
 
 from app.runtime.protocol import LimitedHttpProtocol
 
-from .serve import Serving, serving
+from ..serve import Serving, serving
 
 HEADER_TIMEOUT = 1.0  # seconds, for these servers: short, so that the tests are
 KEEP_ALIVE = 1

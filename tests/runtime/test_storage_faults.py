@@ -39,9 +39,9 @@ from app.runtime.db import Database
 from app.runtime.models import Base
 from app.store.products import Product
 
-from .conftest import POSTGRES_URL, TEST_SERVER_SECRET, MakeClient, free_port
-from .customers.shoppers import backend_token, headers
-from .serve import KEYHOUSE, START_SECONDS, STOP_SECONDS
+from ..conftest import POSTGRES_URL, TEST_SERVER_SECRET, MakeClient, free_port
+from ..customers.shoppers import backend_token, headers
+from ..serve import KEYHOUSE, START_SECONDS, STOP_SECONDS
 
 pytestmark = pytest.mark.skipif(
     bool(POSTGRES_URL), reason="SQLite's storage: the SQLite pass of the suite runs these"

@@ -13,7 +13,7 @@ from aiosmtpd.controller import Controller
 from app.runtime.mail import DeliveryError, Mailer, SmtpServer
 from app.runtime.settings import ConfigurationError, Settings, get_settings
 
-from .smtp import SMTP_PASSWORD, SMTP_USER, MailHandler, MailServer, with_mail
+from ..smtp import SMTP_PASSWORD, SMTP_USER, MailHandler, MailServer, with_mail
 
 
 def a_message(to: str = "ron@example.com") -> EmailMessage:

@@ -20,9 +20,15 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import POSTGRES_URL
-from .smtp import MAIL_FROM, RESET_URL, SMTP_PASSWORD, MailServer, token_in
-from .test_cli import KEYHOUSE, SERVER_STOP_SECONDS, clean_environment, free_port, wait_for_metadata
+from ..cli.test_cli import (
+    KEYHOUSE,
+    SERVER_STOP_SECONDS,
+    clean_environment,
+    free_port,
+    wait_for_metadata,
+)
+from ..conftest import POSTGRES_URL
+from ..smtp import MAIL_FROM, RESET_URL, SMTP_PASSWORD, MailServer, token_in
 
 TOKEN_PATH = "/oauth/access_token"
 METADATA_PATH = "/.well-known/oauth-authorization-server"  # polled until the server is up

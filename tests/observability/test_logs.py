@@ -34,7 +34,7 @@ from app.observability.logs import (
 )
 from app.runtime.db import Database
 
-from .conftest import TEST_ISSUER, MakeClient
+from ..conftest import TEST_ISSUER, MakeClient
 
 TOKEN_URL = "/oauth/access_token"
 SHOP = "https://shop.example"

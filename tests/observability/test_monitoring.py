@@ -23,9 +23,9 @@ from app.oauth.revocation import RevocationList
 from app.observability import monitoring
 from app.runtime.db import Database
 
-from .conftest import POSTGRES_URL, TEST_ISSUER, MakeClient, free_port
-from .customers.shoppers import backend_token, headers, implicit_token, log_in, new_email, sign_up
-from .serve import Serving, serving
+from ..conftest import POSTGRES_URL, TEST_ISSUER, MakeClient, free_port
+from ..customers.shoppers import backend_token, headers, implicit_token, log_in, new_email, sign_up
+from ..serve import Serving, serving
 
 Labels = frozenset[tuple[str, str]]
 Samples = dict[tuple[str, Labels], float]

@@ -12,10 +12,10 @@ from app.runtime.db import Database
 from app.runtime.settings import Settings
 from app.store.products import Product
 
-from .conftest import MakeClient, make_settings
-from .customers.shoppers import TOKEN_URL, backend_token, headers
-from .store.conftest import product_body
-from .world import assert_errors
+from ..conftest import MakeClient, make_settings
+from ..customers.shoppers import TOKEN_URL, backend_token, headers
+from ..store.conftest import product_body
+from ..world import assert_errors
 
 LIMIT = 2048
 URL = "/v2/products"
