@@ -34,6 +34,7 @@ ENV PATH=/opt/keyhouse/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     KEYHOUSE_ENVIRONMENT=production \
     KEYHOUSE_DATA_DIR=/var/lib/keyhouse \
+    KEYHOUSE_LOG_FORMAT=json \
     KEYHOUSE_WORKERS=2
 USER keyhouse
 EXPOSE 8000

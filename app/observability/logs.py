@@ -15,6 +15,7 @@ argument or field is then cut to `LOGGED_CHARS` characters, marked as cut.
 
 import logging
 import re
+import sys
 import time
 from collections.abc import Callable
 from typing import Any, Literal
@@ -23,7 +24,8 @@ import orjson
 
 from app.http.request_id import current_request
 
-LogFormat = Literal["json", "text"]
+# `auto`: text for a person at a terminal, JSON lines for a collector everywhere else.
+LogFormat = Literal["auto", "json", "text"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 REDACTED = "[redacted]"
@@ -311,13 +313,20 @@ class TextFormatter(logging.Formatter):
         return line
 
 
-def logging_config(*, level: LogLevel = "INFO", log_format: LogFormat = "json") -> dict[str, Any]:
+def resolved_format(log_format: LogFormat) -> Literal["json", "text"]:
+    """`auto` is `text` when stderr, where the lines go, is a terminal, else `json`."""
+    if log_format == "auto":
+        return "text" if sys.stderr.isatty() else "json"
+    return log_format
+
+
+def logging_config(*, level: LogLevel = "INFO", log_format: LogFormat = "auto") -> dict[str, Any]:
     """The `dictConfig` for the server: Keyhouse's and Uvicorn's loggers at `level`, others
     at WARNING or above (database drivers log statements and parameters at INFO and DEBUG)."""
     formatter = {
         "json": "app.observability.logs.JsonFormatter",
         "text": "app.observability.logs.TextFormatter",
-    }[log_format]
+    }[resolved_format(log_format)]
     ours: dict[str, Any] = {"level": level, "handlers": [], "propagate": True}
     return {
         "version": 1,

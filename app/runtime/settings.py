@@ -80,8 +80,9 @@ class Settings(BaseSettings):
     # When set, `GET /metrics` needs it as a bearer token (Prometheus' scrape `authorization`);
     # unset, the metrics are open to whoever reaches them (keep them off the public side).
     metrics_token: SecretStr | None = Field(default=None, min_length=16)
-    # Server logs on stderr: one JSON object per line, or `text` for people at a terminal.
-    log_format: Literal["json", "text"] = "json"
+    # Server logs on stderr: `json` (one object per line, for collectors), `text` (for people),
+    # or `auto`: text when stderr is a terminal, JSON otherwise.
+    log_format: Literal["auto", "json", "text"] = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     # Rate limits and login lockout (app/runtime/ratelimit.py). Unset, counters live in each
     # worker's memory; set (redis:// or rediss://), they live in Redis and hold across workers.

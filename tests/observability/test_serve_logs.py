@@ -9,7 +9,10 @@ it used in every line the server, Uvicorn and the CLI wrote on stderr.
 import base64
 import contextlib
 import json
+import os
+import pty
 import re
+import select
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -308,3 +311,40 @@ def test_every_worker_logs_json_with_its_pid(server: Server) -> None:
     assert checks == sent
     assert {line["pid"] for line in access} <= started
     assert all(line["level"] in {"INFO", "WARNING"} for line in lines)
+
+
+def test_at_a_terminal_serve_logs_lines_for_people(server: Server) -> None:
+    """`KEYHOUSE_LOG_FORMAT` unset (`auto`): a terminal gets text lines, a file JSON (above)."""
+    primary, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [str(KEYHOUSE), "serve", "--port", str(server.port)],
+        env=server.environment,
+        cwd=server.cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=terminal,
+    )
+    os.close(terminal)
+    try:
+        wait_for_metadata(process, server.url)
+        httpx.get(server.url + METADATA_PATH, timeout=5)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=SERVER_STOP_SECONDS)
+        written = b""
+        while select.select([primary], [], [], 0.5)[0]:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # the terminal's other side has closed
+                break
+            if not chunk:
+                break
+            written += chunk
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(primary)
+    lines = written.decode().splitlines()
+    starts = next(line for line in lines if "Keyhouse starts" in line)
+    assert not starts.startswith("{")
+    assert re.match(r"\d{4}-\d\d-\d\dT[\d:.]+Z? +INFO +keyhouse ", starts), starts
+    assert any(METADATA_PATH in line and not line.startswith("{") for line in lines)
