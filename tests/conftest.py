@@ -121,7 +121,9 @@ def counter_storage(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
         return
     _require_redis()
     prefix = f"keyhouse-test-{uuid.uuid4().hex}"
-    yield {"redis_url": REDIS_URL, "redis_key_prefix": prefix}
+    # A long timeout: late in the suite a GC pause can stall the loop past the default 0.5 s,
+    # and a Redis that answered would count as away (the hung-Redis tests keep the default).
+    yield {"redis_url": REDIS_URL, "redis_key_prefix": prefix, "redis_timeout_seconds": 5.0}
     with redis.Redis.from_url(REDIS_URL) as connection:
         for key in connection.scan_iter(match=f"{prefix}:*"):
             connection.delete(key)

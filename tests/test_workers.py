@@ -46,6 +46,7 @@ def two_workers(
         "KEYHOUSE_DATABASE_URL": database_url,
         "KEYHOUSE_REDIS_URL": REDIS_URL,
         "KEYHOUSE_REDIS_KEY_PREFIX": redis_prefix,
+        "KEYHOUSE_REDIS_TIMEOUT_SECONDS": "5",  # a loaded CI host must not read as Redis away
         "KEYHOUSE_TOKEN_RATE_LIMIT_PER_ADDRESS": f"{TOKENS_PER_ADDRESS}/minute",
         "KEYHOUSE_LOCKOUT_PAIR_FAILURES": str(PAIR_FAILURES),
     }

@@ -17,8 +17,8 @@ logins fail closed with a 503 (an uncounted login is an unlimited password guess
 failure Redis is left alone for `RETRY_SECONDS`; then one request at a time asks it again (the
 probe), while the others go on as if it were still away. A refused connection fails at once;
 a hung Redis (it accepts, never answers) costs the requests in flight when it hung one socket
-timeout (`REDIS_TIMEOUT_SECONDS`, never retried), and after that one probe per worker per retry
-interval waits that long, no other request.
+timeout (`KEYHOUSE_REDIS_TIMEOUT_SECONDS`, never retried), and after that one probe per worker
+per retry interval waits that long, no other request.
 """
 
 import functools
@@ -44,10 +44,6 @@ logger = logging.getLogger("keyhouse.ratelimit")
 
 UNKNOWN_ADDRESS = "unknown"  # a connection without a peer address (a Unix socket)
 RETRY_SECONDS = 2.0  # how long an unreachable Redis is left alone before the next try
-REDIS_TIMEOUT_SECONDS = 0.5
-# The longest a probe may be out before another request may probe in its place: one timeout to
-# connect and one to answer, and a margin (a probe whose request was cancelled never reports).
-PROBE_SECONDS = 2 * REDIS_TIMEOUT_SECONDS + 0.5
 SWEEP_SECONDS = 5.0
 
 
@@ -148,9 +144,15 @@ setattr(MemoryStorage, "incr", _incr)  # noqa: B010 (as above: assigned after th
 class Counters:
     """The storage that counters live in, and whether it can be reached right now."""
 
-    def __init__(self, storage: Storage, pool: "ConnectionPool | None" = None) -> None:
+    def __init__(
+        self, storage: Storage, pool: "ConnectionPool | None" = None, timeout: float = 0.5
+    ) -> None:
         self.storage = storage
         self._pool = pool
+        # The longest a probe may be out before another request may probe in its place: one
+        # timeout to connect and one to answer, and a margin (a probe whose request was
+        # cancelled never reports).
+        self.probe_seconds = 2 * timeout + 0.5
         self.down_until = 0.0  # monotonic time; 0 while the storage answers
 
     @classmethod
@@ -165,8 +167,8 @@ class Counters:
 
         pool = ConnectionPool.from_url(
             settings.redis_url,
-            socket_timeout=REDIS_TIMEOUT_SECONDS,
-            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            socket_timeout=settings.redis_timeout_seconds,
+            socket_connect_timeout=settings.redis_timeout_seconds,
             # One immediate retry for a dropped connection (a pooled one Redis closed), none
             # after a timeout: a Redis that did not answer in time will not answer the retry.
             retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
@@ -179,7 +181,7 @@ class Counters:
             wrap_exceptions=True,
             **options,
         )
-        return cls(storage, pool)
+        return cls(storage, pool, settings.redis_timeout_seconds)
 
     def may_ask(self) -> bool:
         """Whether this caller may use the storage now: every caller while it answers; after a
@@ -191,7 +193,7 @@ class Counters:
         now = time.monotonic()
         if self.down_until > now:
             return False
-        self.down_until = now + PROBE_SECONDS  # while the probe is out, the others keep away
+        self.down_until = now + self.probe_seconds  # while the probe is out, the others keep away
         return True
 
     def answered(self) -> None:

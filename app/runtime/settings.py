@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     # worker's memory; set (redis:// or rediss://), they live in Redis and hold across workers.
     redis_url: str | None = None
     redis_key_prefix: str = Field(default="keyhouse", min_length=1, max_length=64)
+    # How long a Redis call may take before Redis counts as away (request limits then fail open,
+    # logins closed). A worker whose event loop stalls longer than this (a long GC pause on a
+    # loaded host) sees a Redis that did answer as away, so keep it above such stalls.
+    redis_timeout_seconds: float = Field(default=0.5, gt=0, le=30)
     # Limits in `limits` notation ("600/minute"). Per client: only clients that authenticated
     # with their secret; a public client id alone is anyone's to send.
     token_rate_limit_per_client: str = "6000/minute"  # noqa: S105 (a limit, not a secret)

@@ -13,6 +13,7 @@ holding the logins' checks, is in test_takeover.py.
 import asyncio
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -27,6 +28,7 @@ from .shoppers import backend_token, headers, implicit_token, log_in, new_email,
 pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="several workers need PostgreSQL")
 
 LOGINS = 20
+ROUNDS = 8  # each about a second
 PROPAGATION_SECONDS = 1.0  # four revocation polls of 0.25 s
 PROBES_PER_TOKEN = 4  # on fresh connections, so both workers are asked
 
@@ -49,30 +51,59 @@ async def test_no_login_with_the_old_credentials_outlives_the_change_on_any_work
     async with httpx.AsyncClient(base_url=two_workers.url, timeout=30) as http:
         storefront = await implicit_token(http, await make_client(public=True))
         backend = await backend_token(http, await make_client(name="backend"))
-        email = new_email()
-        signed_up = await sign_up(http, storefront, email=email)
-        customer_url = f"/v2/customers/{signed_up.json()['data']['id']}"
+        tokens: list[str] = []
+        for _ in range(ROUNDS):
+            race = await race_logins_against_a_change(http, storefront, backend, two_workers.url)
+            tokens += [answer.json()["data"]["token"] for answer in race.successes]
+            if race.late_successes:
+                break
+        else:
+            pytest.fail(f"in {ROUNDS} rounds no login signed its token after the change")
 
-        async def old_password_login() -> tuple[httpx.Response, float]:
-            async with httpx.AsyncClient(base_url=two_workers.url, timeout=30) as fresh:
-                return await log_in(fresh, storefront, email=email), time.monotonic()
-
-        logins = [asyncio.create_task(old_password_login()) for _ in range(LOGINS)]
-        # Once one has its token, the others are hashing or queued for the hash.
-        await asyncio.wait(logins, return_when=asyncio.FIRST_COMPLETED)
-        update = {"data": {"type": "customer", "email": new_email()}}
-        changed = await http.put(customer_url, json=update, headers=headers(backend))
-        assert changed.status_code == 200, changed.text
-        changed_at = time.monotonic()
-        answers = await asyncio.gather(*logins)
-
-    tokens = [answer.json()["data"]["token"] for answer, _ in answers if answer.is_success]
-    assert {answer.status_code for answer, _ in answers} <= {200, 401}
-    late = [answer for answer, at in answers if answer.is_success and at > changed_at]
-    assert late, "no login signed its token after the change: the race was not run"
-    await asyncio.sleep(max(0.0, changed_at + PROPAGATION_SECONDS - time.monotonic()))
+    await asyncio.sleep(max(0.0, race.changed_at + PROPAGATION_SECONDS - time.monotonic()))
     for token in tokens:
         for _ in range(PROBES_PER_TOKEN):
-            read = two_workers.get(customer_url, headers=headers(storefront, token))
+            read = two_workers.get(race.customer_url, headers=headers(storefront, token))
             assert read.status_code == 401, read.text
-    assert len(two_workers.pids_that_answered(customer_url)) == 2
+    assert len(two_workers.pids_that_answered(race.customer_url)) == 2
+
+
+@dataclass
+class Race:
+    customer_url: str
+    changed_at: float
+    answers: list[tuple[httpx.Response, float]]
+
+    @property
+    def successes(self) -> list[httpx.Response]:
+        return [answer for answer, _ in self.answers if answer.is_success]
+
+    @property
+    def late_successes(self) -> list[httpx.Response]:
+        return [answer for answer, at in self.answers if answer.is_success and at > self.changed_at]
+
+
+async def race_logins_against_a_change(
+    http: httpx.AsyncClient, storefront: str, backend: str, url: str
+) -> Race:
+    """Logins with the password of a fresh shopper, and a backend's email change once the first
+    has its token. Whether any of the others read the account before the change commits is up
+    to the scheduler (in some runs none has): the caller runs rounds until one did."""
+    email = new_email()
+    signed_up = await sign_up(http, storefront, email=email)
+    customer_url = f"/v2/customers/{signed_up.json()['data']['id']}"
+
+    async def old_password_login() -> tuple[httpx.Response, float]:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as fresh:
+            return await log_in(fresh, storefront, email=email), time.monotonic()
+
+    logins = [asyncio.create_task(old_password_login()) for _ in range(LOGINS)]
+    # Once one has its token, the others are hashing or queued for the hash.
+    await asyncio.wait(logins, return_when=asyncio.FIRST_COMPLETED)
+    update = {"data": {"type": "customer", "email": new_email()}}
+    changed = await http.put(customer_url, json=update, headers=headers(backend))
+    assert changed.status_code == 200, changed.text
+    changed_at = time.monotonic()
+    answers = await asyncio.gather(*logins)
+    assert {answer.status_code for answer, _ in answers} <= {200, 401}
+    return Race(customer_url, changed_at, list(answers))
