@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 from starlette.types import ASGIApp
 
+from app.accounts.settings_routes import router as account_settings_router
 from app.customers.email_routes import router as email_router
 from app.customers.lockout import LoginGuard
 from app.customers.mail.shopper_mail import ShopperMail
@@ -175,6 +176,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(provider_links_router)
     app.include_router(password_router)
     app.include_router(email_router)
+    app.include_router(account_settings_router)
     app.include_router(address_router)
     app.include_router(product_router)
     app.include_router(cart_router)

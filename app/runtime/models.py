@@ -1,5 +1,6 @@
 """Every ORM class, imported once so `Base.metadata` is complete (Alembic, tests, CLI)."""
 
+from app.accounts.realms import AccountRealm
 from app.customers.customers import Customer
 from app.customers.mail.outbox import MailRequest
 from app.customers.mail.tokens import MailToken
@@ -20,6 +21,7 @@ from app.store.orders import Order, OrderItem
 from app.store.products import Product
 
 __all__ = [
+    "AccountRealm",
     "Address",
     "AuditEvent",
     "Base",
