@@ -8,6 +8,9 @@ from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 from starlette.types import ASGIApp
 
+from app.accounts.account_member_routes import router as account_members_router
+from app.accounts.member_routes import router as realm_members_router
+from app.accounts.profile_routes import router as password_profiles_router
 from app.accounts.settings_routes import router as account_settings_router
 from app.customers.email_routes import router as email_router
 from app.customers.lockout import LoginGuard
@@ -177,6 +180,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(password_router)
     app.include_router(email_router)
     app.include_router(account_settings_router)
+    app.include_router(password_profiles_router)
+    app.include_router(realm_members_router)
+    app.include_router(account_members_router)
     app.include_router(address_router)
     app.include_router(product_router)
     app.include_router(cart_router)

@@ -1,5 +1,8 @@
 """Every ORM class, imported once so `Base.metadata` is complete (Alembic, tests, CLI)."""
 
+from app.accounts.members import AccountMember
+from app.accounts.password_profiles import PasswordProfile
+from app.accounts.passwords import MemberPassword
 from app.accounts.realms import AccountRealm
 from app.customers.customers import Customer
 from app.customers.mail.outbox import MailRequest
@@ -21,6 +24,7 @@ from app.store.orders import Order, OrderItem
 from app.store.products import Product
 
 __all__ = [
+    "AccountMember",
     "AccountRealm",
     "Address",
     "AuditEvent",
@@ -33,9 +37,11 @@ __all__ = [
     "LoginProvider",
     "MailRequest",
     "MailToken",
+    "MemberPassword",
     "OAuthClient",
     "Order",
     "OrderItem",
+    "PasswordProfile",
     "Product",
     "ProviderLogin",
     "Revocation",
