@@ -9,6 +9,7 @@ from fastapi.telemetry import TelemetryConfig
 from starlette.types import ASGIApp
 
 from app.accounts.account_member_routes import router as account_members_router
+from app.accounts.account_routes import router as accounts_router
 from app.accounts.member_routes import router as realm_members_router
 from app.accounts.profile_routes import router as password_profiles_router
 from app.accounts.settings_routes import router as account_settings_router
@@ -183,6 +184,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(password_profiles_router)
     app.include_router(realm_members_router)
     app.include_router(account_members_router)
+    app.include_router(accounts_router)
     app.include_router(address_router)
     app.include_router(product_router)
     app.include_router(cart_router)

@@ -18,7 +18,14 @@ from app.runtime.db import Database
 from app.runtime.models import Base
 from app.runtime.passwords import password_context
 
-from .accounts.realm import make_member, make_profile, passwords_url, realm_id
+from .accounts.realm import (
+    add_member,
+    make_account,
+    make_member,
+    make_profile,
+    passwords_url,
+    realm_id,
+)
 from .conftest import MakeClient
 from .customers.shoppers import PASSWORD, backend_token, headers, implicit_token, log_in
 from .store.conftest import ADDRESS, add_to_cart, product_body
@@ -180,7 +187,10 @@ async def _accounts(http: httpx.AsyncClient, backend: str) -> dict[str, str]:
     profile = await make_profile(http, backend, realm)
     member, _ = await make_member(http, backend, realm, profile)
     secrets = await http.get(passwords_url(realm, member), headers=headers(backend))
+    account = await make_account(http, backend)
     return {
+        "account_id": account,
+        "membership_id": await add_member(http, backend, account, member),
         "realm_id": realm,
         "profile_id": profile,
         "info_id": member,

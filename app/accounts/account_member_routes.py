@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 
 from app.accounts import members as service
 from app.accounts.members import MEMBER_FILTERS, MEMBER_TYPE, MemberOut, member_json
+from app.accounts.memberships import MembershipOut, list_memberships, membership_json
 from app.accounts.realms import realm_of_store
 from app.http.errors import NotFoundError, error_responses
 from app.http.jsonapi import (
@@ -60,3 +61,20 @@ async def get_account_member(
     if member is None:
         raise NotFoundError()
     return {"data": member_json(member, as_type=MEMBER_TYPE)}
+
+
+@router.get(
+    "/{account_member_id}/account-memberships",
+    summary="The member's memberships, one per account (write)",
+    responses=answers(ListDocument[MembershipOut], 404),
+    openapi_extra=list_parameters(),
+)
+async def list_account_member_memberships(
+    request: Request, session: SessionDep, caller: WriteCaller, account_member_id: uuid.UUID
+) -> Any:
+    realm = await realm_of_store(session, store_id=caller.store_id)
+    if await service.get_member(session, realm_id=realm.id, member_id=account_member_id) is None:
+        raise NotFoundError()
+    page = page_of(request)
+    found, total = await list_memberships(session, page=page, member_id=account_member_id)
+    return list_document(request, [membership_json(m) for m in found], page=page, total=total)

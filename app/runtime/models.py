@@ -1,6 +1,8 @@
 """Every ORM class, imported once so `Base.metadata` is complete (Alembic, tests, CLI)."""
 
+from app.accounts.accounts import Account
 from app.accounts.members import AccountMember
+from app.accounts.memberships import AccountMembership
 from app.accounts.password_profiles import PasswordProfile
 from app.accounts.passwords import MemberPassword
 from app.accounts.realms import AccountRealm
@@ -24,7 +26,9 @@ from app.store.orders import Order, OrderItem
 from app.store.products import Product
 
 __all__ = [
+    "Account",
     "AccountMember",
+    "AccountMembership",
     "AccountRealm",
     "Address",
     "AuditEvent",

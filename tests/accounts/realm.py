@@ -71,3 +71,15 @@ async def make_member(
     response = await http.post(passwords_url(realm, member), json=secret, headers=headers(backend))
     data_of(response, 201)
     return member, username
+
+
+async def make_account(http: httpx.AsyncClient, backend: str, name: str = "Acme") -> str:
+    body = {"data": {"type": "account", "name": name, "legal_name": f"{name} Ltd"}}
+    response = await http.post("/v2/accounts", json=body, headers=headers(backend))
+    return str(data_of(response, 201)["id"])
+
+
+async def add_member(http: httpx.AsyncClient, backend: str, account: str, member: str) -> str:
+    body = {"data": {"type": "account_membership", "account_member_id": member}}
+    url = f"/v2/accounts/{account}/account-memberships"
+    return str(data_of(await http.post(url, json=body, headers=headers(backend)), 201)["id"])
