@@ -13,6 +13,7 @@ from app.accounts.account_routes import router as accounts_router
 from app.accounts.member_routes import router as realm_members_router
 from app.accounts.profile_routes import router as password_profiles_router
 from app.accounts.settings_routes import router as account_settings_router
+from app.accounts.tokens import AccountTokenIssuer
 from app.customers.email_routes import router as email_router
 from app.customers.lockout import LoginGuard
 from app.customers.mail.shopper_mail import ShopperMail
@@ -130,6 +131,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             issuer=settings.issuer,
             audience=settings.audience,
             ttl=settings.customer_token_ttl,
+        )
+        app.state.account_token_issuer = AccountTokenIssuer(
+            keyring, issuer=settings.issuer, audience=settings.audience
         )
         counters = Counters.from_settings(settings)
         app.state.rate_limits = RateLimits(counters, settings)

@@ -1,27 +1,58 @@
-"""`/v2/account-members`: the members of the store's realm, read-only (backends)."""
+"""`/v2/account-members`: the members of the store's realm, read-only (backends), and
+`/v2/account-members/tokens`: their logins, which answer one account token per account."""
 
 import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 
 from app.accounts import members as service
+from app.accounts.logins import MemberCredentialsError, log_in_member, sign_up_member
 from app.accounts.members import MEMBER_FILTERS, MEMBER_TYPE, MemberOut, member_json
-from app.accounts.memberships import MembershipOut, list_memberships, membership_json
+from app.accounts.memberships import (
+    MembershipOut,
+    accounts_of_member,
+    list_memberships,
+    membership_json,
+)
+from app.accounts.password_profiles import get_profile
+from app.accounts.realm_paths import HasherDep
 from app.accounts.realms import realm_of_store
+from app.accounts.tokens import AccountTokenIssuer, AccountTokenRequest, AccountTokensOut
+from app.customers.lockout import LoginGuard
+from app.customers.router import limit_logins
 from app.http.errors import NotFoundError, error_responses
 from app.http.jsonapi import (
+    Body,
     Document,
     JsonApiRoute,
     ListDocument,
+    Page,
     answers,
     filter_of,
     list_document,
     list_parameters,
     page_of,
 )
-from app.http.security import WriteCaller
+from app.http.security import ReadCaller, WriteCaller
 from app.runtime.db import SessionDep
+from app.runtime.ratelimit import client_host
+
+LOGIN_DESCRIPTION = """\
+`password`: a member's `username` and `password` in the password profile `password_profile_id`
+of the store's realm. An unknown username, a wrong password and a profile of another realm get
+the same 401; failures count towards the same lockout as customers' logins (429).
+
+`self_signup` (where the realm's settings enable it, else 403): also the new member's `name` and
+`email`; creates the member, their username and password in the profile and, if the realm says
+so, an account named after them. A username taken in the profile is a 409.
+
+The answer (201) holds one token per account the member belongs to, for
+`EP-Account-Management-Authentication-Token`; a member of no account gets none.
+"""
+
+PROFILE_ELSEWHERE = "The password profile does not exist in this realm."
 
 router = APIRouter(
     prefix="/v2/account-members",
@@ -78,3 +109,66 @@ async def list_account_member_memberships(
     page = page_of(request)
     found, total = await list_memberships(session, page=page, member_id=account_member_id)
     return list_document(request, [membership_json(m) for m in found], page=page, total=total)
+
+
+@router.post(
+    "/tokens",
+    status_code=201,
+    summary="Log an account member in, or sign one up: a token per account (read)",
+    description=LOGIN_DESCRIPTION,
+    responses=answers(AccountTokensOut, 409, 413, 429, status=201),
+)
+async def create_account_member_token(
+    request: Request,
+    body: Body[AccountTokenRequest],
+    session: SessionDep,
+    caller: ReadCaller,
+    hasher: HasherDep,
+) -> Any:
+    host = client_host(request.scope)
+    await limit_logins(request, caller, host)
+    login = body.data
+    assert login.password_profile_id and login.username and login.password  # the model checked
+    realm = await realm_of_store(session, store_id=caller.store_id)
+    profile = await get_profile(session, realm_id=realm.id, profile_id=login.password_profile_id)
+    if login.authentication_mechanism == "self_signup":
+        if profile is None:
+            raise NotFoundError(PROFILE_ELSEWHERE)
+        assert login.name and login.email  # the model checked
+        member = await sign_up_member(
+            session,
+            hasher=hasher,
+            realm=realm,
+            profile=profile,
+            name=login.name,
+            email=login.email,
+            username=login.username,
+            password=login.password,
+        )
+        epoch = member.credential_epoch
+    else:
+        if profile is None:
+            raise MemberCredentialsError()
+        guard: LoginGuard = request.app.state.login_guard
+        member, epoch = await log_in_member(
+            session,
+            hasher=hasher,
+            guard=guard,
+            store_id=caller.store_id,
+            profile=profile,
+            username=login.username,
+            password=login.password,
+            host=host,
+        )
+    issuer: AccountTokenIssuer = request.app.state.account_token_issuer
+    tokens = await issuer.issue(
+        member,
+        await accounts_of_member(session, member_id=member.id),
+        store_id=caller.store_id,
+        epoch=epoch,
+        ttl=realm.token_timeout_seconds,
+    )
+    page = Page(limit=max(1, len(tokens)), offset=0)
+    document = list_document(request, [t.json() for t in tokens], page=page, total=len(tokens))
+    document["meta"]["account_member_id"] = str(member.id)
+    return JSONResponse(document, status_code=201)
