@@ -1,0 +1,85 @@
+"""The official commerce JavaScript SDKs, unmodified, set accounts up and log members in.
+
+`tests/js/sdk_accounts.mjs` drives `@elasticpath/js-sdk` (and `@moltin/sdk`, which has the same
+calls) under Node against the live server: a backend gateway reads and changes the account
+authentication settings, creates a password profile, a member with a username and password,
+two accounts and the member's memberships; a storefront gateway logs the member in (a token per
+account), is refused a wrong password, and signs a new member up. Every call is the SDK's own.
+"""
+
+from typing import Any
+
+import pytest
+
+from app.oauth.clients import CreatedClient
+
+from ..conftest import LiveServer, MakeClient
+from ..node import SDKS, node_with_sdks, run_script
+
+pytestmark = pytest.mark.node
+
+TOKEN_TYPE = "account_management_authentication_token"
+
+
+async def run_story(
+    node: str, server: LiveServer, sdk: str, storefront: CreatedClient, backend: CreatedClient
+) -> dict[str, Any]:
+    assert backend.client_secret is not None
+    environment = {
+        "KEYHOUSE_URL": server.url,
+        "SDK": sdk,
+        "PUBLIC_CLIENT_ID": storefront.client.id,
+        "BACKEND_CLIENT_ID": backend.client.id,
+        "BACKEND_CLIENT_SECRET": backend.client_secret,
+    }
+    report: dict[str, Any] = await run_script(node, "sdk_accounts.mjs", environment)
+    return report
+
+
+def assert_set_up(report: dict[str, Any]) -> None:
+    settings = report["settings"]
+    assert settings["type"] == "account_authentication_settings"
+    assert settings["account_management_authentication_token_timeout_secs"] == 86400
+    assert report["settings_updated"]["enable_self_signup"] is True
+    profile = report["password_profile"]
+    assert (profile["type"], profile["username_format"]) == ("password_profile", "email")
+    assert report["password_profile_ids"] == [profile["id"]] == [report["password_profile_got"]]
+    member = report["account_member"]
+    assert member["type"] == "account_member"
+    assert member["id"] == report["user_authentication_info"]["id"]
+    assert report["account_member_ids"] == [member["id"]]
+    secret = report["password_profile_info"]
+    assert secret["username"] == "ron@example.com" and "password" not in secret
+    assert report["password_profile_info_ids"] == [secret["id"]]
+    assert report["accounts_listed"] == report["account_ids"]
+    assert report["memberships_of_first"] == [member["id"]]
+    assert report["memberships_of_member"] == report["account_ids"]
+
+
+def assert_logins(report: dict[str, Any]) -> None:
+    login = report["login"]
+    assert [t["account_id"] for t in login["data"]] == report["account_ids"]
+    assert [t["account_name"] for t in login["data"]] == ["Acme", "Bolt"]
+    assert {t["type"] for t in login["data"]} == {TOKEN_TYPE}
+    assert login["meta"]["account_member_id"] == report["account_member"]["id"]
+    wrong = report["wrong_password"]
+    assert wrong["status"] == 401
+    assert wrong["body"]["errors"][0]["detail"] == "The username or password is incorrect."
+    assert [s["status"] for s in report["steps"]["account_token_password"]][-1] == 201
+    signup = report["signup"]
+    (token,) = signup["data"]
+    assert token["account_name"] == "Leslie Knope"
+    assert signup["meta"]["account_member_id"] != report["account_member"]["id"]
+
+
+@pytest.mark.parametrize("sdk", SDKS)
+async def test_sdk_account_management_story(
+    live_server: LiveServer, make_client: MakeClient, sdk: str
+) -> None:
+    node = node_with_sdks()
+    storefront = await make_client(name="storefront", public=True)
+    backend = await make_client(name="backend")
+    report = await run_story(node, live_server, sdk, storefront, backend)
+    assert report["sdk"] == sdk
+    assert_set_up(report)
+    assert_logins(report)
