@@ -35,7 +35,8 @@ from app.http.jsonapi import (
     list_parameters,
     page_of,
 )
-from app.http.security import ReadCaller, WriteCaller
+from app.http.security import InsufficientScopeError, ReadCaller, WriteCaller
+from app.oauth.scopes import WRITE
 from app.runtime.db import SessionDep
 from app.runtime.ratelimit import client_host
 
@@ -81,12 +82,17 @@ async def list_account_members(request: Request, session: SessionDep, caller: Wr
 
 @router.get(
     "/{account_member_id}",
-    summary="An account member (write)",
+    summary="An account member (write; an account token: its own member)",
     responses=answers(Document[MemberOut], 404),
 )
 async def get_account_member(
-    session: SessionDep, caller: WriteCaller, account_member_id: uuid.UUID
+    session: SessionDep, caller: ReadCaller, account_member_id: uuid.UUID
 ) -> Any:
+    if not caller.is_backend:
+        if caller.account is None:
+            raise InsufficientScopeError(WRITE)
+        if caller.account.member_id != account_member_id:
+            raise NotFoundError()
     realm = await realm_of_store(session, store_id=caller.store_id)
     member = await service.get_member(session, realm_id=realm.id, member_id=account_member_id)
     if member is None:

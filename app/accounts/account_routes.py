@@ -37,7 +37,7 @@ from app.http.jsonapi import (
     list_parameters,
     page_of,
 )
-from app.http.security import WriteCaller
+from app.http.security import ReadCaller, WriteCaller
 from app.runtime.db import SessionDep
 
 router = APIRouter(
@@ -58,6 +58,19 @@ async def _account(session: SessionDep, caller: WriteCaller, account_id: uuid.UU
 
 
 AccountDep = Annotated[Account, Depends(_account)]
+
+
+async def _readable_account(
+    session: SessionDep, caller: ReadCaller, account_id: uuid.UUID
+) -> Account:
+    caller.check_account(account_id)  # an account token reads its own account only
+    account = await service.get_account(session, store_id=caller.store_id, account_id=account_id)
+    if account is None:
+        raise NotFoundError()
+    return account
+
+
+ReadableAccount = Annotated[Account, Depends(_readable_account)]
 
 
 async def _membership(
@@ -103,9 +116,11 @@ async def list_accounts(request: Request, session: SessionDep, caller: WriteCall
 
 
 @router.get(
-    "/{account_id}", summary="An account (write)", responses=answers(Document[AccountOut], 404)
+    "/{account_id}",
+    summary="An account (write; an account token: its own)",
+    responses=answers(Document[AccountOut], 404),
 )
-async def get_account(account: AccountDep) -> Any:
+async def get_account(account: ReadableAccount) -> Any:
     return {"data": account_json(account)}
 
 
