@@ -4,7 +4,10 @@
 calls) under Node against the live server: a backend gateway reads and changes the account
 authentication settings, creates a password profile, a member with a username and password,
 two accounts and the member's memberships; a storefront gateway logs the member in (a token per
-account), is refused a wrong password, and signs a new member up. Every call is the SDK's own.
+account), is refused a wrong password, and signs a new member up. Then, with one account's token
+beside the implicit token, it reads the account, fills an account cart, lists the account's
+carts, checks out with `CheckoutWithAccountManagementToken` and lists the account's orders; the
+other account's token sees none of it (404, or empty lists). Every call is the SDK's own.
 """
 
 from typing import Any
@@ -72,6 +75,24 @@ def assert_logins(report: dict[str, Any]) -> None:
     assert signup["meta"]["account_member_id"] != report["account_member"]["id"]
 
 
+def assert_account_store(report: dict[str, Any]) -> None:
+    acme = report["account_ids"][0]
+    assert report["own_account"] == {"id": acme, "name": "Acme"}
+    assert report["other_account"]["status"] == 404
+    assert report["cart_items"] == [
+        {"product_id": report["cart_items"][0]["product_id"], "quantity": 2}
+    ]
+    assert report["acme_carts"] == ["acme-sdk-cart"]
+    assert report["bolt_carts"] == []
+    assert report["other_cart"]["status"] == 404
+    assert report["order"]["account"] == {"type": "account", "id": acme}
+    assert report["order"]["customer"] == {"name": "Ron Swanson", "email": "ron@example.com"}
+    assert report["acme_orders"] == [report["order"]["id"]]
+    assert report["bolt_orders"] == []
+    assert report["other_order"]["status"] == 404
+    assert report["account_header_sent"] == ["EP-Account-Management-Authentication-Token"]
+
+
 @pytest.mark.parametrize("sdk", SDKS)
 async def test_sdk_account_management_story(
     live_server: LiveServer, make_client: MakeClient, sdk: str
@@ -83,3 +104,4 @@ async def test_sdk_account_management_story(
     assert report["sdk"] == sdk
     assert_set_up(report)
     assert_logins(report)
+    assert_account_store(report)

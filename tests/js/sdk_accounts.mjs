@@ -15,6 +15,16 @@ import fs from 'node:fs';
 
 const SDKS = ['@moltin/sdk', '@elasticpath/js-sdk'];
 const USERNAME = 'ron@example.com';
+const ACCOUNT_HEADER = 'EP-Account-Management-Authentication-Token';
+const CART_REF = 'acme-sdk-cart';
+const ADDRESS = {
+  first_name: 'Ron',
+  last_name: 'Swanson',
+  line_1: '1 Sun Street',
+  city: 'London',
+  postcode: 'E1 6AN',
+  country: 'GB',
+};
 const PASSWORD = 'correct horse battery staple';
 
 for (const level of ['log', 'info', 'debug', 'warn']) {
@@ -222,6 +232,67 @@ async function main() {
     }),
   );
   report.signup = { data: signup.data, meta: signup.meta };
+
+  // 5. With Acme's token beside the implicit one: Acme's account, an Acme cart, checkout and
+  // Acme's orders; Bolt's token sees none of it. The SDK sends the header itself where a call
+  // takes the token (AddProduct's headers, CheckoutWithAccountManagementToken); elsewhere the
+  // gateway's `headers` option carries it, as storefronts built on the SDK do.
+  const product = await step('product_create', () =>
+    backend.Products.Create({
+      name: 'Account Tee',
+      slug: 'account-tee',
+      sku: 'ACCOUNT-TEE',
+      description: 'A tee bought for an account.',
+      manage_stock: false,
+      price: [{ amount: 1999, currency: 'USD', includes_tax: true }],
+      status: 'live',
+      commodity_type: 'physical',
+    }),
+  );
+  const [acme, bolt] = login.data;
+  const acmeFront = makeGateway('acme', { client_id: publicClientId }, { [ACCOUNT_HEADER]: acme.token });
+  const boltFront = makeGateway('bolt', { client_id: publicClientId }, { [ACCOUNT_HEADER]: bolt.token });
+  const ownAccount = await step('account_get_own', () => acmeFront.Accounts.Get(acme.account_id));
+  report.own_account = { id: ownAccount.data.id, name: ownAccount.data.name };
+  report.other_account = await refused('account_get_other', () =>
+    boltFront.Accounts.Get(acme.account_id),
+  );
+  const added = await step('account_cart_add', () =>
+    storefront.Cart(CART_REF).AddProduct(product.data.id, 2, {}, false, null, {
+      [ACCOUNT_HEADER]: acme.token,
+    }),
+  );
+  report.cart_items = added.data.map((i) => ({ product_id: i.product_id, quantity: i.quantity }));
+  const carts = await step('account_carts_list', () => acmeFront.Cart().GetCartsList());
+  report.acme_carts = carts.data.map((c) => c.id);
+  const boltCarts = await step('account_carts_list_other', () => boltFront.Cart().GetCartsList());
+  report.bolt_carts = boltCarts.data.map((c) => c.id);
+  report.other_cart = await refused('account_cart_get_other', () => boltFront.Cart(CART_REF).Get());
+  const order = await step('account_checkout', () =>
+    storefront
+      .Cart(CART_REF)
+      .CheckoutWithAccountManagementToken(
+        { name: 'Ron Swanson', email: USERNAME },
+        ADDRESS,
+        ADDRESS,
+        acme.token,
+      ),
+  );
+  report.order = {
+    id: order.data.id,
+    account: order.data.relationships.account?.data ?? null,
+    customer: order.data.customer,
+  };
+  const orders = await step('account_orders', () => acmeFront.Orders.All());
+  report.acme_orders = orders.data.map((o) => o.id);
+  const boltOrders = await step('account_orders_other', () => boltFront.Orders.All());
+  report.bolt_orders = boltOrders.data.map((o) => o.id);
+  report.other_order = await refused('account_order_get_other', () =>
+    boltFront.Orders.Get(order.data.id),
+  );
+  report.account_header_sent = requests
+    .filter((r) => r.gateway === 'storefront' && r.path.endsWith('/checkout'))
+    .map((r) => Object.keys(r.headers).find((k) => k.toLowerCase() === ACCOUNT_HEADER.toLowerCase()) || null);
 
   process.stdout.write(JSON.stringify(report, null, 2) + '\n');
 }
