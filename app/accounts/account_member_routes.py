@@ -6,10 +6,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import members as service
 from app.accounts.logins import MemberCredentialsError, log_in_member, sign_up_member
-from app.accounts.members import MEMBER_FILTERS, MEMBER_TYPE, MemberOut, member_json
+from app.accounts.members import MEMBER_FILTERS, MEMBER_TYPE, AccountMember, MemberOut, member_json
 from app.accounts.memberships import (
     MembershipOut,
     accounts_of_member,
@@ -18,11 +19,11 @@ from app.accounts.memberships import (
 )
 from app.accounts.password_profiles import get_profile
 from app.accounts.realm_paths import HasherDep
-from app.accounts.realms import realm_of_store
+from app.accounts.realms import AccountRealm, realm_of_store
 from app.accounts.tokens import AccountTokenIssuer, AccountTokenRequest, AccountTokensOut
 from app.customers.lockout import LoginGuard
 from app.customers.router import limit_logins
-from app.http.errors import NotFoundError, error_responses
+from app.http.errors import KeyhouseError, NotFoundError, error_responses
 from app.http.jsonapi import (
     Body,
     Document,
@@ -35,15 +36,21 @@ from app.http.jsonapi import (
     list_parameters,
     page_of,
 )
-from app.http.security import InsufficientScopeError, ReadCaller, WriteCaller
+from app.http.security import Caller, InsufficientScopeError, ReadCaller, WriteCaller
 from app.oauth.scopes import WRITE
+from app.oauth.verification import REALM
 from app.runtime.db import SessionDep
+from app.runtime.passwords import PasswordHasher
 from app.runtime.ratelimit import client_host
 
 LOGIN_DESCRIPTION = """\
 `password`: a member's `username` and `password` in the password profile `password_profile_id`
 of the store's realm. An unknown username, a wrong password and a profile of another realm get
 the same 401; failures count towards the same lockout as customers' logins (429).
+
+`account_management_authentication_token`, with the current account token in
+`EP-Account-Management-Authentication-Token`: fresh tokens for every account of its member, for
+switching accounts and for renewal (401 without one).
 
 `self_signup` (where the realm's settings enable it, else 403): also the new member's `name` and
 `email`; creates the member, their username and password in the profile and, if the realm says
@@ -117,6 +124,70 @@ async def list_account_member_memberships(
     return list_document(request, [membership_json(m) for m in found], page=page, total=total)
 
 
+class AccountTokenRequiredError(KeyhouseError):
+    status_code = 401
+    title = "Unauthorized"
+    default_detail = (
+        "Switching accounts needs the current account token in "
+        "EP-Account-Management-Authentication-Token."
+    )
+
+    def response_headers(self) -> dict[str, str]:
+        return {**self.headers, "WWW-Authenticate": f'Bearer {REALM}, error="invalid_token"'}
+
+
+async def _current_member(session: AsyncSession, caller: Caller) -> tuple[AccountMember, int]:
+    """The member of the account token sent beside the access token, for switching accounts."""
+    if caller.account is None:
+        raise AccountTokenRequiredError()
+    member = await session.get(AccountMember, caller.account.member_id)
+    if member is None:  # deleted this moment: its tokens are being revoked
+        raise AccountTokenRequiredError()
+    return member, caller.account.credential_epoch
+
+
+async def _log_in(
+    request: Request,
+    session: AsyncSession,
+    caller: Caller,
+    login: AccountTokenRequest,
+    realm: AccountRealm,
+    hasher: PasswordHasher,
+    host: str,
+) -> tuple[AccountMember, int]:
+    """A password login, or a self sign-up: the member and their credential epoch."""
+    assert login.password_profile_id and login.username and login.password  # the model checked
+    profile = await get_profile(session, realm_id=realm.id, profile_id=login.password_profile_id)
+    if login.authentication_mechanism == "self_signup":
+        if profile is None:
+            raise NotFoundError(PROFILE_ELSEWHERE)
+        assert login.name and login.email  # the model checked
+        member = await sign_up_member(
+            session,
+            hasher=hasher,
+            realm=realm,
+            profile=profile,
+            name=login.name,
+            email=login.email,
+            username=login.username,
+            password=login.password,
+        )
+        return member, member.credential_epoch
+    if profile is None:
+        raise MemberCredentialsError()
+    guard: LoginGuard = request.app.state.login_guard
+    return await log_in_member(
+        session,
+        hasher=hasher,
+        guard=guard,
+        store_id=caller.store_id,
+        profile=profile,
+        username=login.username,
+        password=login.password,
+        host=host,
+    )
+
+
 @router.post(
     "/tokens",
     status_code=201,
@@ -133,39 +204,12 @@ async def create_account_member_token(
 ) -> Any:
     host = client_host(request.scope)
     await limit_logins(request, caller, host)
-    login = body.data
-    assert login.password_profile_id and login.username and login.password  # the model checked
     realm = await realm_of_store(session, store_id=caller.store_id)
-    profile = await get_profile(session, realm_id=realm.id, profile_id=login.password_profile_id)
-    if login.authentication_mechanism == "self_signup":
-        if profile is None:
-            raise NotFoundError(PROFILE_ELSEWHERE)
-        assert login.name and login.email  # the model checked
-        member = await sign_up_member(
-            session,
-            hasher=hasher,
-            realm=realm,
-            profile=profile,
-            name=login.name,
-            email=login.email,
-            username=login.username,
-            password=login.password,
-        )
-        epoch = member.credential_epoch
+    login = body.data
+    if login.authentication_mechanism == "account_management_authentication_token":
+        member, epoch = await _current_member(session, caller)
     else:
-        if profile is None:
-            raise MemberCredentialsError()
-        guard: LoginGuard = request.app.state.login_guard
-        member, epoch = await log_in_member(
-            session,
-            hasher=hasher,
-            guard=guard,
-            store_id=caller.store_id,
-            profile=profile,
-            username=login.username,
-            password=login.password,
-            host=host,
-        )
+        member, epoch = await _log_in(request, session, caller, login, realm, hasher, host)
     issuer: AccountTokenIssuer = request.app.state.account_token_issuer
     tokens = await issuer.issue(
         member,

@@ -23,17 +23,21 @@ ACCOUNT_GRANT = "account_member"
 MECHANISM_FIELDS = {
     "password": ("password_profile_id", "username", "password"),
     "self_signup": ("password_profile_id", "username", "password", "name", "email"),
+    # With the current account token beside the access token: switching accounts, renewal.
+    "account_management_authentication_token": (),
 }
 
 
 class AccountTokenRequest(BaseModel):
     """`{"data": {"type": "account_management_authentication_token", "authentication_mechanism":
     "password", "password_profile_id", "username", "password"}}`, or `self_signup` with the new
-    member's `name` and `email` too."""
+    member's `name` and `email` too, or `account_management_authentication_token` alone."""
 
     model_config = ConfigDict(extra="ignore")
     type: str = Field(pattern=f"^{TOKEN_TYPE}$")
-    authentication_mechanism: Literal["password", "self_signup"]
+    authentication_mechanism: Literal[
+        "password", "self_signup", "account_management_authentication_token"
+    ]
     password_profile_id: uuid.UUID | None = None
     # Not checked further: whatever it is, an unknown username is the same 401 as a bad password.
     username: StorableText | None = Field(default=None, min_length=1, max_length=254)

@@ -7,7 +7,8 @@ two accounts and the member's memberships; a storefront gateway logs the member 
 account), is refused a wrong password, and signs a new member up. Then, with one account's token
 beside the implicit token, it reads the account, fills an account cart, lists the account's
 carts, checks out with `CheckoutWithAccountManagementToken` and lists the account's orders; the
-other account's token sees none of it (404, or empty lists). Every call is the SDK's own.
+other account's token sees none of it (404, or empty lists); and the token is exchanged for
+fresh tokens of every account of its member (switching). Every call is the SDK's own.
 """
 
 from typing import Any
@@ -91,6 +92,7 @@ def assert_account_store(report: dict[str, Any]) -> None:
     assert report["bolt_orders"] == []
     assert report["other_order"]["status"] == 404
     assert report["account_header_sent"] == ["EP-Account-Management-Authentication-Token"]
+    assert report["switched"] == report["account_ids"]
 
 
 @pytest.mark.parametrize("sdk", SDKS)

@@ -204,3 +204,25 @@ async def test_a_token_of_another_store_is_401(
     their_backend = await backend_token(http, await make_client(name="b", store_id=other.id))
     sent = {**headers(their_backend), HEADER: setup.a.token}
     assert_errors(await http.get("/v2/orders", headers=sent), 401)
+
+
+async def test_switching_accounts_with_the_current_token(
+    http: httpx.AsyncClient, setup: Setup
+) -> None:
+    a, b = setup.a, setup.b
+    await add_member(http, setup.backend, b.account, a.id)  # A's member joins Bolt too
+    switch = {
+        "data": {
+            "type": "account_management_authentication_token",
+            "authentication_mechanism": "account_management_authentication_token",
+        }
+    }
+    response = await http.post(TOKENS_URL, json=switch, headers=setup.as_member(a))
+    assert response.status_code == 201, response.text
+    tokens = response.json()["data"]
+    assert [t["account_id"] for t in tokens] == [a.account, b.account]
+    assert response.json()["meta"]["account_member_id"] == a.id
+    bolt = {**headers(setup.storefront), HEADER: tokens[1]["token"]}
+    assert data_of(await http.get(f"/v2/accounts/{b.account}", headers=bolt), 200)["name"] == "Bolt"
+    without = await http.post(TOKENS_URL, json=switch, headers=headers(setup.storefront))
+    assert_errors(without, 401)

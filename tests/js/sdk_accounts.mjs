@@ -290,6 +290,14 @@ async function main() {
   report.other_order = await refused('account_order_get_other', () =>
     boltFront.Orders.Get(order.data.id),
   );
+  // 6. Switching: Acme's token asks for fresh tokens of every account of its member.
+  const switched = await step('account_token_switch', () =>
+    acmeFront.AccountMembers.GenerateAccountToken({
+      type: 'account_management_authentication_token',
+      authentication_mechanism: 'account_management_authentication_token',
+    }),
+  );
+  report.switched = switched.data.map((t) => t.account_id);
   report.account_header_sent = requests
     .filter((r) => r.gateway === 'storefront' && r.path.endsWith('/checkout'))
     .map((r) => Object.keys(r.headers).find((k) => k.toLowerCase() === ACCOUNT_HEADER.toLowerCase()) || null);
