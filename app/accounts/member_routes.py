@@ -1,6 +1,7 @@
 """`/v2/authentication-realms/{realm_id}/user-authentication-info`: a realm's members (their
 identity), and under each, `…/user-authentication-password-profile-info`: their usernames and
-passwords, one per password profile. Backends (write) only."""
+passwords, one per password profile. Backends (write) only; but a member may change their own
+username and password with their account token where the realm allows it."""
 
 import uuid
 from typing import Annotated, Any
@@ -27,7 +28,8 @@ from app.accounts.passwords import (
     password_json,
 )
 from app.accounts.realm_paths import HasherDep, WritableRealm
-from app.http.errors import NotFoundError, error_responses
+from app.accounts.realms import find_realm
+from app.http.errors import KeyhouseError, NotFoundError, error_responses
 from app.http.jsonapi import (
     Body,
     Document,
@@ -39,7 +41,9 @@ from app.http.jsonapi import (
     list_parameters,
     page_of,
 )
+from app.http.security import InsufficientScopeError, ReadCaller
 from app.oauth.revocation import Revocation, RevocationList
+from app.oauth.scopes import WRITE
 from app.observability import metrics
 from app.runtime.db import SessionDep
 
@@ -73,6 +77,49 @@ async def _password(
 
 
 PasswordDep = Annotated[MemberPassword, Depends(_password)]
+
+
+class SelfManagementDisabledError(KeyhouseError):
+    status_code = 403
+    title = "Forbidden"
+    default_detail = "This store's account members may not change their own credentials."
+
+
+async def _managed_member(
+    session: SessionDep, caller: ReadCaller, realm_id: uuid.UUID, info_id: uuid.UUID
+) -> AccountMember:
+    """A backend's member, or a member's own with their account token where the realm's
+    `account_member_self_management` is `update_only`; another member is 404."""
+    if not caller.is_backend and caller.account is None:
+        raise InsufficientScopeError(WRITE)
+    realm = await find_realm(session, store_id=caller.store_id)
+    if realm is None or realm.id != realm_id:
+        raise NotFoundError()
+    if not caller.is_backend:
+        assert caller.account is not None
+        if caller.account.member_id != info_id:
+            raise NotFoundError()
+        if realm.account_member_self_management != "update_only":
+            raise SelfManagementDisabledError()
+    member = await service.get_member(session, realm_id=realm.id, member_id=info_id)
+    if member is None:
+        raise NotFoundError()
+    return member
+
+
+ManagedMember = Annotated[AccountMember, Depends(_managed_member)]
+
+
+async def _managed_password(
+    session: SessionDep, member: ManagedMember, password_info_id: uuid.UUID
+) -> MemberPassword:
+    row = await passwords.get_password(session, member_id=member.id, password_id=password_info_id)
+    if row is None:
+        raise NotFoundError()
+    return row
+
+
+ManagedPassword = Annotated[MemberPassword, Depends(_managed_password)]
 
 
 def apply_revocation(request: Request, revocation: Revocation) -> None:
@@ -190,19 +237,22 @@ async def get_user_authentication_password_profile_info(row: PasswordDep) -> Any
 
 @router.put(
     PASSWORDS + "/{password_info_id}",
-    summary="Change a member's username or password (write); a new password ends their tokens",
+    summary="Change a member's username or password (write; a member's own account token where "
+    "the realm allows self-management); a new password ends the member's other tokens",
     responses=answers(Document[MemberPasswordOut], 409, 413),
 )
 async def update_user_authentication_password_profile_info(
     request: Request,
     body: Body[MemberPasswordUpdate],
     session: SessionDep,
-    member: MemberDep,
-    row: PasswordDep,
+    caller: ReadCaller,
+    member: ManagedMember,
+    row: ManagedPassword,
     hasher: HasherDep,
 ) -> Any:
+    spared = caller.account.token_id if caller.account is not None else None
     revocation = await passwords.update_password(
-        session, hasher=hasher, member=member, row=row, data=body.data
+        session, hasher=hasher, member=member, row=row, data=body.data, spared_token_id=spared
     )
     if revocation is not None:
         apply_revocation(request, revocation)

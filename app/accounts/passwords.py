@@ -175,9 +175,11 @@ async def update_password(
     member: AccountMember,
     row: MemberPassword,
     data: MemberPasswordUpdate,
+    spared_token_id: str | None = None,
 ) -> Revocation | None:
     """A new username and/or password; a new password moves the member's credential epoch and
-    returns the revocation of their earlier tokens, for the caller to apply once committed."""
+    returns the revocation of their earlier tokens (but `spared_token_id`, the one a member
+    changed their own password with), for the caller to apply once committed."""
     if data.username is not None:
         profile = await session.get(PasswordProfile, row.password_profile_id)
         assert profile is not None  # the foreign key
@@ -187,13 +189,15 @@ async def update_password(
     if data.password is not None:
         await release_connection(session)
         row.password_hash = await hasher.hash(data.password)
-        revocation = await _move_epoch(session, member)
+        revocation = await _move_epoch(session, member, spared_token_id)
     row.updated_at = utcnow()
     await _commit_unique(session)
     return revocation
 
 
-async def _move_epoch(session: AsyncSession, member: AccountMember) -> Revocation:
+async def _move_epoch(
+    session: AsyncSession, member: AccountMember, spared_token_id: str | None
+) -> Revocation:
     epoch = member.credential_epoch
     await session.execute(
         update(AccountMember)
@@ -203,7 +207,11 @@ async def _move_epoch(session: AsyncSession, member: AccountMember) -> Revocatio
     )
     member.credential_epoch = epoch + 1
     return revoke_credentials(
-        session, subject=str(member.id), epoch=epoch + 1, max_token_lifetime=MAX_TOKEN_TIMEOUT
+        session,
+        subject=str(member.id),
+        epoch=epoch + 1,
+        max_token_lifetime=MAX_TOKEN_TIMEOUT,
+        spared_token_id=spared_token_id,
     )
 
 

@@ -8,7 +8,8 @@ account), is refused a wrong password, and signs a new member up. Then, with one
 beside the implicit token, it reads the account, fills an account cart, lists the account's
 carts, checks out with `CheckoutWithAccountManagementToken` and lists the account's orders; the
 other account's token sees none of it (404, or empty lists); and the token is exchanged for
-fresh tokens of every account of its member (switching). Every call is the SDK's own.
+fresh tokens of every account of its member (switching), and the member changes their own
+password with it (self-management) and logs in with the new one. Every call is the SDK's own.
 """
 
 from typing import Any
@@ -93,6 +94,8 @@ def assert_account_store(report: dict[str, Any]) -> None:
     assert report["other_order"]["status"] == 404
     assert report["account_header_sent"] == ["EP-Account-Management-Authentication-Token"]
     assert report["switched"] == report["account_ids"]
+    assert report["own_password_changed"] == report["password_profile_info"]["id"]
+    assert report["relogin"] == report["account_ids"]
 
 
 @pytest.mark.parametrize("sdk", SDKS)

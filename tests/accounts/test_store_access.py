@@ -19,7 +19,16 @@ from app.runtime.db import Database
 from ..customers.shoppers import backend_token, headers, new_shopper
 from ..store.conftest import ADDRESS, product_body
 from ..world import assert_errors
-from .realm import add_member, data_of, make_account, make_member, make_profile, realm_id
+from .realm import (
+    SETTINGS_URL,
+    add_member,
+    data_of,
+    make_account,
+    make_member,
+    make_profile,
+    passwords_url,
+    realm_id,
+)
 from .test_tokens import TOKENS_URL, login_body
 
 HEADER = "EP-Account-Management-Authentication-Token"
@@ -226,3 +235,48 @@ async def test_switching_accounts_with_the_current_token(
     assert data_of(await http.get(f"/v2/accounts/{b.account}", headers=bolt), 200)["name"] == "Bolt"
     without = await http.post(TOKENS_URL, json=switch, headers=headers(setup.storefront))
     assert_errors(without, 401)
+
+
+async def test_a_member_changes_their_own_password_where_the_realm_allows_it(
+    http: httpx.AsyncClient, setup: Setup
+) -> None:
+    a, b = setup.a, setup.b
+    realm = await realm_id(http, setup.backend)
+    secrets = await http.get(passwords_url(realm, a.id), headers=headers(setup.backend))
+    (secret,) = secrets.json()["data"]
+    url = f"{passwords_url(realm, a.id)}/{secret['id']}"
+    change = {
+        "data": {
+            "type": "user_authentication_password_profile_info",
+            "password": "a brand new password",
+        }
+    }
+    assert_errors(await http.put(url, json=change, headers=setup.as_member(a)), 403)  # off
+    assert_errors(await http.put(url, json=change, headers=headers(setup.storefront)), 403)
+    settings = {
+        "data": {
+            "type": "account_authentication_settings",
+            "account_member_self_management": "update_only",
+        }
+    }
+    data_of(await http.put(SETTINGS_URL, json=settings, headers=headers(setup.backend)), 200)
+    assert_errors(await http.put(url, json=change, headers=setup.as_member(b)), 404)  # not theirs
+    # another token of the member, from a second login
+    again = await http.post(
+        TOKENS_URL,
+        json=login_body(secret["password_profile_id"], secret["username"]),
+        headers=headers(setup.storefront),
+    )
+    (other_token,) = data_of(again, 201)
+    changed = data_of(await http.put(url, json=change, headers=setup.as_member(a)), 200)
+    assert changed["username"] == secret["username"]
+    # the token it was changed with goes on; the member's other tokens end
+    assert (
+        await http.get(f"/v2/accounts/{a.account}", headers=setup.as_member(a))
+    ).status_code == 200
+    other = setup.as_member(a, other_token["token"])
+    assert_errors(await http.get(f"/v2/accounts/{a.account}", headers=other), 401)
+    login = login_body(secret["password_profile_id"], secret["username"], "a brand new password")
+    assert (
+        await http.post(TOKENS_URL, json=login, headers=headers(setup.storefront))
+    ).status_code == 201

@@ -26,6 +26,7 @@ const ADDRESS = {
   country: 'GB',
 };
 const PASSWORD = 'correct horse battery staple';
+const NEW_PASSWORD = 'a brand new password';
 
 for (const level of ['log', 'info', 'debug', 'warn']) {
   console[level] = (...args) => process.stderr.write(`[sdk console.${level}] ${args.join(' ')}\n`);
@@ -129,6 +130,7 @@ async function main() {
     backend.AccountAuthenticationSettings.Update({
       enable_self_signup: true,
       auto_create_account_for_account_members: true,
+      account_member_self_management: 'update_only',
     }),
   );
   report.settings_updated = updated.data;
@@ -298,6 +300,32 @@ async function main() {
     }),
   );
   report.switched = switched.data.map((t) => t.account_id);
+  // 7. Self-management: the member changes their own password with their account token, then
+  // logs in with the new one. @elasticpath/js-sdk's Update takes the token and sends the header
+  // itself; @moltin/sdk 36's has no such parameter, so its gateway's `headers` carry it.
+  const change = {
+    data: { type: 'user_authentication_password_profile_info', password: NEW_PASSWORD },
+  };
+  const changed = await step('own_password_update', () =>
+    sdkName === '@elasticpath/js-sdk'
+      ? storefront.UserAuthenticationPasswordProfile.Update(
+          realmId, memberId, secret.data.id, change, null, acme.token,
+        )
+      : acmeFront.UserAuthenticationPasswordProfile.Update(
+          realmId, memberId, secret.data.id, change,
+        ),
+  );
+  report.own_password_changed = changed.data.id;
+  const relogin = await step('account_token_new_password', () =>
+    storefront.AccountMembers.GenerateAccountToken({
+      type: 'account_management_authentication_token',
+      authentication_mechanism: 'password',
+      password_profile_id: profileId,
+      username: USERNAME,
+      password: NEW_PASSWORD,
+    }),
+  );
+  report.relogin = relogin.data.map((t) => t.account_id);
   report.account_header_sent = requests
     .filter((r) => r.gateway === 'storefront' && r.path.endsWith('/checkout'))
     .map((r) => Object.keys(r.headers).find((k) => k.toLowerCase() === ACCOUNT_HEADER.toLowerCase()) || null);
