@@ -12,6 +12,7 @@ from app.accounts.account_member_routes import router as account_members_router
 from app.accounts.account_routes import router as accounts_router
 from app.accounts.member_routes import router as realm_members_router
 from app.accounts.profile_routes import router as password_profiles_router
+from app.accounts.settings_routes import realm_router as authentication_realms_router
 from app.accounts.settings_routes import router as account_settings_router
 from app.accounts.tokens import AccountTokenIssuer
 from app.customers.email_routes import router as email_router
@@ -185,6 +186,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(password_router)
     app.include_router(email_router)
     app.include_router(account_settings_router)
+    app.include_router(authentication_realms_router)
     app.include_router(password_profiles_router)
     app.include_router(realm_members_router)
     app.include_router(account_members_router)

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.http.jsonapi import Output
+from app.http.jsonapi import Output, TimestampsMeta, timestamps
 from app.runtime.db import Base, utcnow
 
 DEFAULT_TOKEN_TIMEOUT = 86_400
@@ -145,4 +145,42 @@ def settings_json(realm: AccountRealm, *, base_url: str) -> dict[str, Any]:
             }
         },
         "meta": {"client_id": "account-management"},
+    }
+
+
+class RealmOrigin(Output):
+    id: uuid.UUID
+    type: Literal["account_authentication_settings"]
+
+
+class OriginRelationship(Output):
+    data: RealmOrigin
+
+
+class RealmRelationships(Output):
+    origin: OriginRelationship
+
+
+class RealmOut(Output):
+    """The realm itself (`GET /v2/authentication-realms/{id}`), as Elastic Path shapes one."""
+
+    id: uuid.UUID
+    type: Literal["authentication-realm"]
+    name: str
+    duplicate_email_policy: Literal["allowed"]
+    redirect_uris: list[str]
+    relationships: RealmRelationships
+    meta: TimestampsMeta
+
+
+def realm_json(realm: AccountRealm) -> dict[str, Any]:
+    origin = {"id": str(realm.id), "type": SETTINGS_TYPE}
+    return {
+        "id": str(realm.id),
+        "type": "authentication-realm",
+        "name": "Account management",
+        "duplicate_email_policy": "allowed",
+        "redirect_uris": [],
+        "relationships": {"origin": {"data": origin}},
+        "meta": timestamps(realm.created_at, realm.updated_at),
     }

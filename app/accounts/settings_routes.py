@@ -1,12 +1,16 @@
-"""`/v2/settings/account-authentication`: the store's account realm and its settings."""
+"""`/v2/settings/account-authentication`: the store's account realm and its settings; and
+`/v2/authentication-realms/{realm_id}`: the realm itself."""
 
 from typing import Any
 
 from fastapi import APIRouter, Request
 
+from app.accounts.realm_paths import WritableRealm
 from app.accounts.realms import (
+    RealmOut,
     RealmSettingsOut,
     RealmSettingsUpdate,
+    realm_json,
     realm_of_store,
     settings_json,
     update_settings,
@@ -48,3 +52,20 @@ async def update_account_authentication_settings(
     realm = await realm_of_store(session, store_id=caller.store_id)
     realm = await update_settings(session, realm=realm, data=body.data)
     return {"data": settings_json(realm, base_url=str(request.base_url))}
+
+
+realm_router = APIRouter(
+    prefix="/v2/authentication-realms",
+    tags=["accounts"],
+    responses=error_responses(400, 401, 403, 404),
+    route_class=JsonApiRoute,
+)
+
+
+@realm_router.get(
+    "/{realm_id}",
+    summary="The store's account authentication realm (write)",
+    responses=answers(Document[RealmOut]),
+)
+async def get_authentication_realm(realm: WritableRealm) -> Any:
+    return {"data": realm_json(realm)}

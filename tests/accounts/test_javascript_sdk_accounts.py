@@ -46,6 +46,8 @@ def assert_set_up(report: dict[str, Any]) -> None:
     assert settings["type"] == "account_authentication_settings"
     assert settings["account_management_authentication_token_timeout_secs"] == 86400
     assert report["settings_updated"]["enable_self_signup"] is True
+    realm_id = settings["relationships"]["authentication_realm"]["data"]["id"]
+    assert report["realm"] == {"id": realm_id, "type": "authentication-realm"}
     profile = report["password_profile"]
     assert (profile["type"], profile["username_format"]) == ("password_profile", "email")
     assert report["password_profile_ids"] == [profile["id"]] == [report["password_profile_got"]]

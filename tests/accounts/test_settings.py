@@ -88,3 +88,17 @@ async def test_each_store_has_its_own_realm(
     ours = (await http.get(URL, headers=headers(backend))).json()["data"]
     theirs = (await http.get(URL, headers=headers(other_backend))).json()["data"]
     assert ours["id"] != theirs["id"]
+
+
+async def test_the_realm_itself(http: httpx.AsyncClient, backend: str, storefront: str) -> None:
+    settings = (await http.get(URL, headers=headers(backend))).json()["data"]
+    realm_id = settings["relationships"]["authentication_realm"]["data"]["id"]
+    url = f"/v2/authentication-realms/{realm_id}"
+    response = await http.get(url, headers=headers(backend))
+    assert response.status_code == 200, response.text
+    realm = response.json()["data"]
+    assert (realm["id"], realm["type"]) == (realm_id, "authentication-realm")
+    assert realm["relationships"]["origin"]["data"]["type"] == "account_authentication_settings"
+    assert_errors(await http.get(url, headers=headers(storefront)), 403)
+    other = "/v2/authentication-realms/00000000-0000-4000-8000-000000000000"
+    assert_errors(await http.get(other, headers=headers(backend)), 404)

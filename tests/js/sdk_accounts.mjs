@@ -134,6 +134,10 @@ async function main() {
     }),
   );
   report.settings_updated = updated.data;
+  const realm = await step('authentication_realm_get', () =>
+    backend.AuthenticationRealm.Get({ realmId }),
+  );
+  report.realm = { id: realm.data.id, type: realm.data.type };
 
   // 2. A password profile, a member and their username and password.
   const profile = await step('password_profile_create', () =>
