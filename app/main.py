@@ -8,6 +8,13 @@ from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 from starlette.types import ASGIApp
 
+from app.accounts.account_member_routes import router as account_members_router
+from app.accounts.account_routes import router as accounts_router
+from app.accounts.member_routes import router as realm_members_router
+from app.accounts.profile_routes import router as password_profiles_router
+from app.accounts.settings_routes import realm_router as authentication_realms_router
+from app.accounts.settings_routes import router as account_settings_router
+from app.accounts.tokens import AccountTokenIssuer
 from app.customers.email_routes import router as email_router
 from app.customers.lockout import LoginGuard
 from app.customers.mail.shopper_mail import ShopperMail
@@ -126,6 +133,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             audience=settings.audience,
             ttl=settings.customer_token_ttl,
         )
+        app.state.account_token_issuer = AccountTokenIssuer(
+            keyring, issuer=settings.issuer, audience=settings.audience
+        )
         counters = Counters.from_settings(settings)
         app.state.rate_limits = RateLimits(counters, settings)
         app.state.login_guard = LoginGuard(counters, settings, key=server_keys.login_attempt_hmac)
@@ -175,6 +185,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(provider_links_router)
     app.include_router(password_router)
     app.include_router(email_router)
+    app.include_router(account_settings_router)
+    app.include_router(authentication_realms_router)
+    app.include_router(password_profiles_router)
+    app.include_router(realm_members_router)
+    app.include_router(account_members_router)
+    app.include_router(accounts_router)
     app.include_router(address_router)
     app.include_router(product_router)
     app.include_router(cart_router)

@@ -7,7 +7,7 @@ own in the table); only the first logs in, so a world costs one argon2 verificat
 
 import functools
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
@@ -18,6 +18,14 @@ from app.runtime.db import Database
 from app.runtime.models import Base
 from app.runtime.passwords import password_context
 
+from .accounts.realm import (
+    add_member,
+    make_account,
+    make_member,
+    make_profile,
+    passwords_url,
+    realm_id,
+)
 from .conftest import MakeClient
 from .customers.shoppers import PASSWORD, backend_token, headers, implicit_token, log_in
 from .store.conftest import ADDRESS, add_to_cart, product_body
@@ -49,6 +57,8 @@ class World:
     item: str  # the one item of cart CART
     own: Holdings
     other: Holdings
+    # The ids of the store's account realm and what is in it, by path parameter name.
+    accounts: dict[str, str] = field(default_factory=dict)
 
     def headers(self, kind: Kind) -> dict[str, str]:
         if kind == "backend":
@@ -83,6 +93,7 @@ class World:
             "cart_ref": ids["cart"],
             # A login provider's name; the world has none, so a sign-in there is refused.
             "provider": "example",
+            **self.accounts,
         }
 
 
@@ -166,7 +177,26 @@ async def build_world(
         order=await _order(http, headers(backend), "other-order", product, other),
     )
     items = data_of(await add_to_cart(http, storefront, CART, product), 201)
-    return World(backend, storefront, token, product, draft, items[0]["id"], own, theirs)
+    accounts = await _accounts(http, backend)
+    return World(backend, storefront, token, product, draft, items[0]["id"], own, theirs, accounts)
+
+
+async def _accounts(http: httpx.AsyncClient, backend: str) -> dict[str, str]:
+    """The realm, a password profile, and a member with a password in it."""
+    realm = await realm_id(http, backend)
+    profile = await make_profile(http, backend, realm)
+    member, _ = await make_member(http, backend, realm, profile)
+    secrets = await http.get(passwords_url(realm, member), headers=headers(backend))
+    account = await make_account(http, backend)
+    return {
+        "account_id": account,
+        "membership_id": await add_member(http, backend, account, member),
+        "realm_id": realm,
+        "profile_id": profile,
+        "info_id": member,
+        "password_info_id": secrets.json()["data"][0]["id"],
+        "account_member_id": member,
+    }
 
 
 async def snapshot(database: Database) -> Snapshot:

@@ -10,6 +10,7 @@ import sys
 
 import typer
 
+from app.cli.accounts import accounts_cli, password_profiles_cli
 from app.cli.audit import audit_cli
 from app.cli.clients import clients_cli
 from app.cli.customers import customers_cli
@@ -38,6 +39,8 @@ cli.add_typer(stores_cli, name="stores")
 cli.add_typer(clients_cli, name="clients")
 cli.add_typer(customers_cli, name="customers")
 cli.add_typer(login_providers_cli, name="login-providers")
+cli.add_typer(accounts_cli, name="accounts")
+cli.add_typer(password_profiles_cli, name="password-profiles")
 cli.add_typer(keys_cli, name="keys")
 cli.add_typer(audit_cli, name="audit")
 cli.add_typer(db_cli, name="db")

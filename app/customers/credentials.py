@@ -74,7 +74,7 @@ async def change_credentials(
         set_committed_value(customer, name, value)
     return revoke_credentials(
         session,
-        customer_id=str(customer.id),
+        subject=str(customer.id),
         epoch=epoch + 1,
         max_token_lifetime=MAX_CUSTOMER_TOKEN_TTL,
         spared_token_id=spared_token_id,

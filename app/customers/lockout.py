@@ -41,7 +41,7 @@ from limits.errors import StorageError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.customers.emails import is_email
-from app.observability.audit import record
+from app.observability.audit import AuditEventName, record
 from app.runtime.ratelimit import (
     Counters,
     CountersUnavailableError,
@@ -73,6 +73,8 @@ class LoginAttempt:
     guess: str
     repeated: bool = False
     pair_failures: int = 0
+    # Whose login: a customer's (an email), or an account member's (a username in a profile).
+    kind: Literal["customer", "account_member"] = "customer"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,27 +114,40 @@ class LoginGuard:
         message = "\0".join(parts).encode("utf-8", "surrogatepass")
         return hmac.digest(self._key, message, "sha256")[:DIGEST_BYTES].hex()
 
-    def _attempt(self, store_id: uuid.UUID, email: str, password: str, host: str) -> LoginAttempt:
+    def _attempt(
+        self, store_id: uuid.UUID, email: str, password: str, host: str, profile: str | None
+    ) -> LoginAttempt:
         email = email.strip().lower()
-        account = self._digest("account", str(store_id), email)
+        # A member's username is counted within its password profile, apart from customers'.
+        scope = (str(store_id),) if profile is None else (str(store_id), "profile", profile)
+        account = self._digest("account", *scope, email)
         address = address_key(host)
         audited = email if is_email(email) else f"hash:{self._digest('audit', email)[:16]}"
         return LoginAttempt(
             store_id=store_id,
             email=email,
+            kind="customer" if profile is None else "account_member",
             audited_email=audited,
             host=host,
             pair=f"lockout/pair/{account}/{address}",
             account=f"lockout/account/{account}",
             address=f"lockout/address/{address}",
-            guess=f"lockout/guess/{self._digest('guess', str(store_id), email, password)}",
+            guess=f"lockout/guess/{self._digest('guess', *scope, email, password)}",
         )
 
     async def admit(
-        self, *, store_id: uuid.UUID, email: str, password: str, host: str
+        self,
+        *,
+        store_id: uuid.UUID,
+        email: str,
+        password: str,
+        host: str,
+        password_profile_id: uuid.UUID | None = None,
     ) -> LoginAttempt:
-        """The attempt, if no lock refuses it; counted against its pair unless a repeat."""
-        attempt = self._attempt(store_id, email, password, host)
+        """The attempt, if no lock refuses it; counted against its pair unless a repeat. With
+        `password_profile_id`, `email` is an account member's username in that profile."""
+        profile = None if password_profile_id is None else str(password_profile_id)
+        attempt = self._attempt(store_id, email, password, host, profile)
         if not self._counters.may_ask():
             raise CountersUnavailableError()
         try:
@@ -197,7 +212,7 @@ class LoginGuard:
         """After a password reset: clears the email's count from everywhere (it is no longer
         under attack) and its pair with the address that reset it. Pairs with other
         addresses keep counting: they are someone else's guesses, now at a new password."""
-        attempt = self._attempt(store_id, email, "", host)
+        attempt = self._attempt(store_id, email, "", host, None)
         await self._clear(attempt.account, attempt.pair)
 
     async def succeeded(self, attempt: LoginAttempt) -> None:
@@ -228,9 +243,13 @@ def record_failed_login(
     """Adds the audit events of a failed login to `session`: never the password."""
     address = _printable(attempt.host[:MAX_AUDITED_ADDRESS])
     email = _printable(attempt.audited_email)
+    failed: AuditEventName = "customer.login_failed"
+    started: AuditEventName = "customer.lockout_started"
+    if attempt.kind == "account_member":
+        failed, started = "account_member.login_failed", "account_member.lockout_started"
     record(
         session,
-        "customer.login_failed",
+        failed,
         store_id=attempt.store_id,
         subject=email,
         address=address,
@@ -243,7 +262,7 @@ def record_failed_login(
     for scope in failure.lockouts:
         record(
             session,
-            "customer.lockout_started",
+            started,
             store_id=attempt.store_id,
             subject=email if scope != "address" else None,
             address=address,

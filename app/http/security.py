@@ -29,14 +29,29 @@ from app.oauth.scopes import READ, WRITE, format_scope
 from app.oauth.verification import (
     REALM,
     AccessToken,
+    AccountToken,
     CustomerToken,
     InvalidTokenError,
     TokenVerifier,
 )
 
 CUSTOMER_TOKEN_HEADER = "X-Moltin-Customer-Token"  # noqa: S105 (a header name)
+# An account member's token for one account (app/accounts), beside the access token.
+ACCOUNT_TOKEN_HEADER = "EP-Account-Management-Authentication-Token"  # noqa: S105 (a header name)
 _AUTHORIZATION = b"authorization"
 _CUSTOMER_TOKEN = CUSTOMER_TOKEN_HEADER.lower().encode("latin-1")
+_ACCOUNT_TOKEN = ACCOUNT_TOKEN_HEADER.lower().encode("latin-1")
+BOTH_SHOPPER_TOKENS = (
+    "Send a customer token or an account management authentication token, not both."
+)
+
+
+class TwoShopperTokensError(KeyhouseError):
+    """A customer token and an account token in one request: whose rows it means is unclear."""
+
+    status_code = 400
+    title = "Bad Request"
+    default_detail = BOTH_SHOPPER_TOKENS
 
 
 class MissingTokenError(KeyhouseError):
@@ -68,10 +83,12 @@ class InsufficientScopeError(KeyhouseError):
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who is calling: a client's access token, and the shopper's customer token if any."""
+    """Who is calling: a client's access token, and the shopper's customer token or account
+    token if any (never both)."""
 
     token: AccessToken
     customer: CustomerToken | None
+    account: AccountToken | None = None
 
     @property
     def store_id(self) -> uuid.UUID:
@@ -90,6 +107,25 @@ class Caller:
         if self.customer is not None:
             return self.customer.customer_id
         raise InsufficientScopeError(WRITE)
+
+    def order_owner(self) -> tuple[uuid.UUID | None, uuid.UUID | None]:
+        """For orders and carts: (customer, account) they must belong to, None for any. A
+        backend sees all; a customer token its own; an account token its account's."""
+        if self.is_backend:
+            return None, None
+        if self.account is not None:
+            return None, self.account.account_id
+        return self.customer_filter(), None
+
+    def check_account(self, account_id: uuid.UUID) -> None:
+        """May act for this account: a backend, or a token of that account (else 404). A
+        read-only token without an account token may not at all (403)."""
+        if self.is_backend:
+            return
+        if self.account is None:
+            raise InsufficientScopeError(WRITE)
+        if self.account.account_id != account_id:
+            raise NotFoundError()
 
     def check_customer(self, customer_id: uuid.UUID) -> None:
         """May act for this customer: a backend, or that customer. For anyone else the
@@ -120,19 +156,21 @@ customer_token_scheme = APIKeyHeader(
 )
 
 
-Credentials = tuple[bytes | None, bytes | None]
+Credentials = tuple[bytes | None, bytes | None, bytes | None]
 
 
 def _credentials(request: Request) -> Credentials:
-    """The request's first `Authorization` and customer-token headers as sent, in one pass
-    over its headers (this runs on every protected request)."""
-    authorization = customer_token = None
+    """The request's first `Authorization`, customer-token and account-token headers as sent,
+    in one pass over its headers (this runs on every protected request)."""
+    authorization = customer_token = account_token = None
     for name, value in request.scope["headers"]:  # names are lower case in ASGI
         if name == _AUTHORIZATION and authorization is None:
             authorization = value
         elif name == _CUSTOMER_TOKEN and customer_token is None:
             customer_token = value
-    return authorization, customer_token
+        elif name == _ACCOUNT_TOKEN and account_token is None:
+            account_token = value
+    return authorization, customer_token, account_token
 
 
 class RememberedCallers:
@@ -164,13 +202,15 @@ class RememberedCallers:
 
     def _still_valid(self, caller: Caller) -> bool:
         still_valid = self.verifier.still_valid
-        return still_valid(caller.token) and (
-            caller.customer is None or still_valid(caller.customer)
+        return (
+            still_valid(caller.token)
+            and (caller.customer is None or still_valid(caller.customer))
+            and (caller.account is None or still_valid(caller.account))
         )
 
 
 async def _verified_caller(verifier: TokenVerifier, credentials: Credentials) -> Caller:
-    raw_authorization, raw_customer_token = credentials
+    raw_authorization, raw_customer_token, raw_account_token = credentials
     if raw_authorization is None:
         raise MissingTokenError()
     scheme, _, token = raw_authorization.decode("latin-1").strip().partition(" ")
@@ -178,6 +218,14 @@ async def _verified_caller(verifier: TokenVerifier, credentials: Credentials) ->
         raise InvalidTokenError()
     access = await verifier.access_token(token.strip())
     customer_token = (raw_customer_token or b"").decode("latin-1").strip()
+    account_token = (raw_account_token or b"").decode("latin-1").strip()
+    if customer_token and account_token:
+        raise TwoShopperTokensError()
+    if account_token:
+        account = await verifier.account_token(account_token)
+        if account.store_id != access.store_id:
+            raise InvalidTokenError("The account token belongs to another store.")
+        return Caller(token=access, customer=None, account=account)
     if not customer_token:
         return Caller(token=access, customer=None)
     customer = await verifier.customer_token(customer_token)
@@ -248,7 +296,8 @@ def _document_operation(operation: dict[str, Any], scopes: list[str]) -> None:
     needed = (
         f"Requires an access token with scope `{' '.join(scopes)}` "
         f"(`Authorization: Bearer …`); a shopper's customer token may go beside it "
-        f"(`{CUSTOMER_TOKEN_HEADER}`)."
+        f"(`{CUSTOMER_TOKEN_HEADER}`), or an account member's account token "
+        f"(`{ACCOUNT_TOKEN_HEADER}`)."
     )
     described = operation.get("description")
     operation["description"] = f"{needed}\n\n{described}" if described else needed

@@ -18,7 +18,15 @@ from app.runtime.db import is_unavailable
 ALLOWED_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
 # Simple headers plus the ones the commerce SDKs send (X-MOLTIN-SDK-*, customer token, …).
 ALLOWED_HEADERS = frozenset(
-    {"accept", "accept-language", "content-language", "content-type", "authorization"}
+    {
+        "accept",
+        "accept-language",
+        "content-language",
+        "content-type",
+        "authorization",
+        # An account member's token (app/accounts), as the SDKs send it.
+        "ep-account-management-authentication-token",
+    }
 )
 ALLOWED_HEADER_PREFIX = "x-moltin-"
 PREFLIGHT_MAX_AGE = "600"

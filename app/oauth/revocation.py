@@ -41,7 +41,11 @@ GAP_PATIENCE_SECONDS = 10.0
 # At start-up, rows this far below the highest id are taken as possibly still in flight.
 STARTUP_LOOKBACK_IDS = 1000
 
-RevocationKind = Literal["token", "client", "customer", "credentials"]
+# `account_member` and `membership`: account tokens of a member, or of one of their accounts.
+RevocationKind = Literal[
+    "token", "client", "customer", "credentials", "account_member", "membership"
+]
+SubjectKind = Literal["client", "customer", "account_member", "membership"]
 
 
 class Revocation(Base):
@@ -49,7 +53,7 @@ class Revocation(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
-    # A token's `jti`, a client id, or a customer id.
+    # A token's `jti`, a client id, a customer id, an account member id or a membership id.
     value: Mapped[str] = mapped_column(String(64))
     # For subjects: tokens issued (`iat`) at or before this epoch second are refused.
     issued_before: Mapped[int | None]
@@ -77,7 +81,7 @@ def revoke_token(session: AsyncSession, *, token_id: str, expires_at: int) -> Re
 def revoke_subject(
     session: AsyncSession,
     *,
-    kind: Literal["client", "customer"],
+    kind: SubjectKind,
     subject: str,
     max_token_lifetime: int,
     issuing_lag_seconds: float = 0,
@@ -106,17 +110,18 @@ def revoke_subject(
 def revoke_credentials(
     session: AsyncSession,
     *,
-    customer_id: str,
+    subject: str,
     epoch: int,
     max_token_lifetime: int,
     spared_token_id: str | None = None,
 ) -> Revocation:
-    """Refuses every customer token of the customer from a credential epoch below `epoch`, but
+    """Refuses every token of a customer or account member (`subject`, their id) from a
+    credential epoch below `epoch`, but
     `spared_token_id`. The row lives as long as a token issued up to a minute from now could:
     a login that read the old credentials may still be signing its token."""
     revocation = Revocation(
         kind="credentials",
-        value=customer_id,
+        value=subject,
         issued_before=None,
         credential_epoch=epoch,
         spared_token_id=spared_token_id,

@@ -13,7 +13,10 @@ from app.observability import metrics
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 (RFC 9068 §2.1 media type, not a secret)
 # A shopper's login token, signed by the same keys but never accepted as an access token.
 CUSTOMER_TOKEN_TYPE = "customer+jwt"  # noqa: S105 (a JWT `typ`, not a secret)
-# A customer token's claim: the epoch of the shopper's credentials it was issued with.
+# An account member's token for one account (Elastic Path's account management authentication
+# token), sent as `EP-Account-Management-Authentication-Token`; never an access token either.
+ACCOUNT_TOKEN_TYPE = "account+jwt"  # noqa: S105 (a JWT `typ`, not a secret)
+# A customer or account token's claim: the epoch of the credentials it was issued with.
 CREDENTIAL_EPOCH_CLAIM = "cred_epoch"
 
 

@@ -16,7 +16,12 @@ import jwt
 from app.http.errors import KeyhouseError
 from app.oauth.keys import KeyRing
 from app.oauth.revocation import RevocationList
-from app.oauth.tokens import ACCESS_TOKEN_TYPE, CREDENTIAL_EPOCH_CLAIM, CUSTOMER_TOKEN_TYPE
+from app.oauth.tokens import (
+    ACCESS_TOKEN_TYPE,
+    ACCOUNT_TOKEN_TYPE,
+    CREDENTIAL_EPOCH_CLAIM,
+    CUSTOMER_TOKEN_TYPE,
+)
 
 MAX_REMEMBERED_TOKENS = 10_000
 REQUIRED_CLAIMS = ["iss", "aud", "exp", "iat", "sub", "jti", "store_id"]
@@ -64,7 +69,22 @@ class CustomerToken:
     claims: dict[str, Any]
 
 
-VerifiedToken = AccessToken | CustomerToken
+@dataclass(frozen=True, slots=True)
+class AccountToken:
+    """A verified account token: an account member acting for one account (app/accounts)."""
+
+    token_id: str
+    member_id: uuid.UUID
+    account_id: uuid.UUID
+    membership_id: uuid.UUID
+    store_id: uuid.UUID
+    issued_at: int
+    expires_at: int
+    credential_epoch: int
+    claims: dict[str, Any]
+
+
+VerifiedToken = AccessToken | CustomerToken | AccountToken
 
 
 def _access_token(claims: dict[str, Any]) -> AccessToken:
@@ -87,6 +107,23 @@ def _customer_token(claims: dict[str, Any]) -> CustomerToken:
     return CustomerToken(
         token_id=claims["jti"],
         customer_id=uuid.UUID(claims["sub"]),
+        store_id=uuid.UUID(claims["store_id"]),
+        issued_at=int(claims["iat"]),
+        expires_at=int(claims["exp"]),
+        credential_epoch=epoch,
+        claims=claims,
+    )
+
+
+def _account_token(claims: dict[str, Any]) -> AccountToken:
+    epoch = claims[CREDENTIAL_EPOCH_CLAIM]
+    if type(epoch) is not int:
+        raise ValueError("credential epoch")
+    return AccountToken(
+        token_id=claims["jti"],
+        member_id=uuid.UUID(claims["sub"]),
+        account_id=uuid.UUID(claims["account_id"]),
+        membership_id=uuid.UUID(claims["membership_id"]),
         store_id=uuid.UUID(claims["store_id"]),
         issued_at=int(claims["iat"]),
         expires_at=int(claims["exp"]),
@@ -126,6 +163,13 @@ class TokenVerifier:
             raise InvalidTokenError()
         return verified
 
+    async def account_token(self, token: str) -> AccountToken:
+        verified = await self._verify(token, ACCOUNT_TOKEN_TYPE, _account_token)
+        assert isinstance(verified, AccountToken)
+        if self._is_revoked(verified):
+            raise InvalidTokenError()
+        return verified
+
     def still_valid(self, verified: VerifiedToken) -> bool:
         """Whether a token verified earlier may still be used: not expired (to the second, as
         `exp` is checked) and not revoked since."""
@@ -136,6 +180,17 @@ class TokenVerifier:
         if isinstance(verified, AccessToken):
             client = verified.client_id
             return revocations.is_revoked(verified.token_id, "client", client, verified.issued_at)
+        if isinstance(verified, AccountToken):
+            # The member deleted or their password changed; or this membership removed.
+            return revocations.is_revoked(
+                verified.token_id,
+                "account_member",
+                str(verified.member_id),
+                verified.issued_at,
+                credential_epoch=verified.credential_epoch,
+            ) or revocations.is_revoked(
+                verified.token_id, "membership", str(verified.membership_id), verified.issued_at
+            )
         customer = str(verified.customer_id)
         return revocations.is_revoked(
             verified.token_id,
@@ -146,8 +201,8 @@ class TokenVerifier:
         )
 
     async def any_token(self, token: str) -> VerifiedToken | None:
-        """An access or customer token that is valid now, or None (for introspection)."""
-        for verify in (self.access_token, self.customer_token):
+        """An access, customer or account token valid now, or None (for introspection)."""
+        for verify in (self.access_token, self.customer_token, self.account_token):
             try:
                 return await verify(token)
             except InvalidTokenError:

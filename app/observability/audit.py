@@ -59,6 +59,9 @@ AuditEventName = Literal[
     "customer.email_change_mail_failed",
     "customer.email_changed",
     "customer.provider_unlinked",
+    # Account members (app/accounts): the same lockout as customers'.
+    "account_member.login_failed",
+    "account_member.lockout_started",
 ]
 
 PENDING = "keyhouse.audit.pending"

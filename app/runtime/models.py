@@ -1,5 +1,11 @@
 """Every ORM class, imported once so `Base.metadata` is complete (Alembic, tests, CLI)."""
 
+from app.accounts.accounts import Account
+from app.accounts.members import AccountMember
+from app.accounts.memberships import AccountMembership
+from app.accounts.password_profiles import PasswordProfile
+from app.accounts.passwords import MemberPassword
+from app.accounts.realms import AccountRealm
 from app.customers.customers import Customer
 from app.customers.mail.outbox import MailRequest
 from app.customers.mail.tokens import MailToken
@@ -20,6 +26,10 @@ from app.store.orders import Order, OrderItem
 from app.store.products import Product
 
 __all__ = [
+    "Account",
+    "AccountMember",
+    "AccountMembership",
+    "AccountRealm",
     "Address",
     "AuditEvent",
     "Base",
@@ -31,9 +41,11 @@ __all__ = [
     "LoginProvider",
     "MailRequest",
     "MailToken",
+    "MemberPassword",
     "OAuthClient",
     "Order",
     "OrderItem",
+    "PasswordProfile",
     "Product",
     "ProviderLogin",
     "Revocation",

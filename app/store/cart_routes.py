@@ -1,14 +1,25 @@
-"""`/v2/carts/{ref}`: any token of the store may fill a cart; the reference is its key."""
+"""`/v2/carts/{ref}`: any token of the store may fill a cart; the reference is its key. A cart
+first filled with an account token is that account's: other callers do not see it (404)."""
 
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.http.errors import NotFoundError, error_responses
-from app.http.jsonapi import Body, Document, JsonApiRoute, answers
-from app.http.security import ReadCaller
+from app.http.jsonapi import (
+    Body,
+    Document,
+    JsonApiRoute,
+    ListDocument,
+    answers,
+    list_document,
+    list_parameters,
+    page_of,
+)
+from app.http.security import Caller, InsufficientScopeError, ReadCaller
+from app.oauth.scopes import WRITE
 from app.runtime.db import SessionDep
 from app.store import carts as service
 from app.store.carts import (
@@ -32,8 +43,17 @@ router = APIRouter(
 CartReference = Annotated[str, Path(pattern=REFERENCE_PATTERN)]
 
 
+def _account_of(caller: Caller) -> uuid.UUID | None:
+    return caller.account.account_id if caller.account is not None else None
+
+
 async def _cart_for(session: SessionDep, caller: ReadCaller, cart_ref: CartReference) -> Cart:
+    # An account's cart does not exist for anyone but its account's tokens and backends.
     cart = await service.find_cart(session, store_id=caller.store_id, reference=cart_ref)
+    if cart is not None and not service.may_use(
+        cart, _account_of(caller), backend=caller.is_backend
+    ):
+        raise NotFoundError()
     return cart or service.unsaved_cart(store_id=caller.store_id, reference=cart_ref)
 
 
@@ -52,6 +72,26 @@ CartItemDep = Annotated[CartItem, Depends(_item_for)]
 
 async def _items_document(session: AsyncSession, cart: Cart) -> dict[str, Any]:
     return service.items_document(await service.cart_items(session, cart=cart))
+
+
+@router.get(
+    "",
+    summary="List an account's carts (an account token; write: every cart)",
+    responses=answers(ListDocument[CartOut]),
+    openapi_extra=list_parameters(),
+)
+async def list_carts(request: Request, session: SessionDep, caller: ReadCaller) -> Any:
+    account_id = _account_of(caller)
+    if account_id is None and not caller.is_backend:
+        raise InsufficientScopeError(WRITE)
+    page = page_of(request)
+    if caller.is_backend:
+        account_id = None
+    carts, total = await service.list_account_carts(
+        session, store_id=caller.store_id, account_id=account_id, page=page
+    )
+    data = [service.cart_json(c, await service.cart_items(session, cart=c)) for c in carts]
+    return list_document(request, data, page=page, total=total)
 
 
 @router.get(
@@ -83,7 +123,11 @@ async def add_cart_item(
     )
     if product is None:
         raise NotFoundError()
-    cart = await service.get_or_create_cart(session, store_id=caller.store_id, reference=cart_ref)
+    cart = await service.get_or_create_cart(
+        session, store_id=caller.store_id, reference=cart_ref, account_id=_account_of(caller)
+    )
+    if not service.may_use(cart, _account_of(caller), backend=caller.is_backend):
+        raise NotFoundError()
     await service.add_item(session, cart=cart, product=product, quantity=body.data.quantity)
     return await _items_document(session, cart)
 

@@ -16,7 +16,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.http.jsonapi import BadRequestError, ConflictError, Output, Timestamps, timestamps
+from app.http.jsonapi import (
+    BadRequestError,
+    ConflictError,
+    Output,
+    Page,
+    Timestamps,
+    fetch_page,
+    timestamps,
+)
 from app.runtime.db import Base, utcnow
 from app.store.money import (
     MIXED_CURRENCIES,
@@ -45,6 +53,11 @@ class Cart(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     store_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("store.id"), index=True)
     reference: Mapped[str] = mapped_column(String(64))
+    # The account a cart was made for with an account token (app/accounts): only that account's
+    # tokens and backends see it. None: anyone with the reference, as ever.
+    account_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("account.id", ondelete="CASCADE"), index=True
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -142,13 +155,25 @@ def unsaved_cart(*, store_id: uuid.UUID, reference: str) -> Cart:
     )
 
 
-async def get_or_create_cart(session: AsyncSession, *, store_id: uuid.UUID, reference: str) -> Cart:
+def may_use(cart: Cart, account_id: uuid.UUID | None, *, backend: bool) -> bool:
+    """Whether a caller acting for `account_id` (None: no account) may see the cart: a cart of
+    an account is that account's, and a backend's."""
+    return backend or cart.account_id is None or cart.account_id == account_id
+
+
+async def get_or_create_cart(
+    session: AsyncSession,
+    *,
+    store_id: uuid.UUID,
+    reference: str,
+    account_id: uuid.UUID | None = None,
+) -> Cart:
     """A cart is saved with its first item (not committed here, so a refused item leaves no
-    cart behind); a concurrent first use finds the winner's."""
+    cart behind), for `account_id` if given; a concurrent first use finds the winner's."""
     cart = await find_cart(session, store_id=store_id, reference=reference)
     if cart is not None:
         return cart
-    cart = Cart(store_id=store_id, reference=reference)
+    cart = Cart(store_id=store_id, reference=reference, account_id=account_id)
     session.add(cart)
     try:
         await session.flush()
@@ -158,6 +183,18 @@ async def get_or_create_cart(session: AsyncSession, *, store_id: uuid.UUID, refe
         if cart is None:
             raise
     return cart
+
+
+async def list_account_carts(
+    session: AsyncSession, *, store_id: uuid.UUID, account_id: uuid.UUID | None, page: Page
+) -> tuple[list[Cart], int]:
+    """A page of the store's carts: an account's, or (None) all of them."""
+    where = [Cart.store_id == store_id]
+    if account_id is not None:
+        where.append(Cart.account_id == account_id)
+    return await fetch_page(
+        session, Cart, where=where, page=page, order_by=[Cart.created_at, Cart.id]
+    )
 
 
 async def cart_items(session: AsyncSession, *, cart: Cart) -> list[CartItem]:

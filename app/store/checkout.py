@@ -9,10 +9,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.customers.emails import Email
+from app.http.errors import NotFoundError
 from app.http.jsonapi import BadRequestError, ConflictError, StorableText
 from app.runtime.db import utcnow
 from app.store.addresses import ADDRESS_FIELDS, AddressIn, RequiredText
-from app.store.carts import Cart, CartItem, cart_items, empty_cart
+from app.store.carts import Cart, CartItem, cart_items, empty_cart, may_use
 from app.store.money import total
 from app.store.orders import Order, OrderItem
 from app.store.products import LIVE, Product
@@ -39,10 +40,12 @@ class CheckoutCustomer(BaseModel):
 
 
 class CheckoutIn(BaseModel):
-    """`{"data": {"customer": {...}, "billing_address": {...}, "shipping_address": {...}}}`."""
+    """`{"data": {"customer": {...}, "billing_address": {...}, "shipping_address": {...}}}`;
+    with an account token, `contact` (`{"email", "name"}`) says who placed the order."""
 
     model_config = ConfigDict(extra="ignore")
     customer: CheckoutCustomer | None = None
+    contact: CheckoutCustomer | None = None
     billing_address: CheckoutAddress
     shipping_address: CheckoutAddress
 
@@ -104,9 +107,15 @@ async def checkout(
     buyer: Buyer,
     billing_address: CheckoutAddress,
     shipping_address: CheckoutAddress,
+    account_id: uuid.UUID | None = None,
+    backend: bool = True,
 ) -> tuple[Order, list[OrderItem]]:
-    """Turns the cart into an order at the prices it shows, and empties it: one commit."""
+    """Turns the cart into an order at the prices it shows, and empties it: one commit. With
+    `account_id`, the order is the account's; another account's cart does not exist (404)
+    unless the caller is a `backend`."""
     cart = await _locked_cart(session, store_id, reference)
+    if cart is not None and not may_use(cart, account_id, backend=backend):
+        raise NotFoundError()
     items = await cart_items(session, cart=cart) if cart is not None else []
     if cart is None or not items:
         raise BadRequestError(EMPTY_CART)
@@ -115,6 +124,7 @@ async def checkout(
     order = Order(
         store_id=store_id,
         customer_id=buyer.customer_id,
+        account_id=account_id,
         customer_name=buyer.name,
         customer_email=buyer.email,
         billing_address=billing_address.model_dump(include=set(ADDRESS_FIELDS)),

@@ -23,8 +23,8 @@ from app.http.security import Caller, InsufficientScopeError, ReadCaller, WriteC
 from app.oauth.scopes import WRITE
 from app.runtime.db import Database, SessionDep
 from app.store import orders as service
-from app.store.cart_routes import CartReference
-from app.store.checkout import Buyer, CheckoutCustomer, CheckoutIn, checkout, guest
+from app.store.cart_routes import CartDep, CartReference
+from app.store.checkout import Buyer, CheckoutIn, checkout, guest
 from app.store.orders import ORDER_FILTERS, Order, OrderItemOut, OrderOut, OrderUpdate
 
 router = APIRouter(
@@ -32,8 +32,12 @@ router = APIRouter(
 )
 
 
-async def _buyer(session: AsyncSession, caller: Caller, named: CheckoutCustomer | None) -> Buyer:
-    """The logged-in customer by default; naming any other customer needs `write`."""
+async def _buyer(session: AsyncSession, caller: Caller, data: CheckoutIn) -> Buyer:
+    """With an account token, the contact named (the order is the account's); else the
+    logged-in customer by default; naming any other customer needs `write`."""
+    if caller.account is not None:
+        return guest(data.contact or data.customer)
+    named = data.customer
     own = caller.customer.customer_id if caller.customer is not None else None
     wanted = named.id if named is not None and named.id is not None else own
     if wanted is None:
@@ -47,9 +51,15 @@ async def _buyer(session: AsyncSession, caller: Caller, named: CheckoutCustomer 
 
 
 async def _order_for(session: SessionDep, caller: ReadCaller, order_id: uuid.UUID) -> Order:
-    # Another customer's order, or a guest's, does not exist for a customer token.
+    # Another customer's order, or a guest's, does not exist for a customer token; another
+    # account's, for an account token.
+    customer_id, account_id = caller.order_owner()
     order = await service.get_order(
-        session, store_id=caller.store_id, order_id=order_id, customer_id=caller.customer_filter()
+        session,
+        store_id=caller.store_id,
+        order_id=order_id,
+        customer_id=customer_id,
+        account_id=account_id,
     )
     if order is None:
         raise NotFoundError()
@@ -71,9 +81,13 @@ async def _order_document(session: AsyncSession, order: Order) -> dict[str, Any]
     responses=answers(Document[OrderOut], 404, 409, 413, status=201),
 )
 async def checkout_cart(
-    body: Body[CheckoutIn], session: SessionDep, caller: ReadCaller, cart_ref: CartReference
+    body: Body[CheckoutIn],
+    session: SessionDep,
+    caller: ReadCaller,
+    cart_ref: CartReference,
+    _visible: CartDep,  # another account's cart is 404 before anything is said of the body
 ) -> Any:
-    buyer = await _buyer(session, caller, body.data.customer)
+    buyer = await _buyer(session, caller, body.data)
     order, items = await checkout(
         session,
         store_id=caller.store_id,
@@ -81,13 +95,15 @@ async def checkout_cart(
         buyer=buyer,
         billing_address=body.data.billing_address,
         shipping_address=body.data.shipping_address,
+        account_id=caller.account.account_id if caller.account is not None else None,
+        backend=caller.is_backend,
     )
     return {"data": service.order_json(order, [item.id for item in items])}
 
 
 async def orders_answer(request: Request, caller: Caller) -> Response:
     """The page of orders a caller may see; served by app/store/reads.py, or by the route."""
-    owner = caller.customer_filter()  # 403 before any 400 about the query
+    owner, account = caller.order_owner()  # 403 before any 400 about the query
     page = page_of(request)
     conditions = filter_of(request, ORDER_FILTERS)
     database: Database = request.app.state.database
@@ -98,6 +114,7 @@ async def orders_answer(request: Request, caller: Caller) -> Response:
             customer_id=owner,
             page=page,
             conditions=conditions,
+            account_id=account,
         )
         ids = await service.item_ids(connection, store_id=caller.store_id, orders=orders)
     data = [service.order_json(order, ids[order.id]) for order in orders]
@@ -106,7 +123,7 @@ async def orders_answer(request: Request, caller: Caller) -> Response:
 
 @router.get(
     "/v2/orders",
-    summary="List orders (write; a customer token: its own)",
+    summary="List orders (write; a customer token: its own; an account token: its account's)",
     responses=answers(ListDocument[OrderOut]),
     openapi_extra=list_parameters(ORDER_FILTERS),
 )

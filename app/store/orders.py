@@ -40,6 +40,10 @@ class Order(Base):
     customer_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("customer.id", ondelete="SET NULL"), index=True
     )
+    # The account whose member checked out with an account token (app/accounts), if any.
+    account_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("account.id", ondelete="SET NULL"), index=True
+    )
     customer_name: Mapped[str] = mapped_column(String(200))
     customer_email: Mapped[str] = mapped_column(String(254))
     billing_address: Mapped[dict[str, Any]] = mapped_column(JSON)
@@ -92,6 +96,7 @@ ORDER_FILTERS = {
     "payment": Filterable(Order.payment),
     "shipping": Filterable(Order.shipping),
     "customer_id": Filterable(Order.customer_id, uuid.UUID),
+    "account_id": Filterable(Order.account_id, uuid.UUID),
     "created_at": Filterable(Order.created_at, utc_datetime),
 }
 
@@ -124,9 +129,20 @@ class ItemsRelationship(Output):
     data: list[ItemReference]
 
 
+class AccountReference(Output):
+    type: Literal["account"]
+    id: uuid.UUID
+
+
+class AccountRelationship(Output):
+    data: AccountReference
+
+
 class OrderRelationships(Output):
     customer: CustomerRelationship
     items: ItemsRelationship
+    # Only on an order checked out with an account token.
+    account: AccountRelationship | None = None
 
 
 class OrderOut(Output):
@@ -162,6 +178,8 @@ class OrderFields(Protocol):
     @property
     def customer_id(self) -> uuid.UUID | None: ...
     @property
+    def account_id(self) -> uuid.UUID | None: ...
+    @property
     def customer_name(self) -> str: ...
     @property
     def customer_email(self) -> str: ...
@@ -181,6 +199,12 @@ class OrderFields(Protocol):
 
 def order_json(order: OrderFields, item_ids: Sequence[uuid.UUID]) -> dict[str, Any]:
     customer_id = str(order.customer_id) if order.customer_id is not None else None
+    relationships: dict[str, Any] = {
+        "customer": {"data": {"type": "customer", "id": customer_id}},
+        "items": {"data": [{"type": "item", "id": str(i)} for i in item_ids]},
+    }
+    if order.account_id is not None:
+        relationships["account"] = {"data": {"type": "account", "id": str(order.account_id)}}
     return {
         "type": "order",
         "id": str(order.id),
@@ -194,10 +218,7 @@ def order_json(order: OrderFields, item_ids: Sequence[uuid.UUID]) -> dict[str, A
             **display_price(order.total_amount, order.currency),
             **timestamps(order.created_at, order.updated_at),
         },
-        "relationships": {
-            "customer": {"data": {"type": "customer", "id": customer_id}},
-            "items": {"data": [{"type": "item", "id": str(i)} for i in item_ids]},
-        },
+        "relationships": relationships,
     }
 
 
@@ -205,11 +226,16 @@ def order_item_json(item: OrderItem) -> dict[str, Any]:
     return line_json(item, kind="order_item")
 
 
-def _owned(store_id: uuid.UUID, customer_id: uuid.UUID | None) -> list[ColumnElement[bool]]:
-    """Orders of the store; of one customer only when `customer_id` is given."""
-    if customer_id is None:
-        return [Order.store_id == store_id]
-    return [Order.store_id == store_id, Order.customer_id == customer_id]
+def _owned(
+    store_id: uuid.UUID, customer_id: uuid.UUID | None, account_id: uuid.UUID | None = None
+) -> list[ColumnElement[bool]]:
+    """Orders of the store; of one customer, or one account, only when it is given."""
+    owned = [Order.store_id == store_id]
+    if customer_id is not None:
+        owned.append(Order.customer_id == customer_id)
+    if account_id is not None:
+        owned.append(Order.account_id == account_id)
+    return owned
 
 
 async def get_order(
@@ -218,8 +244,9 @@ async def get_order(
     store_id: uuid.UUID,
     order_id: uuid.UUID,
     customer_id: uuid.UUID | None,
+    account_id: uuid.UUID | None = None,
 ) -> Order | None:
-    query = select(Order).where(Order.id == order_id, *_owned(store_id, customer_id))
+    query = select(Order).where(Order.id == order_id, *_owned(store_id, customer_id, account_id))
     return (await session.scalars(query)).first()
 
 
@@ -230,12 +257,13 @@ async def list_orders(
     customer_id: uuid.UUID | None,
     page: Page,
     conditions: Sequence[ColumnElement[bool]],
+    account_id: uuid.UUID | None = None,
 ) -> tuple[Sequence[Row[Any]], int]:
     """A page of orders as plain rows (a read needs no ORM objects), and how many in all."""
     return await read_page(
         connection,
         Order.__table__,
-        where=[*_owned(store_id, customer_id), *conditions],
+        where=[*_owned(store_id, customer_id, account_id), *conditions],
         page=page,
         order_by=[Order.created_at, Order.id],
     )

@@ -30,7 +30,7 @@ async def test_a_remembered_caller_is_refused_once_its_customer_token_is_logged_
     both = headers(bearer, customer_token)
     for _ in range(2):  # the second is answered from memory
         assert (await http.get("/v2/orders", headers=both)).status_code == 200
-    sent = (f"Bearer {bearer}".encode(), customer_token.encode())
+    sent = (f"Bearer {bearer}".encode(), customer_token.encode(), None)
     assert sent in remembered(app)._callers
 
     assert (await http.delete(LOGOUT, headers=both)).status_code == 204
@@ -50,7 +50,7 @@ async def test_refused_credentials_are_not_remembered_and_the_oldest_callers_mak
 
     for token in tokens:
         assert (await http.get(PRODUCTS, headers=headers(token))).status_code == 200
-    kept = {authorization for authorization, _ in remembered(app)._callers}
+    kept = {authorization for authorization, _, _ in remembered(app)._callers}
     assert kept == {f"Bearer {token}".encode() for token in tokens[1:]}
     # The one forgotten is verified again, not refused.
     assert (await http.get(PRODUCTS, headers=headers(tokens[0]))).status_code == 200

@@ -1,0 +1,1 @@
+"""Elastic Path Account Management: realms, password profiles, members, accounts, account tokens."""

@@ -1,0 +1,224 @@
+"""`/v2/account-members`: the members of the store's realm, read-only (backends), and
+`/v2/account-members/tokens`: their logins, which answer one account token per account."""
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.accounts import members as service
+from app.accounts.logins import MemberCredentialsError, log_in_member, sign_up_member
+from app.accounts.members import MEMBER_FILTERS, MEMBER_TYPE, AccountMember, MemberOut, member_json
+from app.accounts.memberships import (
+    MembershipOut,
+    accounts_of_member,
+    list_memberships,
+    membership_json,
+)
+from app.accounts.password_profiles import get_profile
+from app.accounts.realm_paths import HasherDep
+from app.accounts.realms import AccountRealm, realm_of_store
+from app.accounts.tokens import AccountTokenIssuer, AccountTokenRequest, AccountTokensOut
+from app.customers.lockout import LoginGuard
+from app.customers.router import limit_logins
+from app.http.errors import KeyhouseError, NotFoundError, error_responses
+from app.http.jsonapi import (
+    Body,
+    Document,
+    JsonApiRoute,
+    ListDocument,
+    Page,
+    answers,
+    filter_of,
+    list_document,
+    list_parameters,
+    page_of,
+)
+from app.http.security import Caller, InsufficientScopeError, ReadCaller, WriteCaller
+from app.oauth.scopes import WRITE
+from app.oauth.verification import REALM
+from app.runtime.db import SessionDep
+from app.runtime.passwords import PasswordHasher
+from app.runtime.ratelimit import client_host
+
+LOGIN_DESCRIPTION = """\
+`password`: a member's `username` and `password` in the password profile `password_profile_id`
+of the store's realm. An unknown username, a wrong password and a profile of another realm get
+the same 401; failures count towards the same lockout as customers' logins (429).
+
+`account_management_authentication_token`, with the current account token in
+`EP-Account-Management-Authentication-Token`: fresh tokens for every account of its member, for
+switching accounts and for renewal (401 without one).
+
+`self_signup` (where the realm's settings enable it, else 403): also the new member's `name` and
+`email`; creates the member, their username and password in the profile and, if the realm says
+so, an account named after them. A username taken in the profile is a 409.
+
+The answer (201) holds one token per account the member belongs to, for
+`EP-Account-Management-Authentication-Token`; a member of no account gets none.
+"""
+
+PROFILE_ELSEWHERE = "The password profile does not exist in this realm."
+
+router = APIRouter(
+    prefix="/v2/account-members",
+    tags=["accounts"],
+    responses=error_responses(400, 401, 403),
+    route_class=JsonApiRoute,
+)
+
+
+@router.get(
+    "",
+    summary="List account members (write)",
+    responses=answers(ListDocument[MemberOut]),
+    openapi_extra=list_parameters(MEMBER_FILTERS),
+)
+async def list_account_members(request: Request, session: SessionDep, caller: WriteCaller) -> Any:
+    page = page_of(request)
+    conditions = filter_of(request, MEMBER_FILTERS)
+    realm = await realm_of_store(session, store_id=caller.store_id)
+    found, total = await service.list_members(
+        session, realm_id=realm.id, page=page, conditions=conditions
+    )
+    data = [member_json(m, as_type=MEMBER_TYPE) for m in found]
+    return list_document(request, data, page=page, total=total)
+
+
+@router.get(
+    "/{account_member_id}",
+    summary="An account member (write; an account token: its own member)",
+    responses=answers(Document[MemberOut], 404),
+)
+async def get_account_member(
+    session: SessionDep, caller: ReadCaller, account_member_id: uuid.UUID
+) -> Any:
+    if not caller.is_backend:
+        if caller.account is None:
+            raise InsufficientScopeError(WRITE)
+        if caller.account.member_id != account_member_id:
+            raise NotFoundError()
+    realm = await realm_of_store(session, store_id=caller.store_id)
+    member = await service.get_member(session, realm_id=realm.id, member_id=account_member_id)
+    if member is None:
+        raise NotFoundError()
+    return {"data": member_json(member, as_type=MEMBER_TYPE)}
+
+
+@router.get(
+    "/{account_member_id}/account-memberships",
+    summary="The member's memberships, one per account (write)",
+    responses=answers(ListDocument[MembershipOut], 404),
+    openapi_extra=list_parameters(),
+)
+async def list_account_member_memberships(
+    request: Request, session: SessionDep, caller: WriteCaller, account_member_id: uuid.UUID
+) -> Any:
+    realm = await realm_of_store(session, store_id=caller.store_id)
+    if await service.get_member(session, realm_id=realm.id, member_id=account_member_id) is None:
+        raise NotFoundError()
+    page = page_of(request)
+    found, total = await list_memberships(session, page=page, member_id=account_member_id)
+    return list_document(request, [membership_json(m) for m in found], page=page, total=total)
+
+
+class AccountTokenRequiredError(KeyhouseError):
+    status_code = 401
+    title = "Unauthorized"
+    default_detail = (
+        "Switching accounts needs the current account token in "
+        "EP-Account-Management-Authentication-Token."
+    )
+
+    def response_headers(self) -> dict[str, str]:
+        return {**self.headers, "WWW-Authenticate": f'Bearer {REALM}, error="invalid_token"'}
+
+
+async def _current_member(session: AsyncSession, caller: Caller) -> tuple[AccountMember, int]:
+    """The member of the account token sent beside the access token, for switching accounts."""
+    if caller.account is None:
+        raise AccountTokenRequiredError()
+    member = await session.get(AccountMember, caller.account.member_id)
+    if member is None:  # deleted this moment: its tokens are being revoked
+        raise AccountTokenRequiredError()
+    return member, caller.account.credential_epoch
+
+
+async def _log_in(
+    request: Request,
+    session: AsyncSession,
+    caller: Caller,
+    login: AccountTokenRequest,
+    realm: AccountRealm,
+    hasher: PasswordHasher,
+    host: str,
+) -> tuple[AccountMember, int]:
+    """A password login, or a self sign-up: the member and their credential epoch."""
+    assert login.password_profile_id and login.username and login.password  # the model checked
+    profile = await get_profile(session, realm_id=realm.id, profile_id=login.password_profile_id)
+    if login.authentication_mechanism == "self_signup":
+        if profile is None:
+            raise NotFoundError(PROFILE_ELSEWHERE)
+        assert login.name and login.email  # the model checked
+        member = await sign_up_member(
+            session,
+            hasher=hasher,
+            realm=realm,
+            profile=profile,
+            name=login.name,
+            email=login.email,
+            username=login.username,
+            password=login.password,
+        )
+        return member, member.credential_epoch
+    if profile is None:
+        raise MemberCredentialsError()
+    guard: LoginGuard = request.app.state.login_guard
+    return await log_in_member(
+        session,
+        hasher=hasher,
+        guard=guard,
+        store_id=caller.store_id,
+        profile=profile,
+        username=login.username,
+        password=login.password,
+        host=host,
+    )
+
+
+@router.post(
+    "/tokens",
+    status_code=201,
+    summary="Log an account member in, or sign one up: a token per account (read)",
+    description=LOGIN_DESCRIPTION,
+    responses=answers(AccountTokensOut, 409, 413, 429, status=201),
+)
+async def create_account_member_token(
+    request: Request,
+    body: Body[AccountTokenRequest],
+    session: SessionDep,
+    caller: ReadCaller,
+    hasher: HasherDep,
+) -> Any:
+    host = client_host(request.scope)
+    await limit_logins(request, caller, host)
+    realm = await realm_of_store(session, store_id=caller.store_id)
+    login = body.data
+    if login.authentication_mechanism == "account_management_authentication_token":
+        member, epoch = await _current_member(session, caller)
+    else:
+        member, epoch = await _log_in(request, session, caller, login, realm, hasher, host)
+    issuer: AccountTokenIssuer = request.app.state.account_token_issuer
+    tokens = await issuer.issue(
+        member,
+        await accounts_of_member(session, member_id=member.id),
+        store_id=caller.store_id,
+        epoch=epoch,
+        ttl=realm.token_timeout_seconds,
+    )
+    page = Page(limit=max(1, len(tokens)), offset=0)
+    document = list_document(request, [t.json() for t in tokens], page=page, total=len(tokens))
+    document["meta"]["account_member_id"] = str(member.id)
+    return JSONResponse(document, status_code=201)
