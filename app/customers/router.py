@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.convertors import Convertor, register_url_convertor
 
 from app.customers import customers as service
 from app.customers.credentials import update_customer as update_customer_service
@@ -75,6 +76,24 @@ password (`PUT /v2/customers/{id}/password`, `POST /v2/customers/{id}/email-chan
 A backend may change everything: a new password or email ends every customer token of the
 shopper and every link mailed to them (audit event `customer.credentials_changed`).
 """
+
+
+class CustomerIdConvertor(Convertor[str]):
+    """A customer's id in a path: a UUID, in either case. `/v2/customers/tokens` is then no
+    customer's path, so a method that `/tokens` does not serve is a 405 naming the methods it
+    does, not a 400 about a malformed customer id."""
+
+    regex = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+
+    def convert(self, value: str) -> str:
+        return value  # FastAPI makes the `uuid.UUID` of it
+
+    def to_string(self, value: str) -> str:
+        return str(value)
+
+
+register_url_convertor("customer_id", CustomerIdConvertor())
+CUSTOMER_PATH = "/{customer_id:customer_id}"
 
 router = APIRouter(
     prefix="/v2/customers",
@@ -182,7 +201,7 @@ async def list_customers(request: Request, session: SessionDep, caller: WriteCal
 
 
 @router.delete(
-    "/{customer_id}",
+    CUSTOMER_PATH,
     status_code=204,
     summary="Delete a customer and revoke their customer tokens (write)",
     responses=error_responses(404),
@@ -272,7 +291,7 @@ async def _exchange_login_code(
 
 
 @router.get(
-    "/{customer_id}",
+    CUSTOMER_PATH,
     summary="A customer (write, or that customer's own token)",
     responses=answers(Document[CustomerOut], 404),
 )
@@ -281,7 +300,7 @@ async def get_customer(customer: CustomerDep) -> Any:
 
 
 @router.put(
-    "/{customer_id}",
+    CUSTOMER_PATH,
     summary="Update a customer (write, or that customer's own token)",
     description=UPDATE_DESCRIPTION,
     responses=answers(Document[CustomerOut], 404, 409, 413),
