@@ -15,6 +15,7 @@ from app.customers.emails import Email
 from app.customers.lockout import LoginGuard, record_failed_login
 from app.http.errors import KeyhouseError
 from app.http.jsonapi import (
+    ISO_DATETIME,
     ConflictError,
     Filterable,
     Output,
@@ -121,7 +122,7 @@ class CustomerUpdate(BaseModel):
 CUSTOMER_FILTERS = {
     "name": Filterable(Customer.name),
     "email": Filterable(Customer.email_key, str.lower),
-    "created_at": Filterable(Customer.created_at, utc_datetime),
+    "created_at": Filterable(Customer.created_at, utc_datetime, ISO_DATETIME),
 }
 
 
