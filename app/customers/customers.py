@@ -5,7 +5,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from sqlalchemy import ColumnElement, ForeignKey, String, UniqueConstraint, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -96,7 +96,7 @@ class CustomerIn(BaseModel):
     name: StorableText = Field(min_length=1, max_length=200)
     email: Email
     password: str = Field(min_length=8, max_length=1024)
-    email_verified: bool | None = Field(default=None, description=VERIFIED_BY_BACKEND)
+    email_verified: StrictBool | None = Field(default=None, description=VERIFIED_BY_BACKEND)
 
 
 class CustomerUpdate(BaseModel):
@@ -109,7 +109,7 @@ class CustomerUpdate(BaseModel):
     name: Annotated[StorableText, Field(min_length=1, max_length=200)] | None = None
     email: Email | None = None
     password: str | None = Field(default=None, min_length=8, max_length=1024)
-    email_verified: bool | None = Field(default=None, description=VERIFIED_BY_BACKEND)
+    email_verified: StrictBool | None = Field(default=None, description=VERIFIED_BY_BACKEND)
 
     def changes_credentials(self, customer: "Customer") -> bool:
         """Whether this sets a password, or an email other than the customer's (an unchanged

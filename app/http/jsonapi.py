@@ -14,7 +14,7 @@ from typing import Annotated, Any, Generic, TypeVar
 from urllib.parse import urlencode
 
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 from sqlalchemy import ColumnElement, FromClause, Row, String, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute
@@ -47,6 +47,32 @@ class ConflictError(KeyhouseError):
 # validator, so that the OpenAPI schema says it and other constraints keep their own messages.
 NO_NUL = r"^[^\x00]*$"
 StorableText = Annotated[str, Field(pattern=NO_NUL)]
+
+
+def _integral(value: Any) -> Any:
+    """`2.0` as `2`: JSON Schema's integers include numbers with a zero fraction. Anything else
+    goes on to the strict check, which refuses `2.5`, `"2"` and `true`, and never rounds."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+WholeNumber = Annotated[StrictInt, BeforeValidator(_integral)]
+
+NULL = {"type": "null"}
+
+
+def without_nulls(schema: dict[str, Any]) -> None:
+    """A model's `json_schema_extra`: its optional fields are documented as left out, never
+    `null`, where a `null` would be refused or mean nothing (a `None` default is Python's way
+    of saying "not given")."""
+    for field in schema.get("properties", {}).values():
+        options = field.get("anyOf", [])
+        if NULL in options:
+            rest = [option for option in field.pop("anyOf") if option != NULL]
+            field.update(rest[0] if len(rest) == 1 else {"anyOf": rest})
+        if "default" in field and field["default"] is None:
+            del field["default"]
 
 
 class Body(BaseModel, Generic[T]):

@@ -10,13 +10,20 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import BigInteger, ForeignKey, String, UniqueConstraint, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.http.jsonapi import BadRequestError, ConflictError, Output, Timestamps, timestamps
+from app.http.jsonapi import (
+    BadRequestError,
+    ConflictError,
+    Output,
+    Timestamps,
+    WholeNumber,
+    timestamps,
+)
 from app.runtime.db import Base, utcnow
 from app.store.money import (
     MIXED_CURRENCIES,
@@ -76,7 +83,7 @@ class CartItemIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
     type: str = Field(pattern="^cart_item$")
     id: uuid.UUID
-    quantity: StrictInt = Field(default=1, ge=1, le=MAX_QUANTITY)
+    quantity: WholeNumber = Field(default=1, ge=1, le=MAX_QUANTITY)
 
 
 class CartItemUpdate(BaseModel):
@@ -84,7 +91,7 @@ class CartItemUpdate(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     type: str = Field(pattern="^cart_item$")
-    quantity: StrictInt = Field(ge=0, le=MAX_QUANTITY)
+    quantity: WholeNumber = Field(ge=0, le=MAX_QUANTITY)
 
 
 class CartItemOut(LineOut):

@@ -2,14 +2,14 @@
 
 import uuid
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.customers.emails import Email
-from app.http.jsonapi import BadRequestError, ConflictError, StorableText
+from app.http.jsonapi import BadRequestError, ConflictError, StorableText, without_nulls
 from app.runtime.db import utcnow
 from app.store.addresses import ADDRESS_FIELDS, AddressIn, RequiredText
 from app.store.carts import Cart, CartItem, cart_items, empty_cart
@@ -29,20 +29,38 @@ class CheckoutAddress(AddressIn):
     city: RequiredText
 
 
+# The schema says what a checkout needs: an id, or a guest's email and name. (The server also
+# reads a `null` as left out, which the schema does not offer.)
+def _guest_or_customer(schema: dict[str, Any]) -> None:
+    without_nulls(schema)
+    schema["anyOf"] = [{"required": ["id"]}, {"required": ["email", "name"]}]
+
+
+CUSTOMER_ABOUT = (
+    "Who the order is for. Required, except with a shopper's customer token: then it is theirs."
+)
+
+
 class CheckoutCustomer(BaseModel):
     """`{"id": …}` for a registered customer, or `{"email", "name"}` for a guest."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra=_guest_or_customer)
     id: uuid.UUID | None = None
     email: Email | None = None
     name: Annotated[StorableText, Field(min_length=1, max_length=200)] | None = None
 
 
+def _customer_required(schema: dict[str, Any]) -> None:
+    """`customer` is required in the schema, which cannot say when the token makes it optional."""
+    without_nulls(schema)
+    schema["required"] = ["customer", *schema.get("required", [])]
+
+
 class CheckoutIn(BaseModel):
     """`{"data": {"customer": {...}, "billing_address": {...}, "shipping_address": {...}}}`."""
 
-    model_config = ConfigDict(extra="ignore")
-    customer: CheckoutCustomer | None = None
+    model_config = ConfigDict(extra="ignore", json_schema_extra=_customer_required)
+    customer: CheckoutCustomer | None = Field(default=None, description=CUSTOMER_ABOUT)
     billing_address: CheckoutAddress
     shipping_address: CheckoutAddress
 

@@ -171,6 +171,7 @@ BAD_EXCHANGES = {
     "no verifier": {"oauth_code_verifier": None},
     "short verifier": {"oauth_code_verifier": "v" * 42},
     "no redirect uri": {"oauth_redirect_uri": None},
+    "empty redirect uri": {"oauth_redirect_uri": ""},  # once a 500 (an assertion failed)
     "code with spaces": {"oauth_authorization_code": "a b"},
 }
 
