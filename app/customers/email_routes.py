@@ -28,6 +28,7 @@ from app.customers.mail.verification import (
 )
 from app.customers.password_routes import (
     MAIL_NOT_CONFIGURED,
+    NEEDS_CUSTOMER_TOKEN,
     apply_revocation,
     customer_of_own_token,
     shopper_mail,
@@ -119,6 +120,7 @@ async def confirm_email(
         **answers(Document[MailAcceptedOut], 404, 409, 413, 429, status=202),
         **MAIL_NOT_CONFIGURED,
     },
+    openapi_extra=NEEDS_CUSTOMER_TOKEN,
 )
 async def request_email_change(
     request: Request,
