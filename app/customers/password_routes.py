@@ -61,13 +61,19 @@ router = APIRouter(
     route_class=JsonApiRoute,
 )
 
-MAIL_NOT_CONFIGURED: dict[int | str, dict[str, Any]] = {
-    503: {
-        "model": ErrorDocument,
-        "description": "This server sends no such mail: no `KEYHOUSE_SMTP_URL`, or for "
-        "verification no `KEYHOUSE_EMAIL_VERIFICATION_URL`.",
-    }
-}
+NO_SUCH_MAIL = (
+    "This server sends no such mail: no `KEYHOUSE_SMTP_URL`, or for verification no "
+    "`KEYHOUSE_EMAIL_VERIFICATION_URL` (`MailNotConfiguredError`)."
+)
+
+
+def mail_not_configured(also: str = "") -> dict[int | str, dict[str, Any]]:
+    """The 404 of a route that mails, where the server sends no mail; `also` says what else
+    its 404 means."""
+    return {404: {"model": ErrorDocument, "description": f"{also}{NO_SUCH_MAIL}"}}
+
+
+MAIL_NOT_CONFIGURED = mail_not_configured()
 
 
 def refusals(description: str, *errors: MailTokenRefusedError) -> dict[str, Any]:
@@ -82,10 +88,11 @@ def refusals(description: str, *errors: MailTokenRefusedError) -> dict[str, Any]
 def token_refusals(token_name: str) -> dict[int | str, dict[str, Any]]:
     """The documented refusals of a route that takes a mailed token."""
     return {
-        400: refusals(
-            "A malformed body, or a token never issued.", InvalidMailTokenError(token_name)
+        404: refusals(
+            "The token was never issued, or belongs to another store.",
+            InvalidMailTokenError(token_name),
+            ForeignMailTokenError(token_name),
         ),
-        404: refusals("The token belongs to another store.", ForeignMailTokenError(token_name)),
         409: refusals(
             "The token was used, a newer one was sent, or the account's credentials changed.",
             UsedMailTokenError(token_name),

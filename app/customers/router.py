@@ -55,8 +55,9 @@ and an unknown email get the same 401.
 With `"authentication_mechanism": "oidc"`: the `oauth_authorization_code` that a sign-in with a
 login provider (`GET /oauth/customers/login/{provider}`) sent the storefront back with, the
 `oauth_redirect_uri` it started with, and the PKCE `oauth_code_verifier` of its challenge. The
-caller's access token must be of the client the sign-in started for. A code that is unknown,
-expired, already used, or of another client, redirect URI or verifier is a 400 saying which;
+caller's access token must be of the client the sign-in started for. A code never issued to
+this store (or whose customer is gone) is a 404; one expired, already used, or of another
+client, redirect URI or verifier is a 400 saying which;
 a code used twice also revokes the customer token its first use gave (audit event
 `customer.provider_code_replayed`).
 """
@@ -236,7 +237,7 @@ async def limit_logins(request: Request, caller: Caller, host: str) -> None:
     "/tokens",
     summary="Log a customer in with email and password, or with a login provider's code",
     description=LOGIN_DESCRIPTION,
-    responses=answers(Document[CustomerTokenOut], 413, 429),
+    responses=answers(Document[CustomerTokenOut], 404, 413, 429),
 )
 async def create_customer_token(
     request: Request,

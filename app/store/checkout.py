@@ -127,7 +127,7 @@ async def checkout(
     cart = await _locked_cart(session, store_id, reference)
     items = await cart_items(session, cart=cart) if cart is not None else []
     if cart is None or not items:
-        raise BadRequestError(EMPTY_CART)
+        raise ConflictError(EMPTY_CART)  # well formed: the cart's state is what refuses it
     await _check_for_sale(session, store_id, items)
     amount, currency = total((i.unit_amount * i.quantity, i.currency) for i in items)
     order = Order(

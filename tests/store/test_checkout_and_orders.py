@@ -92,7 +92,7 @@ async def test_checkout_empties_the_cart(
     cart = await http.get("/v2/carts/abc/items", headers=headers(storefront))
     assert cart.json()["data"] == []
     again = await check_out(http, headers(storefront), checkout_body(GUEST))
-    assert again.status_code == 400
+    assert again.status_code == 409  # nothing left to check out
 
 
 async def test_shopper_checkout_belongs_to_the_shopper(
@@ -160,9 +160,10 @@ async def test_backend_checks_out_for_any_customer_of_its_store(
     assert response.json()["data"]["relationships"]["customer"]["data"]["id"] == shopper.id
 
 
-async def test_empty_or_unknown_cart_is_400(http: httpx.AsyncClient, storefront: str) -> None:
+async def test_empty_or_unknown_cart_is_409(http: httpx.AsyncClient, storefront: str) -> None:
+    # A well-formed request: the cart's state refuses it, not its body.
     response = await check_out(http, headers(storefront), checkout_body(GUEST), "never-used")
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert "empty" in response.json()["errors"][0]["detail"]
 
 
@@ -415,5 +416,5 @@ async def test_a_cart_checks_out_once_under_a_race(
     answers = await asyncio.gather(
         *(check_out(http, headers(storefront), checkout_body(GUEST)) for _ in range(5))
     )
-    assert sorted(a.status_code for a in answers) == [201, 400, 400, 400, 400]
+    assert sorted(a.status_code for a in answers) == [201, 409, 409, 409, 409]
     assert (await count_rows(Order), await count_rows(OrderItem)) == (1, 2)
