@@ -54,6 +54,7 @@ LOG_IN = Link(
     body={
         "data": {
             "type": "token",
+            "authentication_mechanism": "password",
             "email": "$request.body#/data/email",
             "password": "$request.body#/data/password",
         }
@@ -67,6 +68,11 @@ def add_to_cart(product_id: str) -> Link:
     body = {"data": {"type": "cart_item", "id": product_id, "quantity": 1}}
     return Link("add_cart_item", {"cart_ref": product_id}, body=body)
 
+
+# A new product is a draft unless told otherwise: made live, it can go in a cart.
+PUBLISH = Link(
+    "update_product", {"product_id": NEW_ID}, body={"data": {"type": "product", "status": "live"}}
+)
 
 # (operation, status) -> the links of that answer, by name.
 LINKS: dict[tuple[str, int], dict[str, Link]] = {
@@ -91,8 +97,10 @@ LINKS: dict[tuple[str, int], dict[str, Link]] = {
     ),
     ("create_product", 201): {
         **_each({"product_id": NEW_ID}, "get_product", "update_product", "delete_product"),
+        "publish_product": PUBLISH,
         "add_cart_item": add_to_cart(NEW_ID),
     },
+    ("update_product", 200): {"add_cart_item": add_to_cart(NEW_ID)},
     ("list_products", 200): {"add_cart_item": add_to_cart("$response.body#/data/0/id")},
     ("get_product", 200): {"add_cart_item": add_to_cart(NEW_ID)},
     ("add_cart_item", 201): {
