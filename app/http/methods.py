@@ -11,8 +11,7 @@ from fastapi.routing import iter_route_contexts
 from starlette.requests import Request
 from starlette.responses import Response
 
-# Answered for every path that serves anything: HEAD wherever GET is (Starlette adds it), and
-# OPTIONS by `options_answer`.
+# Served on every path that serves anything, by `options_answer`.
 ALWAYS = ("OPTIONS",)
 
 
