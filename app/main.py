@@ -49,6 +49,7 @@ from app.runtime.settings import Settings, get_settings
 from app.store.address_routes import router as address_router
 from app.store.cart_routes import router as cart_router
 from app.store.catalogue import Catalogue
+from app.store.links import document_links, operation_id
 from app.store.order_routes import router as order_router
 from app.store.product_routes import router as product_router
 from app.store.reads import StoreReads
@@ -166,6 +167,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Tokens for storefronts, backends and shoppers.",
         version="0.1.0",
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
         # FastAPI's native OpenTelemetry hooks ask the global providers on every request
         # whether they are configured; Keyhouse exports no OpenTelemetry unless asked to.
         telemetry=None if settings.opentelemetry else NO_TELEMETRY,
@@ -196,5 +198,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(cart_router)
     app.include_router(order_router)
     app.include_router(monitoring_router)
-    finish_schema(app, drop_422, document_security)
+    finish_schema(app, drop_422, document_security, document_links)
     return app

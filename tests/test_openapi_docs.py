@@ -17,7 +17,13 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from app.http.security import ACCESS_TOKEN, CUSTOMER_TOKEN, ReadCaller, WriteCaller
+from app.http.security import (
+    ACCESS_TOKEN,
+    CUSTOMER_TOKEN,
+    CUSTOMER_TOKEN_HEADER,
+    ReadCaller,
+    WriteCaller,
+)
 from app.oauth.stores import Store
 from app.runtime.db import Database
 
@@ -244,3 +250,21 @@ async def test_a_token_is_verified_once_whatever_scopes_the_route_checks(
     answer = await http.delete(f"/v2/products/{uuid.uuid4()}", headers=backend)
     assert answer.status_code == 404
     assert len(calls) == 1
+
+
+def test_the_routes_of_a_shopper_alone_require_their_header(app: FastAPI) -> None:
+    # The customer token is a security scheme beside the bearer token on every /v2 route; where a
+    # route needs it, it is also a required header, which a generated client must send.
+    by_id = {op["operationId"]: op for _, _, op in operations(app.openapi())}
+    needing = {
+        operation_id
+        for operation_id, operation in by_id.items()
+        for parameter in operation.get("parameters", [])
+        if parameter["name"] == CUSTOMER_TOKEN_HEADER and parameter["required"]
+    }
+    assert needing == {
+        "change_password",
+        "revoke_current_customer_token",
+        "request_email_change",
+        "start_provider_link",
+    }

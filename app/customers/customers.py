@@ -5,7 +5,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from sqlalchemy import ColumnElement, ForeignKey, String, UniqueConstraint, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,6 +15,7 @@ from app.customers.emails import Email
 from app.customers.lockout import LoginGuard, record_failed_login
 from app.http.errors import KeyhouseError
 from app.http.jsonapi import (
+    ISO_DATETIME,
     ConflictError,
     Filterable,
     Output,
@@ -95,7 +96,7 @@ class CustomerIn(BaseModel):
     name: StorableText = Field(min_length=1, max_length=200)
     email: Email
     password: str = Field(min_length=8, max_length=1024)
-    email_verified: bool | None = Field(default=None, description=VERIFIED_BY_BACKEND)
+    email_verified: StrictBool | None = Field(default=None, description=VERIFIED_BY_BACKEND)
 
 
 class CustomerUpdate(BaseModel):
@@ -108,7 +109,7 @@ class CustomerUpdate(BaseModel):
     name: Annotated[StorableText, Field(min_length=1, max_length=200)] | None = None
     email: Email | None = None
     password: str | None = Field(default=None, min_length=8, max_length=1024)
-    email_verified: bool | None = Field(default=None, description=VERIFIED_BY_BACKEND)
+    email_verified: StrictBool | None = Field(default=None, description=VERIFIED_BY_BACKEND)
 
     def changes_credentials(self, customer: "Customer") -> bool:
         """Whether this sets a password, or an email other than the customer's (an unchanged
@@ -121,7 +122,7 @@ class CustomerUpdate(BaseModel):
 CUSTOMER_FILTERS = {
     "name": Filterable(Customer.name),
     "email": Filterable(Customer.email_key, str.lower),
-    "created_at": Filterable(Customer.created_at, utc_datetime),
+    "created_at": Filterable(Customer.created_at, utc_datetime, ISO_DATETIME),
 }
 
 

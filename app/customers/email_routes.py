@@ -1,6 +1,6 @@
 """Shoppers' email addresses: verification by mail, and change to a new verified address.
 
-- `POST /v2/customers/email-verification`: always 202 with the same body (503 unconfigured).
+- `POST /v2/customers/email-verification`: always 202 with the same body (404 unconfigured).
 - `POST /v2/customers/email-verification/confirm`: the token from the mail (and, for a
   sign-up's link, the account's password).
 - `POST /v2/customers/{id}/email-change`: the current password and the new address, with the
@@ -28,8 +28,10 @@ from app.customers.mail.verification import (
 )
 from app.customers.password_routes import (
     MAIL_NOT_CONFIGURED,
+    NEEDS_CUSTOMER_TOKEN,
     apply_revocation,
     customer_of_own_token,
+    mail_not_configured,
     shopper_mail,
     token_refusals,
 )
@@ -117,8 +119,9 @@ async def confirm_email(
     summary="Move a shopper's account to a new email, once it is confirmed (their token)",
     responses={
         **answers(Document[MailAcceptedOut], 404, 409, 413, 429, status=202),
-        **MAIL_NOT_CONFIGURED,
+        **mail_not_configured("No such customer for this token; or: "),
     },
+    openapi_extra=NEEDS_CUSTOMER_TOKEN,
 )
 async def request_email_change(
     request: Request,

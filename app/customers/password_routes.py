@@ -46,7 +46,7 @@ from app.customers.mail.tokens import (
 from app.customers.router import HasherDep, limit_logins
 from app.http.errors import JSON_API, ErrorDocument, KeyhouseError, NotFoundError, error_responses
 from app.http.jsonapi import Body, Document, JsonApiRoute, answers
-from app.http.security import Caller, ReadCaller
+from app.http.security import CUSTOMER_TOKEN_HEADER, Caller, ReadCaller
 from app.oauth.revocation import Revocation, RevocationList, revoke_token
 from app.oauth.verification import CustomerToken
 from app.observability import metrics
@@ -61,13 +61,19 @@ router = APIRouter(
     route_class=JsonApiRoute,
 )
 
-MAIL_NOT_CONFIGURED: dict[int | str, dict[str, Any]] = {
-    503: {
-        "model": ErrorDocument,
-        "description": "This server sends no such mail: no `KEYHOUSE_SMTP_URL`, or for "
-        "verification no `KEYHOUSE_EMAIL_VERIFICATION_URL`.",
-    }
-}
+NO_SUCH_MAIL = (
+    "This server sends no such mail: no `KEYHOUSE_SMTP_URL`, or for verification no "
+    "`KEYHOUSE_EMAIL_VERIFICATION_URL` (`MailNotConfiguredError`)."
+)
+
+
+def mail_not_configured(also: str = "") -> dict[int | str, dict[str, Any]]:
+    """The 404 of a route that mails, where the server sends no mail; `also` says what else
+    its 404 means."""
+    return {404: {"model": ErrorDocument, "description": f"{also}{NO_SUCH_MAIL}"}}
+
+
+MAIL_NOT_CONFIGURED = mail_not_configured()
 
 
 def refusals(description: str, *errors: MailTokenRefusedError) -> dict[str, Any]:
@@ -82,10 +88,11 @@ def refusals(description: str, *errors: MailTokenRefusedError) -> dict[str, Any]
 def token_refusals(token_name: str) -> dict[int | str, dict[str, Any]]:
     """The documented refusals of a route that takes a mailed token."""
     return {
-        400: refusals(
-            "A malformed body, or a token never issued.", InvalidMailTokenError(token_name)
+        404: refusals(
+            "The token was never issued, or belongs to another store.",
+            InvalidMailTokenError(token_name),
+            ForeignMailTokenError(token_name),
         ),
-        404: refusals("The token belongs to another store.", ForeignMailTokenError(token_name)),
         409: refusals(
             "The token was used, a newer one was sent, or the account's credentials changed.",
             UsedMailTokenError(token_name),
@@ -103,6 +110,22 @@ class CustomerTokenRequiredError(KeyhouseError):
     status_code = 400
     title = "Bad Request"
     default_detail = "This request needs the shopper's customer token (X-Moltin-Customer-Token)."
+
+
+# The routes that act for the logged-in shopper alone say so in the schema: their customer-token
+# header is a required parameter (beside the security schemes, which cannot say "required").
+# Whitespace alone counts as no token; anything else is verified, so a wrong one is a 401.
+NEEDS_CUSTOMER_TOKEN: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": CUSTOMER_TOKEN_HEADER,
+            "in": "header",
+            "required": True,
+            "description": "The shopper's customer token: without one, a 400.",
+            "schema": {"type": "string", "pattern": r"[^\t\n\v\f\r \x1c-\x1f\x85\xa0]"},
+        }
+    ]
+}
 
 
 def _shopper(caller: Caller) -> CustomerToken:
@@ -197,6 +220,7 @@ async def confirm_password_reset(
     status_code=204,
     summary="Change a shopper's password (their customer token)",
     responses=error_responses(404, 409, 413, 429),
+    openapi_extra=NEEDS_CUSTOMER_TOKEN,
 )
 async def change_password(
     request: Request,
@@ -234,6 +258,7 @@ async def change_password(
     "/tokens/current",
     status_code=204,
     summary="Log the shopper out: revoke the customer token sent (read)",
+    openapi_extra=NEEDS_CUSTOMER_TOKEN,
 )
 async def revoke_current_customer_token(
     request: Request, session: SessionDep, caller: ReadCaller

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.convertors import Convertor, register_url_convertor
 
 from app.customers import customers as service
 from app.customers.credentials import update_customer as update_customer_service
@@ -54,8 +55,9 @@ and an unknown email get the same 401.
 With `"authentication_mechanism": "oidc"`: the `oauth_authorization_code` that a sign-in with a
 login provider (`GET /oauth/customers/login/{provider}`) sent the storefront back with, the
 `oauth_redirect_uri` it started with, and the PKCE `oauth_code_verifier` of its challenge. The
-caller's access token must be of the client the sign-in started for. A code that is unknown,
-expired, already used, or of another client, redirect URI or verifier is a 400 saying which;
+caller's access token must be of the client the sign-in started for. A code never issued to
+this store (or whose customer is gone) is a 404; one expired, already used, or of another
+client, redirect URI or verifier is a 400 saying which;
 a code used twice also revokes the customer token its first use gave (audit event
 `customer.provider_code_replayed`).
 """
@@ -75,6 +77,24 @@ password (`PUT /v2/customers/{id}/password`, `POST /v2/customers/{id}/email-chan
 A backend may change everything: a new password or email ends every customer token of the
 shopper and every link mailed to them (audit event `customer.credentials_changed`).
 """
+
+
+class CustomerIdConvertor(Convertor[str]):
+    """A customer's id in a path: a UUID, in either case. `/v2/customers/tokens` is then no
+    customer's path, so a method that `/tokens` does not serve is a 405 naming the methods it
+    does, not a 400 about a malformed customer id."""
+
+    regex = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+
+    def convert(self, value: str) -> str:
+        return value  # FastAPI makes the `uuid.UUID` of it
+
+    def to_string(self, value: str) -> str:
+        return str(value)
+
+
+register_url_convertor("customer_id", CustomerIdConvertor())
+CUSTOMER_PATH = "/{customer_id:customer_id}"
 
 router = APIRouter(
     prefix="/v2/customers",
@@ -182,7 +202,7 @@ async def list_customers(request: Request, session: SessionDep, caller: WriteCal
 
 
 @router.delete(
-    "/{customer_id}",
+    CUSTOMER_PATH,
     status_code=204,
     summary="Delete a customer and revoke their customer tokens (write)",
     responses=error_responses(404),
@@ -217,7 +237,7 @@ async def limit_logins(request: Request, caller: Caller, host: str) -> None:
     "/tokens",
     summary="Log a customer in with email and password, or with a login provider's code",
     description=LOGIN_DESCRIPTION,
-    responses=answers(Document[CustomerTokenOut], 413, 429),
+    responses=answers(Document[CustomerTokenOut], 404, 413, 429),
 )
 async def create_customer_token(
     request: Request,
@@ -272,7 +292,7 @@ async def _exchange_login_code(
 
 
 @router.get(
-    "/{customer_id}",
+    CUSTOMER_PATH,
     summary="A customer (write, or that customer's own token)",
     responses=answers(Document[CustomerOut], 404),
 )
@@ -281,7 +301,7 @@ async def get_customer(customer: CustomerDep) -> Any:
 
 
 @router.put(
-    "/{customer_id}",
+    CUSTOMER_PATH,
     summary="Update a customer (write, or that customer's own token)",
     description=UPDATE_DESCRIPTION,
     responses=answers(Document[CustomerOut], 404, 409, 413),

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.customers.customers import Customer
-from app.http.jsonapi import Output, StorableText
+from app.http.jsonapi import Output, StorableText, without_nulls
 from app.oauth.keys import KeyRing
 from app.oauth.tokens import CREDENTIAL_EPOCH_CLAIM, CUSTOMER_TOKEN_TYPE, TokenSigner
 from app.observability import metrics
@@ -20,11 +20,22 @@ MECHANISM_FIELDS = {
 }
 
 
+def _one_mechanism(schema: dict[str, Any]) -> None:
+    """The schema of a login: the fields of one mechanism or the other, never `null`."""
+    without_nulls(schema)
+    password = {"properties": {"authentication_mechanism": {"const": "password"}}}
+    oidc = {"properties": {"authentication_mechanism": {"const": "oidc"}}}
+    schema["anyOf"] = [
+        {**password, "required": list(MECHANISM_FIELDS["password"])},
+        {**oidc, "required": ["authentication_mechanism", *MECHANISM_FIELDS["oidc"]]},
+    ]
+
+
 class CustomerTokenRequest(BaseModel):
     """`{"data": {"type": "token", "email", "password"}}`, or with `"authentication_mechanism":
     "oidc"` the code, redirect URI and PKCE verifier of a sign-in with a login provider."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra=_one_mechanism)
     type: str = Field(pattern="^token$")
     authentication_mechanism: Literal["password", "oidc"] = "password"
     # Not checked as an email: whatever it is, an unknown email is the same 401 as a bad password.
@@ -39,6 +50,7 @@ class CustomerTokenRequest(BaseModel):
     )
     oauth_redirect_uri: StorableText | None = Field(
         default=None,
+        min_length=1,
         max_length=2000,
         description="oidc: the redirect URI the sign-in started with, exactly.",
     )

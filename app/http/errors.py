@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from app.http.methods import allowed_methods, options_answer
 from app.runtime.db import is_unavailable
 
 logger = logging.getLogger("keyhouse.errors")
@@ -172,11 +173,15 @@ async def _handle_keyhouse_error(_request: Request, exc: Exception) -> Response:
     return render(exc)
 
 
-async def _handle_http_exception(_request: Request, exc: Exception) -> Response:
-    # Starlette's own 404/405 for unknown paths and methods, in our envelope.
+async def _handle_http_exception(request: Request, exc: Exception) -> Response:
+    # Starlette's own 404/405 for unknown paths and methods, in our envelope; a 405 names
+    # every method of the path (app/http/methods.py), and is no error for OPTIONS.
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 405:
-        return render(MethodNotAllowedError(headers=exc.headers))
+        allow = allowed_methods(request)
+        if request.method == "OPTIONS":
+            return options_answer(allow)
+        return render(MethodNotAllowedError(headers={"Allow": ", ".join(allow)}))
     if exc.status_code == 404:
         return render(NotFoundError())
     return render(HTTPStatusError(exc.status_code, headers=exc.headers))

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Generic, TypeVar
 from urllib.parse import urlencode
 
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 from sqlalchemy import ColumnElement, FromClause, Row, String, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute
@@ -47,6 +47,32 @@ class ConflictError(KeyhouseError):
 # validator, so that the OpenAPI schema says it and other constraints keep their own messages.
 NO_NUL = r"^[^\x00]*$"
 StorableText = Annotated[str, Field(pattern=NO_NUL)]
+
+
+def _integral(value: Any) -> Any:
+    """`2.0` as `2`: JSON Schema's integers include numbers with a zero fraction. Anything else
+    goes on to the strict check, which refuses `2.5`, `"2"` and `true`, and never rounds."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+WholeNumber = Annotated[StrictInt, BeforeValidator(_integral)]
+
+NULL = {"type": "null"}
+
+
+def without_nulls(schema: dict[str, Any]) -> None:
+    """A model's `json_schema_extra`: its optional fields are documented as left out, never
+    `null`, where a `null` would be refused or mean nothing (a `None` default is Python's way
+    of saying "not given")."""
+    for field in schema.get("properties", {}).values():
+        options = field.get("anyOf", [])
+        if NULL in options:
+            rest = [option for option in field.pop("anyOf") if option != NULL]
+            field.update(rest[0] if len(rest) == 1 else {"anyOf": rest})
+        if "default" in field and field["default"] is None:
+            del field["default"]
 
 
 class Body(BaseModel, Generic[T]):
@@ -284,42 +310,71 @@ MALFORMED_FILTER = (
     "with op one of eq, like, gt, ge, lt, le, in, on a filterable field."
 )
 OPERATORS = ("eq", "like", "gt", "ge", "lt", "le", "in")
-# Values may hold anything but parentheses, and NUL (which PostgreSQL refuses in text).
+# The grammar of a filter, one pattern per kind of value: `parse_filter` holds each value to its
+# field's pattern before it reads it, and the OpenAPI schema states the same patterns, so that a
+# filter the schema allows is one the server takes. Text may hold anything but parentheses,
+# commas (which separate the values of `in`) and NUL (which PostgreSQL refuses in text).
+ANY_TEXT = r"[^(),\x00]*"
+CANONICAL_UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+# Dates that exist: years 0001 to 9999, the days of each month, 29 February in leap years only.
+_YEAR = r"(?:000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})"
+_LEAP_YEAR = r"(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)"
+_MONTH_DAY = (
+    r"(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))"
+)
+_TIME = r"T(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?"
+_OFFSET = r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+ISO_DATETIME = rf"(?:{_YEAR}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29)(?:{_TIME}{_OFFSET}?)?"
 _CONDITION = re.compile(r"(?P<op>[a-z]+)\((?P<field>[a-z_]+),(?P<values>[^()\x00]*)\)")
 
 
 @dataclass(frozen=True, slots=True)
 class Filterable:
-    """A field a list may be filtered on: its column, and how to read a value for it."""
+    """A field a list may be filtered on: its column, the pattern of its values, and how to
+    read one. `like` is for text columns only (PostgreSQL has no ILIKE on times or UUIDs)."""
 
     column: InstrumentedAttribute[Any]
     parse: Callable[[str], Any] = str
+    pattern: str = ANY_TEXT
+
+    @property
+    def operators(self) -> tuple[str, ...]:
+        is_text = isinstance(self.column.type, String)
+        return tuple(op for op in OPERATORS if op != "like" or is_text)
+
+    def read(self, value: str) -> Any:
+        if re.fullmatch(self.pattern, value) is None:
+            raise ValueError("not a value of this field")
+        return self.parse(value)
 
 
 def utc_datetime(value: str) -> datetime:
     """A filter's datetime, such as `gt(created_at,2026-01-01)`: no offset means UTC (the
-    timestamp columns refuse naive datetimes). One that is not a time in UTC's years 1 to 9999
-    (`9999-12-31T23:59-12:00`) is a ValueError here, not an OverflowError in the database."""
+    timestamp columns refuse naive datetimes). A time whose UTC falls outside years 1 to 9999
+    (`9999-12-31T23:59-12:00`) is the first or last time there is, which every stored time is
+    after or before, rather than an OverflowError in the database."""
     parsed = datetime.fromisoformat(value)
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
     try:
         return parsed.astimezone(UTC)
-    except OverflowError as error:
-        raise ValueError("out of range") from error
+    except OverflowError:
+        return (datetime.max if parsed.year == datetime.max.year else datetime.min).replace(
+            tzinfo=UTC
+        )
 
 
-def _condition(
-    op: str, column: InstrumentedAttribute[Any], values: list[Any]
-) -> ColumnElement[bool]:
+def _condition(op: str, field: Filterable, values: list[Any]) -> ColumnElement[bool]:
+    column = field.column
+    if op not in field.operators:
+        raise BadRequestError(MALFORMED_FILTER)
     if op == "in":
         return column.in_(values)
     if len(values) != 1:
         raise BadRequestError(MALFORMED_FILTER)
     value = values[0]
     if op == "like":
-        if not isinstance(column.type, String):  # PostgreSQL has no ILIKE on times or UUIDs
-            raise BadRequestError(MALFORMED_FILTER)
         # `*` is the commerce API's wildcard; SQL's own wildcards are matched literally.
         pattern = str(value).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         return column.ilike(pattern.replace("*", "%"), escape="\\")
@@ -330,8 +385,6 @@ def _condition(
         "lt": column.__lt__,
         "le": column.__le__,
     }
-    if op not in comparisons:
-        raise BadRequestError(MALFORMED_FILTER)
     return comparisons[op](value)
 
 
@@ -347,10 +400,10 @@ def parse_filter(raw: str | None, fields: Mapping[str, Filterable]) -> list[Colu
             raise BadRequestError(MALFORMED_FILTER)
         field = fields[match["field"]]
         try:
-            values = [field.parse(value) for value in match["values"].split(",")]
+            values = [field.read(value) for value in match["values"].split(",")]
         except (ValueError, TypeError) as error:
             raise BadRequestError(MALFORMED_FILTER) from error
-        conditions.append(_condition(match["op"], field.column, values))
+        conditions.append(_condition(match["op"], field, values))
         position = match.end()
         if position == len(raw):
             return conditions
@@ -380,9 +433,16 @@ PAGE_PARAMETERS = [
 ]
 
 
+def _field_conditions(name: str, field: Filterable) -> str:
+    one, many = field.pattern, rf"{field.pattern}(?:,{field.pattern})*"
+    single = [op for op in field.operators if op != "in"]
+    return rf"(?:{'|'.join(single)})\({name},{one}\)|in\({name},{many}\)"
+
+
 def filter_pattern(fields: Mapping[str, Filterable]) -> str:
-    """The language `parse_filter` reads, as a regular expression (for the schema)."""
-    condition = rf"(?:{'|'.join(OPERATORS)})\((?:{'|'.join(fields)}),[^()\x00]*\)"
+    """The language `parse_filter` reads, as a regular expression (for the schema): on each
+    field, its operators, one value each (`in`: one or more), of the field's pattern."""
+    condition = "(?:" + "|".join(_field_conditions(n, f) for n, f in fields.items()) + ")"
     return rf"^(?:{condition}(?::{condition})*)?$"
 
 

@@ -68,7 +68,8 @@ class RequestTelemetry:
     def _observe(self, scope: Scope, status: int, seconds: float) -> None:
         route = scope.get("route")
         if route is not None:
-            template = route.path
+            # The template as documented: `{customer_id}`, not its `{customer_id:customer_id}`.
+            template = getattr(route, "path_format", route.path)
         elif scope["path"] in TOKEN_PATHS:
             template = scope["path"]
         else:

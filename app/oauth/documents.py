@@ -5,7 +5,7 @@ The token endpoint parses its own body and builds its answers by hand, on the ho
 describe them, and tests/test_schema_fuzzing.py checks that every answer fits.
 """
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,13 +33,60 @@ class Output(BaseModel):
 GrantType = Literal["implicit", "client_credentials"]  # clients.GRANT_TYPES
 
 
-class TokenRequest(BaseModel):
+# The endpoints read strings only: an empty one counts as absent (RFC 6749 §3.1), and so does
+# a JSON `null` (requests.py). So the schema asks for strings, non-empty and never `null` where
+# a parameter is required, and a string or `null` where it may be left out.
+
+
+def optional(about: str) -> Any:
+    """A parameter that may be left out (or empty, or in JSON `null`)."""
+    return Field(default=None, description=about)
+
+
+OptionalText = str | None
+CLIENT_ID_ABOUT = (
+    "Required, unless HTTP Basic credentials carry it (client_secret_basic); beside them, "
+    "it must be the same id."
+)
+# An empty parameter counts as absent (RFC 6749 §3.1), so the optional ones may be empty.
+SCOPE_PATTERN = r"^(?:\s*(?:read|write)(?:\s+(?:read|write))*\s*)?$"
+READ_ONLY_PATTERN = r"^(?:\s*read(?:\s+read)*\s*)?$"
+
+
+def _scope_per_grant(schema: dict[str, Any]) -> None:
+    """An implicit token is read-only (grants.py), so an implicit request asks for `read` at
+    most. (A client_credentials client may have been given less than both: `invalid_scope`.)"""
+    _other_parameters(schema)
+    implicit = {"grant_type": {"const": "implicit"}, "scope": {"pattern": READ_ONLY_PATTERN}}
+    credentials = {"grant_type": {"const": "client_credentials"}}
+    schema["anyOf"] = [{"properties": implicit}, {"properties": credentials}]
+
+
+def _other_parameters(schema: dict[str, Any]) -> None:
+    """Other parameters are ignored, if strings or `null` (in JSON, a number, a list or an
+    object is `invalid_request`)."""
+    schema["additionalProperties"] = {"type": ["string", "null"]}
+
+
+class Parameters(BaseModel):
+    """Parameters of the token endpoint's kind."""
+
+    model_config = ConfigDict(json_schema_extra=_other_parameters)
+
+
+class TokenRequest(Parameters):
     """RFC 6749 §4.4.2 and the commerce API's implicit grant, as a form or a JSON object."""
 
+    model_config = ConfigDict(json_schema_extra=_scope_per_grant)
+
     grant_type: GrantType
-    client_id: str | None = Field(default=None, description="Or in HTTP Basic credentials.")
-    client_secret: str | None = Field(default=None, description="Or in HTTP Basic credentials.")
-    scope: str | None = Field(default=None, description="`read`, `write` or both.")
+    client_id: str = Field(min_length=1, description=CLIENT_ID_ABOUT)
+    client_secret: OptionalText = optional(
+        "client_credentials: the secret (client_secret_post), or in HTTP Basic."
+    )
+    scope: Annotated[str, Field(pattern=SCOPE_PATTERN)] | None = optional(
+        "`read`, `write` or both: narrows what the client may have."
+    )
 
 
 class TokenResponse(Output):
@@ -83,15 +130,15 @@ class ServerMetadata(Output):
     response_types_supported: list[str]
 
 
-class TokenOperationRequest(BaseModel):
+class TokenOperationRequest(Parameters):
     """RFC 7009 §2.1 and RFC 7662 §2.1: the token, and the client's own credentials."""
 
-    token: str
-    token_type_hint: str | None = Field(
-        default=None, description="`access_token` or `customer_token`; a hint only."
+    token: str = Field(min_length=1)
+    token_type_hint: OptionalText = optional("`access_token` or `customer_token`; a hint only.")
+    client_id: str = Field(min_length=1, description=CLIENT_ID_ABOUT)
+    client_secret: OptionalText = optional(
+        "A confidential client's secret, or in HTTP Basic; a public client has none."
     )
-    client_id: str | None = Field(default=None, description="Or in HTTP Basic credentials.")
-    client_secret: str | None = Field(default=None, description="Or in HTTP Basic credentials.")
 
 
 class IntrospectionResponse(Output):

@@ -125,6 +125,7 @@ async def _named_token(
 @router.post(
     REVOKE_PATH,
     summary="Revoke an access or customer token (RFC 7009)",
+    response_class=Response,  # an empty 200: no JSON in the schema
     responses=REVOCATION_RESPONSES,
     openapi_extra=TOKEN_OPERATION_OPENAPI,
 )

@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import BigInteger, ForeignKey, String, UniqueConstraint, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +22,7 @@ from app.http.jsonapi import (
     Output,
     Page,
     Timestamps,
+    WholeNumber,
     fetch_page,
     timestamps,
 )
@@ -89,7 +90,7 @@ class CartItemIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
     type: str = Field(pattern="^cart_item$")
     id: uuid.UUID
-    quantity: StrictInt = Field(default=1, ge=1, le=MAX_QUANTITY)
+    quantity: WholeNumber = Field(default=1, ge=1, le=MAX_QUANTITY)
 
 
 class CartItemUpdate(BaseModel):
@@ -97,7 +98,7 @@ class CartItemUpdate(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     type: str = Field(pattern="^cart_item$")
-    quantity: StrictInt = Field(ge=0, le=MAX_QUANTITY)
+    quantity: WholeNumber = Field(ge=0, le=MAX_QUANTITY)
 
 
 class CartItemOut(LineOut):

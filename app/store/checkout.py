@@ -2,7 +2,7 @@
 
 import uuid
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.customers.emails import Email
 from app.http.errors import NotFoundError
-from app.http.jsonapi import BadRequestError, ConflictError, StorableText
+from app.http.jsonapi import BadRequestError, ConflictError, StorableText, without_nulls
 from app.runtime.db import utcnow
 from app.store.addresses import ADDRESS_FIELDS, AddressIn, RequiredText
 from app.store.carts import Cart, CartItem, cart_items, empty_cart, may_use
@@ -30,22 +30,43 @@ class CheckoutAddress(AddressIn):
     city: RequiredText
 
 
+# The schema says what a checkout needs: an id, or a guest's email and name. (The server also
+# reads a `null` as left out, which the schema does not offer.)
+def _guest_or_customer(schema: dict[str, Any]) -> None:
+    without_nulls(schema)
+    schema["anyOf"] = [{"required": ["id"]}, {"required": ["email", "name"]}]
+
+
+CUSTOMER_ABOUT = (
+    "Who the order is for. Required, except with a shopper's customer token (then it is "
+    "theirs) or an account token (then `contact` names who placed the account's order)."
+)
+
+
 class CheckoutCustomer(BaseModel):
     """`{"id": …}` for a registered customer, or `{"email", "name"}` for a guest."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra=_guest_or_customer)
     id: uuid.UUID | None = None
     email: Email | None = None
     name: Annotated[StorableText, Field(min_length=1, max_length=200)] | None = None
+
+
+def _customer_required(schema: dict[str, Any]) -> None:
+    """`customer` is required in the schema, which cannot say when the token makes it optional."""
+    without_nulls(schema)
+    schema["required"] = ["customer", *schema.get("required", [])]
 
 
 class CheckoutIn(BaseModel):
     """`{"data": {"customer": {...}, "billing_address": {...}, "shipping_address": {...}}}`;
     with an account token, `contact` (`{"email", "name"}`) says who placed the order."""
 
-    model_config = ConfigDict(extra="ignore")
-    customer: CheckoutCustomer | None = None
-    contact: CheckoutCustomer | None = None
+    model_config = ConfigDict(extra="ignore", json_schema_extra=_customer_required)
+    customer: CheckoutCustomer | None = Field(default=None, description=CUSTOMER_ABOUT)
+    contact: CheckoutCustomer | None = Field(
+        default=None, description="With an account token: `{email, name}` of who placed it."
+    )
     billing_address: CheckoutAddress
     shipping_address: CheckoutAddress
 
@@ -118,7 +139,7 @@ async def checkout(
         raise NotFoundError()
     items = await cart_items(session, cart=cart) if cart is not None else []
     if cart is None or not items:
-        raise BadRequestError(EMPTY_CART)
+        raise ConflictError(EMPTY_CART)  # well formed: the cart's state is what refuses it
     await _check_for_sale(session, store_id, items)
     amount, currency = total((i.unit_amount * i.quantity, i.currency) for i in items)
     order = Order(

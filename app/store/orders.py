@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.http.jsonapi import (
+    CANONICAL_UUID,
+    ISO_DATETIME,
     Filterable,
     Output,
     Page,
@@ -95,9 +97,9 @@ ORDER_FILTERS = {
     "status": Filterable(Order.status),
     "payment": Filterable(Order.payment),
     "shipping": Filterable(Order.shipping),
-    "customer_id": Filterable(Order.customer_id, uuid.UUID),
-    "account_id": Filterable(Order.account_id, uuid.UUID),
-    "created_at": Filterable(Order.created_at, utc_datetime),
+    "customer_id": Filterable(Order.customer_id, uuid.UUID, CANONICAL_UUID),
+    "account_id": Filterable(Order.account_id, uuid.UUID, CANONICAL_UUID),
+    "created_at": Filterable(Order.created_at, utc_datetime, ISO_DATETIME),
 }
 
 

@@ -4,7 +4,8 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic.config import JsonDict
 from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +17,7 @@ from app.http.jsonapi import (
     Output,
     StorableText,
     TimestampsMeta,
+    WholeNumber,
     timestamps,
 )
 from app.runtime.db import Base, utcnow
@@ -51,9 +53,17 @@ class Product(Base):
 
 class PriceIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    amount: StrictInt = Field(ge=0, le=10**12)  # minor units; a float is refused, not rounded
+    amount: WholeNumber = Field(ge=0, le=10**12)  # minor units: 1999.0 is 1999, 19.99 is refused
     currency: str = Field(pattern="^[A-Z]{3}$")
     includes_tax: StrictBool = True
+
+
+# JSON Schema cannot say "unique by currency"; it says what it can (no two prices alike) and
+# the words say the rest.
+PRICES: JsonDict = {
+    "uniqueItems": True,
+    "description": "At most one price per currency (else a 400).",
+}
 
 
 def _one_per_currency(prices: list[PriceIn] | None) -> list[PriceIn] | None:
@@ -72,7 +82,7 @@ class ProductIn(BaseModel):
     sku: StorableText = Field(min_length=1, max_length=64)
     description: StorableText = Field(default="", max_length=10_000)
     manage_stock: StrictBool = False
-    price: list[PriceIn] = Field(max_length=50)
+    price: list[PriceIn] = Field(max_length=50, json_schema_extra=PRICES)
     status: Status = "draft"
     commodity_type: CommodityType
 
@@ -89,7 +99,7 @@ class ProductUpdate(BaseModel):
     sku: Annotated[StorableText, Field(min_length=1, max_length=64)] | None = None
     description: Annotated[StorableText, Field(max_length=10_000)] | None = None
     manage_stock: StrictBool | None = None
-    price: list[PriceIn] | None = Field(default=None, max_length=50)
+    price: list[PriceIn] | None = Field(default=None, max_length=50, json_schema_extra=PRICES)
     status: Status | None = None
     commodity_type: CommodityType | None = None
 

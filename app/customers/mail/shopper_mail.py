@@ -22,10 +22,12 @@ MAX_AUDITED_ADDRESS = 64  # the audit column's width
 
 
 class MailNotConfiguredError(KeyhouseError):
-    """503 without `Retry-After`: the server cannot send this mail, so it is not accepted."""
+    """The server sends no such mail, so the request is not accepted: a 404, as for a route
+    this server does not offer. (Not a 503: nothing is away for a moment, and waiting would
+    not help; it is how the server was set up.)"""
 
-    status_code = 503
-    title = "Service Unavailable"
+    status_code = 404
+    title = "Not Found"
     default_detail = (
         "Password reset is unavailable: this server has no mail delivery configured "
         "(KEYHOUSE_SMTP_URL)."

@@ -82,8 +82,11 @@ class MailTokenRefusedError(KeyhouseError):
 
 
 class InvalidMailTokenError(MailTokenRefusedError):
-    status_code = 400
-    title = "Bad Request"
+    """A token never issued (or purged since): no such link, as for another store's. A 404,
+    not a 400: the request is well formed, and no schema can tell a token that exists."""
+
+    status_code = 404
+    title = "Not Found"
     default_detail = "This {token} is not valid."
 
 

@@ -36,8 +36,13 @@ BROWSER_RESPONSES: dict[int | str, dict[str, Any]] = {
         },
     },
     400: _html(
-        "A page, when the storefront cannot be sent an error: its client or redirect URI is "
-        "unknown or not registered, or the provider's answer names no known sign-in."
+        "A page, when the storefront cannot be sent an error: the link lacks a client id or a "
+        "redirect URI (or repeats one), or the provider's answer has no state."
+    ),
+    404: _html(
+        "A page, when the storefront cannot be sent an error: its client is unknown or "
+        "disabled, its redirect URI not registered for it, or the provider's answer names no "
+        "sign-in of this server's."
     ),
     429: {
         **_html("A page: too many sign-in attempts from this address (Retry-After seconds)."),
@@ -46,12 +51,13 @@ BROWSER_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 START_PARAMETERS = [
-    _query_parameter("client_id", "The storefront's client id.", required=True),
+    _query_parameter("client_id", "The storefront's client id.", required=True, minLength=1),
     _query_parameter(
         "redirect_uri",
         "Where the shopper comes back: registered for the client (`keyhouse clients create "
         "--redirect-uri`), compared exactly. Its own query is kept.",
         required=True,
+        minLength=1,
     ),
     _query_parameter(
         "code_challenge",
@@ -66,7 +72,12 @@ START_PARAMETERS = [
 ]
 
 CALLBACK_PARAMETERS = [
-    _query_parameter("state", "The sign-in's state, as Keyhouse sent it to the provider."),
+    _query_parameter(
+        "state",
+        "The sign-in's state, as Keyhouse sent it to the provider.",
+        required=True,
+        minLength=1,
+    ),
     _query_parameter("code", "The provider's authorization code."),
     _query_parameter("error", "The provider's error code, when it refused."),
     _query_parameter("iss", "The provider's issuer (RFC 9207), checked when present."),
@@ -82,7 +93,8 @@ Errors go back to the storefront's redirect URI as `error` and `error_descriptio
 `state`): `invalid_request` (no or bad PKCE, unknown or disabled provider, `state` over 500
 characters), `temporarily_unavailable` (the provider cannot be reached), `server_error` (its
 discovery document went bad). An unknown or disabled client, or a redirect URI not registered
-for it, gets a 400 page instead: Keyhouse never redirects anywhere else.
+for it, gets a 404 page instead (a link without either, a 400 page): Keyhouse never redirects
+anywhere else.
 """
 
 CALLBACK_DESCRIPTION = """\

@@ -34,6 +34,15 @@ class InvalidLoginCodeError(KeyhouseError):
     default_detail = "The login code is not valid."
 
 
+class UnknownLoginCodeError(InvalidLoginCodeError):
+    """A code never issued to this store (or its customer deleted since): no such login, a
+    404 as for an unknown mailed token. The request is well formed, and no schema can tell a
+    code that exists."""
+
+    status_code = 404
+    title = "Not Found"
+
+
 USED = "The login code has already been used; sign in again."
 EXPIRED = "The login code has expired; sign in again."
 NOT_YOURS = "The login code was issued to another client or for another redirect URI."
@@ -89,7 +98,7 @@ async def _customer_of(session: AsyncSession, login: ProviderLogin) -> Customer:
         raise InvalidLoginCodeError(PROVIDER_DISABLED)
     customer = await session.get(Customer, login.customer_id)
     if customer is None:  # deleted since the callback
-        raise InvalidLoginCodeError()
+        raise UnknownLoginCodeError()
     if login.customer_epoch is None or customer.credential_epoch != login.customer_epoch:
         raise InvalidLoginCodeError(CREDENTIALS_CHANGED)
     return customer
@@ -110,7 +119,7 @@ async def exchange_login_code(
     """The customer token for a login code, which this consumes."""
     login = await _login_of(session, code)
     if login is None or login.store_id != store_id or login.customer_id is None:
-        raise InvalidLoginCodeError()
+        raise UnknownLoginCodeError()
     _check_binding(
         login, client_id=client_id, redirect_uri=redirect_uri, code_verifier=code_verifier
     )

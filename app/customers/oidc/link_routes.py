@@ -28,7 +28,11 @@ from app.customers.oidc.links import (
 from app.customers.oidc.providers import LoginProvider
 from app.customers.oidc.router import TAG
 from app.customers.oidc.sign_in import ProviderSignIn
-from app.customers.password_routes import apply_revocation, customer_of_own_token
+from app.customers.password_routes import (
+    NEEDS_CUSTOMER_TOKEN,
+    apply_revocation,
+    customer_of_own_token,
+)
 from app.customers.router import CustomerDep, HasherDep, limit_logins
 from app.http.errors import error_responses
 from app.http.jsonapi import Body, Document, JsonApiRoute, answers
@@ -54,6 +58,7 @@ router = APIRouter(
         **answers(Document[ProviderLinkRequestOut], 404, 409, 413, 429, status=201),
         **LINK_UNAVAILABLE,
     },
+    openapi_extra=NEEDS_CUSTOMER_TOKEN,
 )
 async def start_provider_link(
     request: Request,

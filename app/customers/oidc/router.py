@@ -99,9 +99,11 @@ async def finish_provider_login(request: Request, session: SessionDep) -> Respon
         state = _one(request.query_params, "state")
     except RepeatedParameterError:
         state = None
-    claimed = await claim_return(session, state=state) if state else None
-    if state is None or claimed is None:
-        return error_page(400, UNKNOWN_STATE if state else NO_STATE)
+    if state is None:
+        return error_page(400, NO_STATE)
+    claimed = await claim_return(session, state=state)
+    if claimed is None:  # a well-formed answer to no sign-in of ours: nothing to go back to
+        return error_page(404, UNKNOWN_STATE)
     login = claimed.login
     # Read now: recording a failure rolls the session back, which expires the row's fields.
     redirect_uri, client_state = login.redirect_uri, login.client_state
@@ -162,7 +164,7 @@ async def start_provider_login(request: Request, provider: str, session: Session
     clients: ClientRegistry = _app_state(request).clients
     client = await clients.find(client_id)
     if client is None or not client.enabled or redirect_uri not in client.redirect_uris:
-        return error_page(400, NOT_REGISTERED)
+        return error_page(404, NOT_REGISTERED)  # no such destination: a page, no redirect
     states = query.getlist("state")
     # Echoed back as it came (RFC 6749 §4.1.2), unless it is unfit to keep.
     client_state = states[0] if len(states) == 1 and _fit_state(states[0]) else None

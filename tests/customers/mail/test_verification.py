@@ -149,12 +149,12 @@ async def test_a_store_may_require_a_verified_email_before_a_password_login(
 
 
 @pytest.mark.settings(email_verification_url=None)
-async def test_without_a_verification_link_requests_are_503(
+async def test_without_a_verification_link_requests_are_404(
     http: httpx.AsyncClient, storefront: str, make_shopper: MakeShopper
 ) -> None:
     shopper = await make_shopper()
     response = await ask_for_verification(http, storefront, shopper.email)
-    assert "KEYHOUSE_EMAIL_VERIFICATION_URL" in detail_of(response, 503)
+    assert "KEYHOUSE_EMAIL_VERIFICATION_URL" in detail_of(response, 404)
 
 
 async def test_an_email_changes_once_the_new_address_confirms_it(

@@ -33,13 +33,14 @@ pytestmark = pytest.mark.usefixtures("login_provider")
 
 
 @pytest.mark.parametrize(
-    "query", ["", "?code=abc", "?state=made-up&code=abc", "?state=a&state=b&code=abc"]
+    ("query", "status"),
+    [("", 400), ("?code=abc", 400), ("?state=made-up&code=abc", 404), ("?state=a&state=b", 400)],
 )
 async def test_a_callback_without_a_known_state_is_a_page_and_goes_nowhere(
-    http: httpx.AsyncClient, database: Database, query: str
+    http: httpx.AsyncClient, database: Database, query: str, status: int
 ) -> None:
     answer = await http.get(f"/oauth/customers/login/callback{query}")
-    assert answer.status_code == 400
+    assert answer.status_code == status
     assert answer.headers["content-type"].startswith("text/html")
     assert "location" not in answer.headers
     assert "start again from the shop" in answer.text
@@ -133,11 +134,13 @@ async def test_a_code_is_bound_to_its_client_redirect_uri_and_verifier(
             await exchange(http, shop_token, shop, code, oauth_code_verifier="v" * 43),
             "does not match the code challenge",
         ),
-        (await exchange(http, shop_token, shop, "made-up-code"), "not valid"),
     ]
     for answer, detail in refusals:
         assert answer.status_code == 400, answer.text
         assert detail in answer.json()["errors"][0]["detail"]
+    made_up = await exchange(http, shop_token, shop, "made-up-code")  # no such login: 404
+    assert made_up.status_code == 404, made_up.text
+    assert "not valid" in made_up.json()["errors"][0]["detail"]
     # None of these used the code up.
     assert (await exchange(http, shop_token, shop, code)).status_code == 200
 
@@ -163,7 +166,7 @@ async def test_a_code_of_a_deleted_customer_is_refused(
     code = (await sign_in(http, shop))["code"]
     deleted = await http.delete(f"/v2/customers/{customer_id}", headers=headers(backend))
     assert deleted.status_code == 204
-    assert (await exchange(http, shop_token, shop, code)).status_code == 400
+    assert (await exchange(http, shop_token, shop, code)).status_code == 404  # no such login now
 
 
 BAD_EXCHANGES = {
@@ -171,6 +174,7 @@ BAD_EXCHANGES = {
     "no verifier": {"oauth_code_verifier": None},
     "short verifier": {"oauth_code_verifier": "v" * 42},
     "no redirect uri": {"oauth_redirect_uri": None},
+    "empty redirect uri": {"oauth_redirect_uri": ""},  # once a 500 (an assertion failed)
     "code with spaces": {"oauth_authorization_code": "a b"},
 }
 
