@@ -100,6 +100,12 @@ class ClientRegistry:
             client = (await session.scalars(query)).first()
             return _record(client) if client is not None else None
 
+    def changed(self) -> None:
+        """A client was written somewhere (announced): forget every copy, so the next request
+        for it reads the change instead of waiting for the cache to expire."""
+        self._clients.clear()
+        self._origins.clear()
+
     async def is_registered_origin(self, origin: str) -> bool:
         """Whether any enabled client lists this browser origin (for CORS preflights)."""
         return origin in await self._origins.get("", self._load_origins)
