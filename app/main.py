@@ -48,7 +48,7 @@ from app.store.order_routes import router as order_router
 from app.store.product_routes import router as product_router
 from app.store.reads import StoreReads
 
-ALL_TOPICS = frozenset({"revocation", "keys", "clients", "catalogue"})
+ALL_TOPICS = frozenset({"revocation", "keys", "clients", "catalogue", "mail"})
 NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
@@ -116,14 +116,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 catalogue.changed()
             if topics & {"revocation", "keys"} or not topics:
                 revocations.nudge()  # its poll carries the key ring's
+            if "mail" in topics:
+                shopper_mail.wake()
 
         source = change_source(settings)
         feed = None if source is None else ChangeFeed(source, changed, everything=ALL_TOPICS)
         if feed is not None:
             revocations.pushed_by(lambda: feed.connected, poll_seconds=settings.change_poll_seconds)
         await revocations.start()
-        if feed is not None:
-            await feed.start()
         app.state.settings = settings
         app.state.database = database
         app.state.clients = clients
@@ -166,7 +166,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             key=server_keys.password_reset_token_hmac,
         )
         app.state.shopper_mail = shopper_mail
+        if feed is not None:
+            shopper_mail.pushed_by(lambda: feed.connected)
         await shopper_mail.start()
+        if feed is not None:  # last: what it calls on a change is all in place
+            await feed.start()
         try:
             yield
         finally:

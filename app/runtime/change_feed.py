@@ -152,7 +152,13 @@ class ChangeFeed:
             away = time.monotonic() - self._lost_at
             logger.info("change push (%s) back after %.1f s", self._source.name, away)
             self._lost_at = None
-        self._on_change(self._everything)  # catch up with what was missed meanwhile
+        self._tell(self._everything)  # catch up with what was missed meanwhile
+
+    def _tell(self, topics: frozenset[str]) -> None:
+        try:
+            self._on_change(topics)
+        except Exception:  # a bug of the worker's, not a reason to drop the connection
+            logger.exception("a change could not be taken into account")
 
     async def _keep_listening(self) -> None:
         backoff = MIN_BACKOFF_SECONDS
@@ -160,7 +166,7 @@ class ChangeFeed:
             reason = "closed"
             try:
                 async for payload in self._source.messages(self._connected):
-                    self._on_change(parse_payload(payload))
+                    self._tell(parse_payload(payload))
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # whatever it was, the worker polls on and retries
@@ -168,7 +174,7 @@ class ChangeFeed:
             if self.connected:
                 backoff = MIN_BACKOFF_SECONDS  # it had worked: retry soon
                 self.connected = False
-                self._on_change(frozenset())  # the worker's poll goes back to its own pace now
+                self._tell(frozenset())  # the worker's poll goes back to its own pace now
             if self._lost_at is None:
                 self._lost_at = time.monotonic()
                 logger.warning(
