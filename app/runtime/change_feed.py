@@ -51,15 +51,19 @@ class PostgresSource:
     name = "PostgreSQL LISTEN"
 
     def __init__(self, database_url: str) -> None:
-        # asyncpg takes the libpq form of the URL, without SQLAlchemy's `+asyncpg`.
-        self._dsn = make_url(database_url).set(drivername="postgresql").render_as_string(False)
+        # The arguments SQLAlchemy's engine would give asyncpg (host, user, `ssl`...), so the
+        # listener connects as the pool does.
+        from sqlalchemy.dialects.postgresql.asyncpg import dialect
+
+        connect = dialect().create_connect_args  # type: ignore[no-untyped-call]
+        _args, self._connect = connect(make_url(database_url))  # type: ignore[no-untyped-call]
 
     async def messages(self, connected: Callable[[], None]) -> AsyncIterator[str | bytes]:
         import asyncpg  # type: ignore[import-untyped]
 
         received: asyncio.Queue[str | None] = asyncio.Queue()
         connection = await asyncpg.connect(
-            self._dsn,
+            **self._connect,
             timeout=CONNECT_TIMEOUT_SECONDS,
             server_settings={"application_name": APPLICATION_NAME},
         )

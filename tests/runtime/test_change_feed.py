@@ -24,6 +24,7 @@ from app.runtime.change_feed import (
     PostgresSource,
     RedisSource,
     Source,
+    change_source,
 )
 from app.runtime.changes import RedisAnnouncer, parse_payload, redis_announcer
 from app.runtime.db import Database
@@ -225,3 +226,19 @@ async def test_a_frozen_redis_is_noticed_and_left_for_the_poll(
 def test_payloads_name_topics() -> None:
     assert parse_payload(b"keys,revocation") == {"keys", "revocation"}
     assert parse_payload("") == frozenset()
+
+
+def test_the_push_goes_over_redis_if_set_else_postgresql_and_never_on_sqlite() -> None:
+    postgres = "postgresql+asyncpg://keyhouse@db.internal/keyhouse"
+    sqlite = "sqlite+aiosqlite:///keyhouse.db"
+    redis_url = "redis://cache.internal:6379/0"
+    assert isinstance(change_source(Settings(database_url=postgres)), PostgresSource)
+    configured = Settings(database_url=sqlite, redis_url=redis_url)
+    assert isinstance(change_source(configured), RedisSource)
+    assert change_source(Settings(database_url=sqlite)) is None
+    assert change_source(Settings(database_url=postgres, change_push="off")) is None
+    # Past a transaction-mode pooler, LISTEN goes to the server itself.
+    direct = Settings(database_url=sqlite, listen_database_url=postgres)
+    assert isinstance(change_source(direct), PostgresSource)
+    with pytest.raises(ValueError, match="postgresql"):
+        Settings(listen_database_url="mysql://db/keyhouse")
