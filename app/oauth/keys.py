@@ -5,11 +5,13 @@ only between activation and retirement, so resource servers can learn a key befo
 a token signed with it (RFC 7517, RFC 7638 thumbprints as `kid`).
 
 Rotation (`rotate_signing_key`) creates a key that activates only after a pre-publication
-period. Every worker publishes it at once: the key ring follows the revocation list's poll
-(`KeyRing.follow`), so the served JWKS has it within a poll interval; resource servers cache the
-JWKS for `JWKS_MAX_AGE_SECONDS`, so by the end of the period everyone has seen it. The newest
-active key signs; older keys stop signing when it activates and stay published until every
-token they signed has expired (`retired_at`, set in the future at rotation).
+period. Every worker publishes it at once: the write is announced to every worker
+(app/runtime/changes.py) and the key ring follows the revocation list's poll (`KeyRing.follow`),
+so the served JWKS has it within milliseconds, or a poll interval without a push; resource
+servers cache the JWKS for `JWKS_MAX_AGE_SECONDS`, so by the end of the period everyone has
+seen it. The newest active key signs; older keys stop signing when it activates and stay
+published until every token they signed has expired (`retired_at`, set in the future at
+rotation).
 """
 
 import json

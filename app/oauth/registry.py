@@ -2,7 +2,8 @@
 
 A worker keeps each client it has seen for `client_cache_seconds` (one second by default, in an
 `ExpiringCache`), so issuing a token costs no database round trip while a disabled client or a
-rotated secret is still noticed within that bound on every worker.
+rotated secret is still noticed within that bound on every worker; with a push (app/runtime/
+change_feed.py) a write to a client is announced and every worker forgets its copies at once.
 
 While the database is away, a client is served from the cache only until its entry expires:
 serving it longer would break that bound (a client disabled just before the outage would get
