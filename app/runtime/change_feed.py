@@ -135,9 +135,14 @@ class ChangeFeed:
         self.connections = 0  # how many times it connected (for tests and metrics)
         self._lost_at: float | None = None
         self._task: asyncio.Task[None] | None = None
+        self._caught_up = asyncio.Event()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._keep_listening(), name="change-feed")
+
+    async def caught_up(self) -> None:
+        """Returns once the feed has connected and the worker re-read everything a first time."""
+        await self._caught_up.wait()
 
     async def stop(self) -> None:
         task, self._task = self._task, None
@@ -157,6 +162,7 @@ class ChangeFeed:
             logger.info("change push (%s) back after %.1f s", self._source.name, away)
             self._lost_at = None
         self._tell(self._everything)  # catch up with what was missed meanwhile
+        self._caught_up.set()
 
     def _tell(self, topics: frozenset[str]) -> None:
         try:
