@@ -14,13 +14,15 @@ For each it reports the transactions per second per worker while idle (`xact_com
 xact_rollback` of `pg_stat_database`, read from another database so that reading counts
 nothing), and over `--trials` revocations (`POST /oauth/revoke` through the first worker,
 each of the others asked in a loop with the token until it answers 401) the time until the last
-worker refused it: p50, p99 and max. `--lost-trials` more revocations are written straight into
-the table, announced to nobody, as a lost message would be: the fallback poll's bound.
+worker refused it: p50, p99 and max; likewise over `--operator-trials` clients disabled (their
+token refused) and signing keys rotated (the new key in every worker's JWKS) by the operator.
+`--lost-trials` more revocations are written straight into the table, announced to nobody, as a
+lost message would be: the fallback poll's bound.
 
     git archive main app | tar -x -C /tmp/keyhouse-before
     .venv/bin/python bench/fleet.py [--servers 6] [--idle-seconds 30] [--trials 100] \
-        [--lost-trials 5] [--modes before,poll,push,redis] [--before /tmp/keyhouse-before] \
-        [--redis-url redis://127.0.0.1:6379/7]
+        [--operator-trials 20] [--lost-trials 5] [--modes before,poll,push,redis] \
+        [--before /tmp/keyhouse-before] [--redis-url redis://127.0.0.1:6379/7]
 """
 
 import argparse
@@ -30,12 +32,14 @@ import sys
 import tempfile
 import time
 import uuid
+from itertools import pairwise
 from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
 import httpx
 from harness import (
     HOST,
+    Client,
     Server,
     create_client,
     database_url,
@@ -49,8 +53,11 @@ from harness import (
 from sqlalchemy.engine import make_url
 
 POSTGRES_URL = "postgresql+asyncpg://root@127.0.0.1:5432/keyhouse_bench_fleet"
-SETTLE_SECONDS = 12.0  # PostgreSQL reports an idle backend's counts 10 s late: start-up's go first
+SETTLE_SECONDS = (
+    25.0  # PostgreSQL reports an idle backend's counts up to 10 s late: start-up's first
+)
 PROBE_DEADLINE_SECONDS = 10.0
+WINDOW_SECONDS = 5.0
 
 
 def libpq(url: str, database: str | None = None) -> str:
@@ -91,14 +98,19 @@ def start_fleet(count: int, env: dict[str, str], logs: Path) -> list[Server]:
     return servers
 
 
-async def idle_rate(url: str, workers: int, seconds: float) -> float:
+async def idle_rate(url: str, workers: int, seconds: float) -> tuple[float, float]:
+    """Transactions per second per worker over `seconds`: the mean, and the median of its
+    windows of `WINDOW_SECONDS` (a burst from outside, or the purge once a minute, moves the
+    mean only)."""
     await asyncio.sleep(SETTLE_SECONDS)
-    before = await transactions(url)
-    await asyncio.sleep(seconds)
-    after = await transactions(url)
+    counts = [await transactions(url)]
+    for _ in range(max(1, round(seconds / WINDOW_SECONDS))):
+        await asyncio.sleep(WINDOW_SECONDS)
+        counts.append(await transactions(url))
+    windows = [(after - before) / WINDOW_SECONDS / workers for before, after in pairwise(counts)]
     # PostgreSQL reports a backend's counts at most once a second, and an idle one's after ten
     # seconds: over 30 s that is a transaction or two of noise per worker.
-    return (after - before) / seconds / workers
+    return statistics.mean(windows), statistics.median(windows)
 
 
 async def refused_after(http: httpx.AsyncClient, port: int, token: str, since: float) -> float:
@@ -168,6 +180,76 @@ async def propagation(
     return times
 
 
+async def seen_after(http: httpx.AsyncClient, port: int, kid: str, since: float) -> float:
+    """Asks one worker for its JWKS until it publishes `kid`; when it did."""
+    while time.monotonic() - since < PROBE_DEADLINE_SECONDS:
+        response = await http.get(f"http://{HOST}:{port}/.well-known/jwks.json")
+        if kid in response.text:
+            return time.monotonic() - since
+    raise RuntimeError(f"the worker on port {port} does not publish the new key")
+
+
+async def operator_changes(
+    url: str, data_dir: Path, servers: list[Server], env: dict[str, str], trials: int
+) -> tuple[list[float], list[float]]:
+    """Clients disabled and keys rotated by the operator (in this process, through the same
+    service functions as `keyhouse clients disable` and `keyhouse keys rotate`): the time from
+    the write until every worker refuses the client's token, or publishes the key."""
+    from app.oauth.clients import create_client as create
+    from app.oauth.clients import disable_client
+    from app.oauth.keys import rotate_signing_key
+    from app.oauth.stores import ensure_default_store
+    from app.runtime.changes import redis_announcer
+    from app.runtime.db import Database
+    from app.runtime.passwords import ClientSecretHasher
+    from app.runtime.server_secret import load_server_keys
+    from app.runtime.settings import Settings
+
+    settings = Settings(
+        database_url=url,
+        data_dir=data_dir,
+        redis_url=env.get("KEYHOUSE_REDIS_URL"),
+        redis_key_prefix=env.get("KEYHOUSE_REDIS_KEY_PREFIX", "keyhouse"),
+    )
+    keys = load_server_keys(settings)
+    hasher = ClientSecretHasher(keys.client_secret_hmac)
+    database = Database(url)
+    announcer = redis_announcer(settings, database.sessions)
+    disabled, rotated = [], []
+    try:
+        async with httpx.AsyncClient(timeout=5) as http:
+            for _ in range(trials):
+                async with database.sessions() as session:
+                    store = await ensure_default_store(session)
+                    made = await create(session, hasher=hasher, store_id=store.id, name="fleet")
+                assert made.client_secret is not None
+                client = Client(client_id=made.client.id, client_secret=made.client_secret)
+                token = issue_token(servers[0].port, "client_credentials", client)
+                await accepted_everywhere(http, servers, token)
+                since = time.monotonic()
+                async with database.sessions() as session:
+                    await disable_client(session, client_id=client.client_id, issuing_lag_seconds=1)
+                waits = [refused_after(http, server.port, token, since) for server in servers]
+                disabled.append(max(await asyncio.gather(*waits)))
+
+                since = time.monotonic()
+                async with database.sessions() as session:
+                    new = await rotate_signing_key(
+                        session,
+                        algorithm="ES256",
+                        encryption_key=keys.signing_key_encryption,
+                        max_token_lifetime=3600,
+                    )
+                kid = new.new_key.kid
+                waits = [seen_after(http, server.port, kid, since) for server in servers]
+                rotated.append(max(await asyncio.gather(*waits)))
+    finally:
+        if announcer is not None:
+            await announcer.close()
+        await database.dispose()
+    return disabled, rotated
+
+
 def summary(times: list[float]) -> str:
     if not times:
         return "-"
@@ -203,6 +285,7 @@ def main() -> None:
     parser.add_argument("--idle-seconds", type=float, default=30.0)
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--lost-trials", type=int, default=5)
+    parser.add_argument("--operator-trials", type=int, default=20)
     parser.add_argument("--modes", default="poll,push")
     parser.add_argument("--redis-url")
     parser.add_argument("--before", help="an export of an earlier Keyhouse's app/")
@@ -219,10 +302,15 @@ def main() -> None:
             log(f"[{mode}] {args.servers} servers of one worker each")
             servers = start_fleet(args.servers, env, data_dir)
             try:
-                idle = asyncio.run(idle_rate(url, args.servers, args.idle_seconds))
-                log(f"[{mode}] idle: {idle:.2f} transactions/s per worker")
+                idle, typical = asyncio.run(idle_rate(url, args.servers, args.idle_seconds))
+                log(f"[{mode}] idle: {idle:.2f} transactions/s per worker ({typical:.2f} median)")
                 pushed = asyncio.run(propagation(url, servers, env, args.trials, lost=False))
                 log(f"[{mode}] revocation p50/p99/max: {summary(pushed)}")
+                disabled, rotated = asyncio.run(
+                    operator_changes(url, data_dir, servers, env, args.operator_trials)
+                )
+                log(f"[{mode}] client disabled, p50/p99/max: {summary(disabled)}")
+                log(f"[{mode}] key rotated, p50/p99/max: {summary(rotated)}")
                 lost: list[float] = []
                 if mode in ("push", "redis") and args.lost_trials:
                     lost = asyncio.run(propagation(url, servers, env, args.lost_trials, lost=True))
@@ -230,15 +318,17 @@ def main() -> None:
             finally:
                 for server in servers:
                     server.stop()
-            rows.append((mode, idle, summary(pushed), summary(lost)))
+            figures = (summary(pushed), summary(disabled), summary(rotated), summary(lost))
+            rows.append((mode, f"{idle:.2f} ({typical:.2f})", *figures))
     print(f"\n{args.servers} workers ({args.servers} servers x 1), idle {args.idle_seconds:.0f} s")
     print(
-        "| mode | idle transactions/s per worker | revocation p50 / p99 / max "
-        f"({args.trials} trials) | message lost ({args.lost_trials}) |"
+        "| mode | idle transactions/s per worker (median of 5 s) | revocation p50 / p99 / max "
+        f"({args.trials} trials) | client disabled ({args.operator_trials}) "
+        f"| key rotated ({args.operator_trials}) | message lost ({args.lost_trials}) |"
     )
-    print("|---|---|---|---|")
-    for mode, idle, pushed_text, lost_text in rows:
-        print(f"| {mode} | {idle:.2f} | {pushed_text} | {lost_text} |")
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
 
 
 if __name__ == "__main__":
