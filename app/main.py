@@ -42,6 +42,8 @@ from app.oauth.tokens import TokenIssuer
 from app.oauth.verification import TokenVerifier
 from app.observability.metrics import worker_stopped
 from app.observability.monitoring import router as monitoring_router
+from app.runtime.change_feed import ChangeFeed, change_source
+from app.runtime.changes import redis_announcer
 from app.runtime.db import Database
 from app.runtime.passwords import ClientSecretHasher, PasswordHasher
 from app.runtime.ratelimit import Counters, RateLimits
@@ -54,6 +56,7 @@ from app.store.order_routes import router as order_router
 from app.store.product_routes import router as product_router
 from app.store.reads import StoreReads
 
+ALL_TOPICS = frozenset({"revocation", "keys", "clients", "catalogue", "mail"})
 NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
@@ -102,16 +105,40 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         clients = ClientRegistry(database, cache_seconds=settings.client_cache_seconds)
         keyring = KeyRing(database, encryption_key=server_keys.signing_key_encryption)
         await keyring.refresh()
+        polls = Database(settings.database_url, background=True)
         revocations = RevocationList(
-            database, poll_seconds=settings.revocation_poll_seconds, followers=[keyring.follow]
+            database,
+            poll_seconds=settings.revocation_poll_seconds,
+            followers=[keyring.follow],
+            reads=polls,
         )
+        catalogue = Catalogue(database, cache_seconds=settings.catalogue_cache_seconds)
+        announcer = redis_announcer(settings, database.sessions)
+
+        def changed(topics: frozenset[str]) -> None:
+            if "keys" in topics:
+                keyring.changed()
+            if "clients" in topics:
+                clients.changed()
+            if "catalogue" in topics:
+                catalogue.changed()
+            if topics & {"revocation", "keys"} or not topics:
+                revocations.nudge()  # its poll carries the key ring's
+            if "mail" in topics:
+                shopper_mail.wake()
+
+        source = change_source(settings)
+        feed = None if source is None else ChangeFeed(source, changed, everything=ALL_TOPICS)
+        if feed is not None:
+            revocations.pushed_by(lambda: feed.connected, poll_seconds=settings.change_poll_seconds)
         await revocations.start()
         app.state.settings = settings
         app.state.database = database
         app.state.clients = clients
         app.state.keyring = keyring
         app.state.revocations = revocations
-        app.state.catalogue = Catalogue(database, cache_seconds=settings.catalogue_cache_seconds)
+        app.state.change_feed = feed
+        app.state.catalogue = catalogue
         authenticator = ClientAuthenticator(
             clients, ClientSecretHasher(server_keys.client_secret_hmac)
         )
@@ -150,15 +177,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             key=server_keys.password_reset_token_hmac,
         )
         app.state.shopper_mail = shopper_mail
+        if feed is not None:
+            shopper_mail.pushed_by(lambda: feed.connected)
         await shopper_mail.start()
+        if feed is not None:  # last: what it calls on a change is all in place
+            await feed.start()
         try:
             yield
         finally:
             await shopper_mail.stop()
             await app.state.provider_sign_in.close()
+            if feed is not None:
+                await feed.stop()
             await revocations.stop()
+            if announcer is not None:
+                await announcer.close()
             await counters.close()
             app.state.password_hasher.close()
+            await polls.dispose()
             await database.dispose()
             worker_stopped()
 

@@ -28,9 +28,13 @@ class PrivateRedis:
             pytest.skip(message)
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
-        command = [binary, "--port", str(self.port), "--bind", "127.0.0.1"]
-        command += ["--save", "", "--appendonly", "no", "--daemonize", "no"]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        self._command = [binary, "--port", str(self.port), "--bind", "127.0.0.1"]
+        self._command += ["--save", "", "--appendonly", "no", "--daemonize", "no"]
+        self.start()
+
+    def start(self) -> None:
+        """Starts it (again, after `stop`) on its port."""
+        self.process = subprocess.Popen(self._command, stdout=subprocess.DEVNULL)
         self._wait_answering()
 
     def _wait_answering(self) -> None:

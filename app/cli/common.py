@@ -17,6 +17,7 @@ from app.http.errors import KeyhouseError
 from app.oauth import stores as store_service
 from app.oauth.secret_binding import bind_server_secret
 from app.observability.logs import logging_config
+from app.runtime.changes import redis_announcer
 from app.runtime.db import Database
 from app.runtime.server_secret import ServerKeys
 from app.runtime.settings import ConfigurationError, Settings, get_settings
@@ -32,11 +33,16 @@ def fail(message: str) -> NoReturn:
 
 def with_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     async def run() -> T:
-        database = Database(get_settings().database_url)
+        settings = get_settings()
+        database = Database(settings.database_url)
+        # Workers hear of what a command writes as they hear of their own writes.
+        announcer = redis_announcer(settings, database.sessions)
         try:
             async with database.sessions() as session:
                 return await work(session)
         finally:
+            if announcer is not None:
+                await announcer.close()
             await database.dispose()
 
     try:

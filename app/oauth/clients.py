@@ -16,6 +16,7 @@ from app.oauth.errors import InvalidClientMetadataError, InvalidScopeError
 from app.oauth.revocation import revoke_subject
 from app.oauth.scopes import READ, SUPPORTED_SCOPES, format_scope, parse_scope
 from app.observability.audit import record
+from app.runtime.changes import announce
 from app.runtime.db import Base, utcnow
 from app.runtime.passwords import ClientSecretHasher, generate_client_secret
 
@@ -70,6 +71,11 @@ class ClientSecret(Base):
     expires_at: Mapped[datetime | None]
 
     client: Mapped[OAuthClient] = relationship(back_populates="secrets", lazy="raise")
+
+
+# Every worker forgets its cached copy when a client or its secrets change (app/oauth/registry.py).
+announce(OAuthClient, "clients")
+announce(ClientSecret, "clients")
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,11 +5,13 @@ only between activation and retirement, so resource servers can learn a key befo
 a token signed with it (RFC 7517, RFC 7638 thumbprints as `kid`).
 
 Rotation (`rotate_signing_key`) creates a key that activates only after a pre-publication
-period. Every worker publishes it at once: the key ring follows the revocation list's poll
-(`KeyRing.follow`), so the served JWKS has it within a poll interval; resource servers cache the
-JWKS for `JWKS_MAX_AGE_SECONDS`, so by the end of the period everyone has seen it. The newest
-active key signs; older keys stop signing when it activates and stay published until every
-token they signed has expired (`retired_at`, set in the future at rotation).
+period. Every worker publishes it at once: the write is announced to every worker
+(app/runtime/changes.py) and the key ring follows the revocation list's poll (`KeyRing.follow`),
+so the served JWKS has it within milliseconds, or a poll interval without a push; resource
+servers cache the JWKS for `JWKS_MAX_AGE_SECONDS`, so by the end of the period everyone has
+seen it. The newest active key signs; older keys stop signing when it activates and stay
+published until every token they signed has expired (`retired_at`, set in the future at
+rotation).
 """
 
 import json
@@ -39,6 +41,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.oauth.jws import CompactSigner, PrivateKey
 from app.observability.audit import record
+from app.runtime.changes import announce
 from app.runtime.db import Base, Database, is_unavailable, utcnow
 
 logger = logging.getLogger("keyhouse.keys")
@@ -73,6 +76,9 @@ class SigningKey(Base):
 
     def may_sign(self, now: datetime) -> bool:
         return self.activated_at is not None and self.activated_at <= now and self.is_published(now)
+
+
+announce(SigningKey, "keys")
 
 
 def _generate_private_key(algorithm: str) -> PrivateKey:
@@ -250,6 +256,7 @@ class KeyRing:
         self._loaded_at = float("-inf")
         self._retry_at = float("-inf")  # after a failed refresh, the next try
         self._version: tuple[object, ...] | None = None  # of the keys read last
+        self._announced = False  # a change to the keys was announced since they were read
 
     def fresh_active_key(self) -> ActiveKey | None:
         """The signing key without an await, while the ring is fresh (the busy path)."""
@@ -292,14 +299,25 @@ class KeyRing:
             self._retry_at = now + KEYRING_RETRY_SECONDS
             logger.warning("key ring: database unavailable, serving the keys read before")
 
+    def changed(self) -> None:
+        """A write to the keys was announced: the next `follow` re-reads them."""
+        self._announced = True
+
     async def follow(self, session: AsyncSession) -> None:
         """Re-reads the keys if any was added since they were read last (a rotation by any
-        worker, replica or command). Called on every poll of the revocation list, so the JWKS
-        of every worker shows a new key within the poll interval."""
-        if self._version is not None and await _version(session) != self._version:
+        worker, replica or command), or a change was announced. Called on every poll of the
+        revocation list, so the JWKS of every worker shows a new key as fast as a revocation."""
+        if self._announced:
+            try:
+                await self.refresh()
+            except Exception:
+                self._announced = True  # still to be read, at the next poll
+                raise
+        elif self._version is not None and await _version(session) != self._version:
             await self.refresh()
 
     async def refresh(self) -> None:
+        self._announced = False  # first: an announcement during the read is read again
         now = utcnow()
         async with self._database.sessions() as session:
             version = await _version(session)  # first: a key added meanwhile is read again

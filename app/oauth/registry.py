@@ -2,7 +2,8 @@
 
 A worker keeps each client it has seen for `client_cache_seconds` (one second by default, in an
 `ExpiringCache`), so issuing a token costs no database round trip while a disabled client or a
-rotated secret is still noticed within that bound on every worker.
+rotated secret is still noticed within that bound on every worker; with a push (app/runtime/
+change_feed.py) a write to a client is announced and every worker forgets its copies at once.
 
 While the database is away, a client is served from the cache only until its entry expires:
 serving it longer would break that bound (a client disabled just before the outage would get
@@ -99,6 +100,12 @@ class ClientRegistry:
         async with self._database.sessions() as session:
             client = (await session.scalars(query)).first()
             return _record(client) if client is not None else None
+
+    def changed(self) -> None:
+        """A client was written somewhere (announced): forget every copy, so the next request
+        for it reads the change instead of waiting for the cache to expire."""
+        self._clients.clear()
+        self._origins.clear()
 
     async def is_registered_origin(self, origin: str) -> bool:
         """Whether any enabled client lists this browser origin (for CORS preflights)."""

@@ -7,14 +7,16 @@ and those of an earlier epoch are refused; app/customers/credentials.py says why
 would not do there). A row lives only as long as a token it refuses could still be
 valid; then it is purged, so the table never grows beyond the tokens alive.
 
-Each worker keeps all live rows in memory and polls the table for new ones every
-`revocation_poll_seconds` (a quarter second by default), so checking a token costs dictionary
-lookups, never a database round trip, and a revocation made by any worker or replica, or by the
-CLI, is seen everywhere within the poll interval plus one query. Polling the shared database
-needs no extra server and works the same on SQLite and PostgreSQL; `tests/oauth/
-test_revocation_workers.py` measures the delay across two worker processes. Other per-worker
-copies of shared rows ride the same poll as its followers: the key ring re-reads the signing keys
-when one was added, so a rotated-in key is published everywhere as fast.
+Each worker keeps all live rows in memory, so checking a token costs dictionary lookups, never
+a database round trip, and reads the rows it has not seen yet (`poll`) whenever a write is
+announced (a push, app/runtime/change_feed.py: every worker hears it within milliseconds), and
+otherwise every `change_poll_seconds` (five by default) as a fallback for a lost message. Without
+a push (on SQLite, or while the push is down) it polls every `revocation_poll_seconds` (a
+quarter second), as before pushes existed. `tests/oauth/test_revocation_workers.py` and
+`tests/oauth/test_change_push.py` measure the delay across two worker processes. Other
+per-worker copies of shared rows ride the same poll as its followers: the key ring re-reads the
+signing keys when one was added or announced, so a rotated-in key is published everywhere as
+fast.
 """
 
 import asyncio
@@ -30,6 +32,7 @@ from sqlalchemy import String, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.runtime.changes import announce
 from app.runtime.db import Base, Database, is_unavailable, utcnow
 
 logger = logging.getLogger("keyhouse.revocation")
@@ -64,6 +67,9 @@ class Revocation(Base):
     # Once every token this row could refuse has expired, the row is purged.
     expires_at: Mapped[datetime] = mapped_column(index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+announce(Revocation, "revocation")
 
 
 def revoke_token(session: AsyncSession, *, token_id: str, expires_at: int) -> Revocation:
@@ -150,8 +156,10 @@ class RevocationList:
         *,
         poll_seconds: float,
         followers: Sequence[Callable[[AsyncSession], Awaitable[None]]] = (),
+        reads: Database | None = None,
     ) -> None:
-        self._database = database
+        self._database = database  # for the purge, a write: a failing disk is noticed there
+        self._reads = reads or database  # for the polls (a `background` one, db.py says why)
         self._poll_seconds = poll_seconds
         self._followers = followers  # each called with the poll's session, after the poll
         self._tokens: dict[str, float] = {}  # jti → when the row may be forgotten
@@ -162,6 +170,19 @@ class RevocationList:
         self._gaps: dict[int, float] = {}  # missing id → when first missed
         self._task: asyncio.Task[None] | None = None
         self._purged_at = time.monotonic()
+        self._wakeup = asyncio.Event()
+        self._pushed: Callable[[], bool] = lambda: False
+        self._pushed_poll_seconds = poll_seconds
+
+    def pushed_by(self, connected: Callable[[], bool], *, poll_seconds: float) -> None:
+        """While `connected()`, writes are announced (`nudge`), so the table is read only every
+        `poll_seconds`, in case a message was lost; otherwise at the usual pace."""
+        self._pushed = connected
+        self._pushed_poll_seconds = poll_seconds
+
+    def nudge(self) -> None:
+        """Something was written elsewhere (or may have been): read the table now."""
+        self._wakeup.set()
 
     def is_revoked(
         self,
@@ -221,7 +242,7 @@ class RevocationList:
 
     async def load(self) -> None:
         """Reads every live row; ids just below the highest may still be in flight."""
-        async with self._database.sessions() as session:
+        async with self._reads.sessions() as session:
             highest = await session.scalar(select(func.max(Revocation.id))) or 0
             live = select(Revocation).where(Revocation.expires_at > utcnow())
             rows = list(await session.scalars(live))
@@ -237,7 +258,7 @@ class RevocationList:
             .where(Revocation.id > self._floor, Revocation.expires_at > utcnow())
             .order_by(Revocation.id)
         )
-        async with self._database.sessions() as session:
+        async with self._reads.sessions() as session:
             rows = list(await session.scalars(query))
             for follow in self._followers:
                 await follow(session)
@@ -266,19 +287,27 @@ class RevocationList:
 
     async def _keep_fresh(self) -> None:
         away_since: float | None = None  # while the database is away: one line, not 4 a second
+        failed = False
         while True:
-            await asyncio.sleep(self._poll_seconds)
+            # After a failed read, at the usual pace: a push heard meanwhile was not read.
+            pushed = self._pushed() and not failed
+            interval = self._pushed_poll_seconds if pushed else self._poll_seconds
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), interval)
+            self._wakeup.clear()  # before reading: a nudge from now on is for rows not read yet
             try:
                 await self.poll()
                 if time.monotonic() - self._purged_at >= PURGE_EVERY_SECONDS:
                     await self.purge()
             except Exception as error:  # try again at the next poll, whatever it was
+                failed = True
                 if not is_unavailable(error):
                     logger.warning("could not refresh the revocation list", exc_info=True)
                 elif away_since is None:
                     away_since = time.monotonic()
                     logger.warning("revocation list: database unavailable; polling on")
                 continue
+            failed = False
             if away_since is not None:
                 away = time.monotonic() - away_since
                 logger.info("revocation list: database back after %.1f s", away)

@@ -81,7 +81,9 @@ POOL_TIMEOUT_SECONDS = 5.0  # waiting for a free pooled connection; SQLAlchemy's
 COMMAND_TIMEOUT_SECONDS = 10.0
 
 
-def create_engine(url: str, *, command_timeout: float | None = None) -> AsyncEngine:
+def create_engine(
+    url: str, *, command_timeout: float | None = None, background: bool = False
+) -> AsyncEngine:
     # Statement parameters include password and secret hashes: SQLAlchemy leaves them out of
     # its exception messages (which reach the error log) and of its own logging. JSON columns
     # (prices, addresses) are parsed by orjson, several times faster than the standard json.
@@ -90,14 +92,16 @@ def create_engine(url: str, *, command_timeout: float | None = None) -> AsyncEng
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
         return engine
     # Pre-ping: after the server restarts, a pooled connection that died with it is replaced
-    # on checkout instead of failing the request that drew it.
+    # on checkout instead of failing the request that drew it. Background reads (`background`)
+    # go without: the ping is a transaction of its own, as many as the reads themselves, and a
+    # read that failed is simply tried again (on a new connection, the dead one discarded).
     return create_async_engine(
         url,
         hide_parameters=True,
         json_deserializer=orjson.loads,
-        pool_pre_ping=True,
-        pool_size=10,
-        max_overflow=10,
+        pool_pre_ping=not background,
+        pool_size=1 if background else 10,
+        max_overflow=1 if background else 10,
         pool_timeout=POOL_TIMEOUT_SECONDS,
         connect_args={"timeout": CONNECT_TIMEOUT_SECONDS, "command_timeout": command_timeout},
     )
@@ -226,10 +230,17 @@ class WriteHealth:
 
 
 class Database:
-    """An engine and its session factory, and connections for plain reads."""
+    """An engine and its session factory, and connections for plain reads.
 
-    def __init__(self, url: str) -> None:
-        self.engine = create_engine(url, command_timeout=COMMAND_TIMEOUT_SECONDS)
+    A `background` one serves a worker's periodic reads (the revocation poll): one connection,
+    not pinged before each use, so that an idle worker costs the database one transaction per
+    read (app/oauth/revocation.py).
+    """
+
+    def __init__(self, url: str, *, background: bool = False) -> None:
+        self.engine = create_engine(
+            url, command_timeout=COMMAND_TIMEOUT_SECONDS, background=background
+        )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.writes = WriteHealth()
         event.listen(self.engine.sync_engine, "handle_error", self._noticed)

@@ -75,6 +75,15 @@ class Settings(BaseSettings):
     # How often a worker reads revocations made elsewhere; the bound on how long a revoked
     # token, disabled client or deleted customer's token may still be accepted.
     revocation_poll_seconds: float = Field(default=0.25, gt=0, le=1)
+    # Writes that every worker copies (revocations, keys, clients, products) are pushed to every
+    # worker (app/runtime/change_feed.py): over Redis pub/sub when `redis_url` is set, else over
+    # PostgreSQL LISTEN/NOTIFY; `off` (or SQLite) keeps polling every `revocation_poll_seconds`.
+    change_push: Literal["auto", "off"] = "auto"
+    # While the push is connected, the table is still read this often, for a lost message.
+    change_poll_seconds: float = Field(default=5.0, gt=0, le=300)
+    # PostgreSQL LISTEN needs a session of its own: behind a transaction-mode pooler (PgBouncer)
+    # point this at the server itself. Unset, `database_url`.
+    listen_database_url: str | None = None
     # How many password hashes may run at once; each holds 32 MiB while it runs.
     password_hash_concurrency: int = Field(default_factory=default_hash_concurrency, ge=1, le=64)
     # When set, `GET /metrics` needs it as a bearer token (Prometheus' scrape `authorization`);
@@ -153,6 +162,15 @@ class Settings(BaseSettings):
             return None  # an empty KEYHOUSE_REDIS_URL means none
         if not url.startswith(("redis://", "rediss://")):
             raise ValueError("a redis:// or rediss:// URL")
+        return url
+
+    @field_validator("listen_database_url")
+    @classmethod
+    def _listen_url(cls, url: str | None) -> str | None:
+        if not url:
+            return None
+        if not url.startswith("postgresql"):
+            raise ValueError("a postgresql:// URL (LISTEN is PostgreSQL's)")
         return url
 
     @field_validator("smtp_url")

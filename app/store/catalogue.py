@@ -4,8 +4,9 @@ Reads of the catalogue far outnumber its writes, and the same few products and p
 over and over. So each worker keeps what it read (a product, a page of a list) for
 `catalogue_cache_seconds` (one second by default, as clients are kept for the token endpoint):
 while it is fresh, a read costs no database round trip. A write through this worker forgets
-everything at once, so it reads its own writes; the other workers see a change once their copy
-expires, within that bound. Set it to 0 to read the database every time.
+everything at once, so it reads its own writes; the other workers forget theirs when the write
+is announced to them (app/runtime/change_feed.py), or, without a push, once their copy expires,
+within that bound. Set it to 0 to read the database every time.
 
 Products are kept as JSON already encoded (`orjson.Fragment`), which the answers embed as they
 are: neither the encoding nor the memory is paid twice for a product on several pages.

@@ -20,6 +20,7 @@ from app.http.jsonapi import (
     WholeNumber,
     timestamps,
 )
+from app.runtime.changes import announce
 from app.runtime.db import Base, utcnow
 from app.store.money import Price, price_json
 
@@ -49,6 +50,10 @@ class Product(Base):
 
     def price_in(self, currency: str) -> dict[str, Any] | None:
         return next((p for p in self.price if p["currency"] == currency), None)
+
+
+# Every worker forgets its copies when a product is written (app/store/catalogue.py).
+announce(Product, "catalogue")
 
 
 class PriceIn(BaseModel):

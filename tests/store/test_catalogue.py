@@ -1,5 +1,6 @@
-"""The catalogue each worker keeps: its own writes seen at once, another worker's within
-`catalogue_cache_seconds`, and never a draft for a storefront or a product of another store."""
+"""The catalogue each worker keeps: its own writes seen at once, another worker's at once when
+the change is pushed and otherwise within `catalogue_cache_seconds`, and never a draft for a
+storefront or a product of another store."""
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
@@ -25,13 +26,21 @@ def second_worker(settings: Settings, tmp_path: Path) -> SecondWorker:
     """Another app on the same database, as a second worker is, with its own catalogue."""
 
     @asynccontextmanager
-    async def start(cache_seconds: float) -> AsyncIterator[httpx.AsyncClient]:
+    async def start(
+        cache_seconds: float, change_push: str = "off"
+    ) -> AsyncIterator[httpx.AsyncClient]:
         other = make_settings(
             settings.database_url,
             tmp_path / "second-worker",
             catalogue_cache_seconds=cache_seconds,
+            change_push=change_push,
         )
         async with serving(other) as app, http_client(app) as client:
+            feed = app.state.change_feed
+            if change_push != "off" and feed is None:
+                pytest.skip("no push on SQLite")
+            if feed is not None:  # it forgets every copy as it connects
+                await asyncio.wait_for(feed.caught_up(), 10)
             yield client
 
     return start
@@ -91,6 +100,28 @@ async def test_another_worker_sees_a_change_once_its_copy_expires(
             "Teapot"
         )
         assert await _names(other, storefront) == ["Teapot"]
+
+
+async def test_another_worker_forgets_its_copy_when_the_change_is_pushed(
+    http: httpx.AsyncClient,
+    backend: str,
+    storefront: str,
+    make_product: MakeProduct,
+    second_worker: SecondWorker,
+) -> None:
+    product = await make_product(sku="KETTLE", name="Kettle")
+    one = f"{URL}/{product['id']}"
+    async with second_worker(60, "auto") as other:
+        assert await _names(other, storefront) == ["Kettle"]  # kept for a minute
+        await _rename(http, backend, product["id"], "Teapot")  # through the first worker
+        for _ in range(100):
+            if await _names(other, storefront) == ["Teapot"]:
+                break
+            await asyncio.sleep(0.01)
+        assert await _names(other, storefront) == ["Teapot"]
+        assert (await other.get(one, headers=headers(storefront))).json()["data"]["name"] == (
+            "Teapot"
+        )
 
 
 async def test_with_no_cache_every_read_goes_to_the_database(

@@ -24,6 +24,7 @@ from sqlalchemy import ColumnElement, ForeignKey, String, delete, or_, select, u
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.runtime.changes import announce
 from app.runtime.db import Base, utcnow
 
 LEASE = timedelta(seconds=120)  # several SMTP timeouts: a send outlasting it is not expected
@@ -60,6 +61,10 @@ class MailRequest(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     claimed_until: Mapped[datetime | None]
     claim_id: Mapped[str | None] = mapped_column(String(32))
+
+
+# A new request wakes every worker's sender (app/customers/mail/sender.py), not only its own.
+announce(MailRequest, "mail")
 
 
 def add_request(

@@ -9,14 +9,17 @@ nowhere else, never in a log or the audit trail. A failed send is tried again la
 later (a 5xx for the recipient) ends it at once. Either way the end is audited.
 
 The request path wakes the sender of its own worker, so a mail usually leaves within
-milliseconds of the 202; the others find rows by polling every `POLL_SECONDS`.
+milliseconds of the 202; a new request is announced to the other workers too
+(app/runtime/changes.py), and they look for rows every `POLL_SECONDS`, or, while announcements
+reach them, every `PUSHED_POLL_SECONDS`: for a lost announcement, a retry come due or a lease
+run out, none of which a shopper waits on by the second.
 """
 
 import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from app.customers.mail.drafts import Drafts, Skipped
@@ -36,6 +39,7 @@ from app.runtime.mail import DeliveryError, Mailer
 logger = logging.getLogger("keyhouse.mail")
 
 POLL_SECONDS = 1.0
+PUSHED_POLL_SECONDS = 30.0
 STOP_PATIENCE_SECONDS = 0.5
 PURGE_EVERY_POLLS = 300
 
@@ -68,6 +72,12 @@ class MailSender:
         self._drafts = drafts
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._pushed: Callable[[], bool] = lambda: False
+
+    def pushed_by(self, connected: Callable[[], bool]) -> None:
+        """While `connected()`, new requests are announced (`wake`): look every
+        `PUSHED_POLL_SECONDS` only."""
+        self._pushed = connected
 
     def wake(self) -> None:
         """A request was just committed: look for it now rather than at the next poll."""
@@ -100,8 +110,9 @@ class MailSender:
                 if not is_unavailable(error):
                     logger.warning("shopper mail: sending failed", exc_info=True)
             polls += 1
+            interval = PUSHED_POLL_SECONDS if self._pushed() else POLL_SECONDS
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), POLL_SECONDS)
+                await asyncio.wait_for(self._wakeup.wait(), interval)
 
     async def send_due(self) -> int:
         """Handles every request due now; returns how many."""

@@ -2,6 +2,7 @@
 the limit of requests per email, and queueing a request behind that limit."""
 
 import uuid
+from collections.abc import Callable
 from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -112,6 +113,10 @@ class ShopperMail:
     def wake(self) -> None:
         if self.sender is not None:
             self.sender.wake()
+
+    def pushed_by(self, connected: Callable[[], bool]) -> None:
+        if self.sender is not None:
+            self.sender.pushed_by(connected)
 
     def add_verification(self, session: AsyncSession, customer: Customer, *, host: str) -> None:
         """Queues a verification mail for a new customer, in the caller's transaction (which

@@ -3,14 +3,18 @@ mail server that fails gets the mail later or has the failure audited."""
 
 import asyncio
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import select, update
 
-from app.customers.mail.outbox import LEASE, MailRequest, claim_next
+from app.customers.mail.outbox import LEASE, MailRequest, add_request, claim_next
+from app.customers.mail.sender import PUSHED_POLL_SECONDS
+from app.oauth.stores import Store
 from app.runtime.db import Database, utcnow
 from app.runtime.settings import Settings
 
@@ -171,3 +175,38 @@ async def test_a_refused_recipient_ends_the_request_with_an_audit_event(
     assert failed.subject == shopper.id
     assert failed.details == {"attempts": 1, "error": "SMTPRecipientsRefused 550"}
     assert await outbox(database) == []
+
+
+async def test_a_request_queued_by_another_worker_is_sent_at_once_over_the_push(
+    app: FastAPI,
+    http: httpx.AsyncClient,
+    storefront: str,
+    mail_server: MailServer,
+    database: Database,
+    default_store: Store,
+) -> None:
+    """The request is written as another worker writes it, without waking this one: only the
+    announcement does, long before the sender's next look (`PUSHED_POLL_SECONDS`)."""
+    feed = app.state.change_feed
+    if feed is None:
+        pytest.skip("no push on SQLite")
+    shopper = await new_shopper(http, storefront)
+
+    async def connected() -> bool:
+        return bool(feed.connected)
+
+    await eventually(connected)
+    await asyncio.sleep(0.2)  # the sender has looked once more, after connecting
+    queued_at = time.monotonic()
+    async with database.sessions() as session:
+        add_request(
+            session,
+            purpose="password_reset",
+            store_id=default_store.id,
+            email=shopper.email,
+            address="127.0.0.1",
+        )
+        await session.commit()
+    (mail,) = await mails(mail_server, 1)
+    assert mail["To"] == shopper.email
+    assert time.monotonic() - queued_at < PUSHED_POLL_SECONDS / 3

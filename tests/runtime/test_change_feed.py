@@ -1,0 +1,244 @@
+"""The change feed in one process: what it hears, how it reconnects, what it catches up on.
+
+On PostgreSQL (LISTEN on a connection of its own) and on a private Redis (pub/sub), so that
+killing connections or stopping the server touches nobody else's. The listener's connections are
+killed over and over, and each time exactly one comes back, with no task left behind; a revocation
+written while the listener is away is refused once it is back, though no message told of it.
+"""
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+
+import pytest
+import redis
+from sqlalchemy import text
+
+from app.oauth.revocation import RevocationList, revoke_token
+from app.runtime.change_feed import (
+    APPLICATION_NAME,
+    ChangeFeed,
+    PostgresSource,
+    RedisSource,
+    Source,
+    change_source,
+)
+from app.runtime.changes import RedisAnnouncer, parse_payload, redis_announcer
+from app.runtime.db import Database
+from app.runtime.settings import Settings
+
+from ..conftest import POSTGRES_URL
+from ..redis_server import PrivateRedis
+
+EVERYTHING = frozenset({"revocation", "keys", "clients", "catalogue"})
+RECONNECTS = 5
+WAIT_SECONDS = 5.0
+
+
+@pytest.fixture(params=["postgresql", "redis"])
+def backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    if request.param == "postgresql" and not POSTGRES_URL:
+        pytest.skip("LISTEN needs PostgreSQL")
+    yield request.param
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    server = PrivateRedis()
+    yield server
+    server.stop()
+
+
+class Heard:
+    """What a feed called back with, in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[frozenset[str]] = []
+
+    def __call__(self, topics: frozenset[str]) -> None:
+        self.calls.append(topics)
+
+
+async def eventually(condition: Callable[[], bool], what: str) -> float:
+    """Waits until `condition()` holds; how long it took."""
+    start = time.monotonic()
+    while not condition():
+        assert time.monotonic() - start < WAIT_SECONDS, f"not within {WAIT_SECONDS} s: {what}"
+        await asyncio.sleep(0.01)
+    return time.monotonic() - start
+
+
+@asynccontextmanager
+async def feed_of(
+    source: Source, on_change: Callable[[frozenset[str]], None]
+) -> AsyncIterator[ChangeFeed]:
+    feed = ChangeFeed(source, on_change, everything=EVERYTHING)
+    await feed.start()
+    try:
+        await eventually(lambda: feed.connected, "the feed connects")
+        yield feed
+    finally:
+        await feed.stop()
+
+
+def source_for(backend: str, settings: Settings, private: PrivateRedis) -> Source:
+    if backend == "postgresql":
+        return PostgresSource(settings.database_url)
+    return RedisSource(private.url, key_prefix=settings.redis_key_prefix, timeout=0.5)
+
+
+def announcer_for(
+    backend: str, settings: Settings, database: Database, private: PrivateRedis
+) -> RedisAnnouncer | None:
+    if backend == "postgresql":
+        return None  # NOTIFY goes with the transaction, from any session
+    configured = settings.model_copy(update={"redis_url": private.url})
+    return redis_announcer(configured, database.sessions)
+
+
+async def listeners(backend: str, database: Database, private: PrivateRedis) -> int:
+    if backend == "postgresql":
+        async with database.engine.connect() as connection:
+            query = text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE application_name = :name AND datname = current_database()"
+            )
+            count: int = (await connection.execute(query, {"name": APPLICATION_NAME})).scalar_one()
+            return count
+    with redis.Redis.from_url(private.url) as connection:
+        return len(connection.client_list(_type="pubsub"))
+
+
+async def kill_listeners(backend: str, database: Database, private: PrivateRedis) -> None:
+    if backend == "postgresql":
+        async with database.engine.connect() as connection:
+            query = text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = :name AND datname = current_database()"
+            )
+            await connection.execute(query, {"name": APPLICATION_NAME})
+        return
+    with redis.Redis.from_url(private.url) as connection:
+        connection.client_kill_filter(_type="pubsub")
+
+
+async def revoke_one(database: Database) -> str:
+    token_id = uuid.uuid4().hex
+    async with database.sessions() as session:
+        revoke_token(session, token_id=token_id, expires_at=int(time.time()) + 3600)
+        await session.commit()
+    return token_id
+
+
+async def test_a_write_is_heard_as_its_topic(
+    backend: str, settings: Settings, database: Database, private_redis: PrivateRedis
+) -> None:
+    heard = Heard()
+    announcer = announcer_for(backend, settings, database, private_redis)
+    async with feed_of(source_for(backend, settings, private_redis), heard):
+        assert heard.calls == [EVERYTHING]  # connecting is catching up
+        await revoke_one(database)
+        took = await eventually(lambda: len(heard.calls) == 2, "the revocation is heard")
+    if announcer is not None:
+        await announcer.close()
+    assert heard.calls[1] == {"revocation"}
+    assert took < 0.5
+
+
+async def test_reconnects_leave_one_connection_and_no_task_behind(
+    backend: str, settings: Settings, database: Database, private_redis: PrivateRedis
+) -> None:
+    heard = Heard()
+    async with feed_of(source_for(backend, settings, private_redis), heard) as feed:
+        tasks = len(asyncio.all_tasks())
+        for round_ in range(RECONNECTS):
+            await kill_listeners(backend, database, private_redis)
+            expected = round_ + 2
+            await eventually(lambda: feed.connections == expected, "the feed reconnects")  # noqa: B023
+            assert await listeners(backend, database, private_redis) == 1
+            assert len(asyncio.all_tasks()) == tasks
+    # Each reconnection caught up with everything, after telling the worker it was away.
+    assert heard.calls.count(EVERYTHING) == RECONNECTS + 1
+    assert heard.calls.count(frozenset()) == RECONNECTS
+    assert await listeners(backend, database, private_redis) == 0
+
+
+async def test_a_revocation_missed_while_away_is_refused_once_back(
+    backend: str, settings: Settings, database: Database, private_redis: PrivateRedis
+) -> None:
+    # No poll would find it within the test: only the catch-up on reconnecting can.
+    revocations = RevocationList(database, poll_seconds=60)
+    await revocations.start()
+    feed = ChangeFeed(
+        source_for(backend, settings, private_redis),
+        lambda _topics: revocations.nudge(),
+        everything=EVERYTHING,
+    )
+    revocations.pushed_by(lambda: feed.connected, poll_seconds=60)
+    announcer = announcer_for(backend, settings, database, private_redis)
+    await feed.start()
+    try:
+        await eventually(lambda: feed.connected, "the feed connects")
+        if backend == "redis":
+            private_redis.stop()  # the announcement of the revocation below is lost
+            await eventually(lambda: not feed.connected, "the feed notices")
+            token_id = await revoke_one(database)
+            await asyncio.sleep(0.3)
+            assert not is_revoked(revocations, token_id)  # nobody told this worker
+            private_redis.start()
+        else:
+            # Written while the listener is gone (it waits at least 80 ms to reconnect).
+            await kill_listeners(backend, database, private_redis)
+            token_id = await revoke_one(database)
+        await eventually(lambda: feed.connections == 2, "the feed reconnects")
+        await eventually(lambda: is_revoked(revocations, token_id), "the catch-up reads it")
+    finally:
+        await feed.stop()
+        await revocations.stop()
+        if announcer is not None:
+            await announcer.close()
+
+
+def is_revoked(revocations: RevocationList, token_id: str) -> bool:
+    return revocations.is_revoked(token_id, "client", "someone", int(time.time()))
+
+
+async def test_a_frozen_redis_is_noticed_and_left_for_the_poll(
+    settings: Settings, private_redis: PrivateRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="keyhouse.changes")
+    heard = Heard()
+    source = RedisSource(private_redis.url, key_prefix=settings.redis_key_prefix, timeout=0.3)
+    async with feed_of(source, heard) as feed:
+        private_redis.freeze()
+        noticed = await eventually(lambda: not feed.connected, "the feed notices")
+        private_redis.thaw()
+        await eventually(lambda: feed.connected, "the feed is back")
+    assert noticed < 2.0  # one heartbeat and one timeout
+    messages = [record.getMessage() for record in caplog.records]
+    assert sum("unavailable" in message for message in messages) == 1
+    assert sum("back after" in message for message in messages) == 1
+
+
+def test_payloads_name_topics() -> None:
+    assert parse_payload(b"keys,revocation") == {"keys", "revocation"}
+    assert parse_payload("") == frozenset()
+
+
+def test_the_push_goes_over_redis_if_set_else_postgresql_and_never_on_sqlite() -> None:
+    postgres = "postgresql+asyncpg://keyhouse@db.internal/keyhouse"
+    sqlite = "sqlite+aiosqlite:///keyhouse.db"
+    redis_url = "redis://cache.internal:6379/0"
+    assert isinstance(change_source(Settings(database_url=postgres)), PostgresSource)
+    configured = Settings(database_url=sqlite, redis_url=redis_url)
+    assert isinstance(change_source(configured), RedisSource)
+    assert change_source(Settings(database_url=sqlite)) is None
+    assert change_source(Settings(database_url=postgres, change_push="off")) is None
+    # Past a transaction-mode pooler, LISTEN goes to the server itself.
+    direct = Settings(database_url=sqlite, listen_database_url=postgres)
+    assert isinstance(change_source(direct), PostgresSource)
+    with pytest.raises(ValueError, match="postgresql"):
+        Settings(listen_database_url="mysql://db/keyhouse")
