@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.http.jsonapi import (
+    ISO_DATETIME,
     BadRequestError,
     ConflictError,
     Filterable,
@@ -51,7 +52,7 @@ ACCOUNT_FILTERS = {
     "legal_name": Filterable(Account.legal_name),
     "registration_id": Filterable(Account.registration_id),
     "external_ref": Filterable(Account.external_ref),
-    "created_at": Filterable(Account.created_at, utc_datetime),
+    "created_at": Filterable(Account.created_at, utc_datetime, ISO_DATETIME),
 }
 
 
