@@ -213,7 +213,7 @@ async def _log_in(
     status_code=201,
     summary="Log an account member in, or sign one up: a token per account (read)",
     description=LOGIN_DESCRIPTION,
-    responses=answers(AccountTokensOut, 409, 413, 429, status=201),
+    responses=answers(AccountTokensOut, 404, 409, 413, 429, status=201),
 )
 async def create_account_member_token(
     request: Request,
