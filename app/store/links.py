@@ -144,16 +144,15 @@ LINKS: dict[tuple[str, int], dict[str, Link]] = {
     ),
     ("get_account_authentication_settings", 200): TO_THE_REALM,
     ("update_account_authentication_settings", 200): TO_THE_REALM,
-    ("create_account", 201): {
-        **_each(
-            {"account_id": NEW_ID},
-            "get_account",
-            "update_account",
-            "delete_account",
-            "list_account_memberships",
-            "create_account_membership",
-        ),
-    },
+    # No link to adding a member, nor a username and password: their bodies name a member or a
+    # password profile that the answer cannot give, and one of another or no realm is a 404.
+    ("create_account", 201): _each(
+        {"account_id": NEW_ID},
+        "get_account",
+        "update_account",
+        "delete_account",
+        "list_account_memberships",
+    ),
     ("create_account_membership", 201): _each(
         {"account_id": "$request.path.account_id", "membership_id": NEW_ID},
         "get_account_membership",
@@ -172,7 +171,6 @@ LINKS: dict[tuple[str, int], dict[str, Link]] = {
             "update_user_authentication_info",
             "delete_user_authentication_info",
             "list_user_authentication_password_profile_info",
-            "create_user_authentication_password_profile_info",
         ),
         **_each(
             {"account_member_id": NEW_ID},
