@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.convertors import Convertor, register_url_convertor
 
 from app.accounts import members as service
 from app.accounts.logins import MemberCredentialsError, log_in_member, sign_up_member
@@ -25,6 +26,7 @@ from app.customers.lockout import LoginGuard
 from app.customers.router import limit_logins
 from app.http.errors import KeyhouseError, NotFoundError, error_responses
 from app.http.jsonapi import (
+    CANONICAL_UUID,
     Body,
     Document,
     JsonApiRoute,
@@ -62,6 +64,24 @@ The answer (201) holds one token per account the member belongs to, for
 
 PROFILE_ELSEWHERE = "The password profile does not exist in this realm."
 
+
+class MemberIdConvertor(Convertor[str]):
+    """A member's id in a path: a UUID, in either case. `/v2/account-members/tokens` is then no
+    member's path, so a method `/tokens` does not serve is a 405 naming only what it does serve
+    (as `/v2/customers/tokens` is: app/customers/router.py)."""
+
+    regex = CANONICAL_UUID
+
+    def convert(self, value: str) -> str:
+        return value  # FastAPI makes the `uuid.UUID` of it
+
+    def to_string(self, value: str) -> str:
+        return str(value)
+
+
+register_url_convertor("account_member_id", MemberIdConvertor())
+MEMBER_PATH = "/{account_member_id:account_member_id}"
+
 router = APIRouter(
     prefix="/v2/account-members",
     tags=["accounts"],
@@ -88,7 +108,7 @@ async def list_account_members(request: Request, session: SessionDep, caller: Wr
 
 
 @router.get(
-    "/{account_member_id}",
+    MEMBER_PATH,
     summary="An account member (write; an account token: its own member)",
     responses=answers(Document[MemberOut], 404),
 )
@@ -108,7 +128,7 @@ async def get_account_member(
 
 
 @router.get(
-    "/{account_member_id}/account-memberships",
+    MEMBER_PATH + "/account-memberships",
     summary="The member's memberships, one per account (write)",
     responses=answers(ListDocument[MembershipOut], 404),
     openapi_extra=list_parameters(),
@@ -193,7 +213,7 @@ async def _log_in(
     status_code=201,
     summary="Log an account member in, or sign one up: a token per account (read)",
     description=LOGIN_DESCRIPTION,
-    responses=answers(AccountTokensOut, 409, 413, 429, status=201),
+    responses=answers(AccountTokensOut, 404, 409, 413, 429, status=201),
 )
 async def create_account_member_token(
     request: Request,

@@ -90,8 +90,8 @@ MembershipDep = Annotated[AccountMembership, Depends(_membership)]
 @router.post(
     "",
     status_code=201,
-    summary="Create an account (write)",
-    responses=answers(Document[AccountOut], 413, status=201),
+    summary="Create an account (write); a parent_id of no account of the store is a 404",
+    responses=answers(Document[AccountOut], 404, 413, status=201),
 )
 async def create_account(body: Body[AccountIn], session: SessionDep, caller: WriteCaller) -> Any:
     account = await service.create_account(session, store_id=caller.store_id, data=body.data)

@@ -11,8 +11,9 @@ from sqlalchemy import ColumnElement, ForeignKey, String, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.http.errors import NotFoundError
 from app.http.jsonapi import (
-    BadRequestError,
+    ISO_DATETIME,
     ConflictError,
     Filterable,
     Output,
@@ -51,7 +52,7 @@ ACCOUNT_FILTERS = {
     "legal_name": Filterable(Account.legal_name),
     "registration_id": Filterable(Account.registration_id),
     "external_ref": Filterable(Account.external_ref),
-    "created_at": Filterable(Account.created_at, utc_datetime),
+    "created_at": Filterable(Account.created_at, utc_datetime, ISO_DATETIME),
 }
 
 
@@ -126,7 +127,7 @@ def new_account(*, store_id: uuid.UUID, name: str, legal_name: str | None = None
 async def create_account(session: AsyncSession, *, store_id: uuid.UUID, data: AccountIn) -> Account:
     parent_id = data.parent_id
     if parent_id and not await get_account(session, store_id=store_id, account_id=parent_id):
-        raise BadRequestError(NO_SUCH_PARENT)
+        raise NotFoundError(NO_SUCH_PARENT)
     account = new_account(store_id=store_id, name=data.name, legal_name=data.legal_name)
     account.registration_id = data.registration_id
     account.external_ref = data.external_ref

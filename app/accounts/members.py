@@ -18,6 +18,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.accounts.realms import MAX_TOKEN_TIMEOUT
 from app.customers.emails import Email
 from app.http.jsonapi import (
+    ISO_DATETIME,
     Filterable,
     Output,
     Page,
@@ -53,7 +54,7 @@ class AccountMember(Base):
 MEMBER_FILTERS = {
     "name": Filterable(AccountMember.name),
     "email": Filterable(AccountMember.email_key, str.lower),
-    "created_at": Filterable(AccountMember.created_at, utc_datetime),
+    "created_at": Filterable(AccountMember.created_at, utc_datetime, ISO_DATETIME),
 }
 
 

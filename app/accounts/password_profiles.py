@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from sqlalchemy import ForeignKey, String, delete
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -37,7 +37,7 @@ class PasswordProfileIn(BaseModel):
     type: str = Field(pattern=f"^{PROFILE_TYPE}$")
     name: StorableText = Field(min_length=1, max_length=200)
     username_format: UsernameFormat = "any"
-    enable_one_time_password_token: bool = False
+    enable_one_time_password_token: StrictBool = False
 
 
 class PasswordProfileUpdate(BaseModel):
@@ -45,7 +45,7 @@ class PasswordProfileUpdate(BaseModel):
     type: str = Field(pattern=f"^{PROFILE_TYPE}$")
     name: Annotated[StorableText, Field(min_length=1, max_length=200)] | None = None
     username_format: UsernameFormat | None = None
-    enable_one_time_password_token: bool | None = None
+    enable_one_time_password_token: StrictBool | None = None
 
 
 class PasswordProfileOut(Output):

@@ -7,15 +7,15 @@ say whether shoppers may sign themselves up and how long account tokens live.
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt
 from sqlalchemy import ForeignKey, String, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.http.jsonapi import Output, TimestampsMeta, timestamps
+from app.http.jsonapi import Output, TimestampsMeta, timestamps, whole_number
 from app.runtime.db import Base, utcnow
 
 DEFAULT_TOKEN_TIMEOUT = 86_400
@@ -67,12 +67,19 @@ class RealmSettingsUpdate(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     type: str = Field(pattern=f"^{SETTINGS_TYPE}$")
-    enable_self_signup: bool | None = None
-    auto_create_account_for_account_members: bool | None = None
+    enable_self_signup: StrictBool | None = None
+    auto_create_account_for_account_members: StrictBool | None = None
     account_member_self_management: SelfManagement | None = None
-    account_management_authentication_token_timeout_secs: int | None = Field(
-        default=None, ge=MIN_TOKEN_TIMEOUT, le=MAX_TOKEN_TIMEOUT
-    )
+    # The bounds before `WholeNumber`'s validator: on it (or on the union), the schema would get
+    # `ge`/`le`, which JSON Schema does not know, rather than `minimum` and `maximum`.
+    account_management_authentication_token_timeout_secs: (
+        Annotated[
+            StrictInt,
+            Field(ge=MIN_TOKEN_TIMEOUT, le=MAX_TOKEN_TIMEOUT),
+            BeforeValidator(whole_number),
+        ]
+        | None
+    ) = None
 
 
 async def update_settings(

@@ -28,12 +28,33 @@ MECHANISM_FIELDS = {
 }
 
 
+def _one_mechanism(schema: dict[str, Any]) -> None:
+    """The schema of a login: for each mechanism, the fields it needs, present and not `null`
+    (the others may be left out or `null`, which the server reads as left out)."""
+    properties = schema["properties"]
+
+    def given(name: str) -> dict[str, Any]:
+        options = [option for option in properties[name]["anyOf"] if option != {"type": "null"}]
+        return options[0] if len(options) == 1 else {"anyOf": options}
+
+    schema["oneOf"] = [
+        {
+            "properties": {
+                "authentication_mechanism": {"const": mechanism},
+                **{name: given(name) for name in fields},
+            },
+            "required": ["authentication_mechanism", *fields],
+        }
+        for mechanism, fields in MECHANISM_FIELDS.items()
+    ]
+
+
 class AccountTokenRequest(BaseModel):
     """`{"data": {"type": "account_management_authentication_token", "authentication_mechanism":
     "password", "password_profile_id", "username", "password"}}`, or `self_signup` with the new
     member's `name` and `email` too, or `account_management_authentication_token` alone."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra=_one_mechanism)
     type: str = Field(pattern=f"^{TOKEN_TYPE}$")
     authentication_mechanism: Literal[
         "password", "self_signup", "account_management_authentication_token"

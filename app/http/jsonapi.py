@@ -49,7 +49,7 @@ NO_NUL = r"^[^\x00]*$"
 StorableText = Annotated[str, Field(pattern=NO_NUL)]
 
 
-def _integral(value: Any) -> Any:
+def whole_number(value: Any) -> Any:
     """`2.0` as `2`: JSON Schema's integers include numbers with a zero fraction. Anything else
     goes on to the strict check, which refuses `2.5`, `"2"` and `true`, and never rounds."""
     if isinstance(value, float) and value.is_integer():
@@ -57,7 +57,7 @@ def _integral(value: Any) -> Any:
     return value
 
 
-WholeNumber = Annotated[StrictInt, BeforeValidator(_integral)]
+WholeNumber = Annotated[StrictInt, BeforeValidator(whole_number)]
 
 NULL = {"type": "null"}
 

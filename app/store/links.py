@@ -74,6 +74,34 @@ PUBLISH = Link(
     "update_product", {"product_id": NEW_ID}, body={"data": {"type": "product", "status": "live"}}
 )
 
+# --- accounts (app/accounts) ---
+# The store's realm, as its settings name it: the way to its profiles and members.
+REALM = {"realm_id": "$response.body#/data/relationships/authentication_realm/data/id"}
+SAME_REALM = {"realm_id": "$request.path.realm_id"}
+NEW_MEMBER = {**SAME_REALM, "info_id": NEW_ID}
+SAME_MEMBER = {**SAME_REALM, "info_id": "$request.path.info_id"}
+TO_THE_REALM = _each(
+    REALM,
+    "get_authentication_realm",
+    "list_password_profiles",
+    "create_password_profile",
+    "list_user_authentication_info",
+    "create_user_authentication_info",
+)
+# A member's new username and password, logged in with.
+MEMBER_LOG_IN = Link(
+    "create_account_member_token",
+    body={
+        "data": {
+            "type": "account_management_authentication_token",
+            "authentication_mechanism": "password",
+            "password_profile_id": "$request.body#/data/password_profile_id",
+            "username": "$request.body#/data/username",
+            "password": "$request.body#/data/password",
+        }
+    },
+)
+
 # (operation, status) -> the links of that answer, by name.
 LINKS: dict[tuple[str, int], dict[str, Link]] = {
     ("create_customer", 201): {
@@ -114,6 +142,51 @@ LINKS: dict[tuple[str, int], dict[str, Link]] = {
     ("checkout_cart", 201): _each(
         {"order_id": NEW_ID}, "get_order", "list_order_items", "update_order"
     ),
+    ("get_account_authentication_settings", 200): TO_THE_REALM,
+    ("update_account_authentication_settings", 200): TO_THE_REALM,
+    # No link to adding a member, nor a username and password: their bodies name a member or a
+    # password profile that the answer cannot give, and one of another or no realm is a 404.
+    ("create_account", 201): _each(
+        {"account_id": NEW_ID},
+        "get_account",
+        "update_account",
+        "delete_account",
+        "list_account_memberships",
+    ),
+    ("create_account_membership", 201): _each(
+        {"account_id": "$request.path.account_id", "membership_id": NEW_ID},
+        "get_account_membership",
+        "delete_account_membership",
+    ),
+    ("create_password_profile", 201): _each(
+        {**SAME_REALM, "profile_id": NEW_ID},
+        "get_password_profile",
+        "update_password_profile",
+        "delete_password_profile",
+    ),
+    ("create_user_authentication_info", 201): {
+        **_each(
+            NEW_MEMBER,
+            "get_user_authentication_info",
+            "update_user_authentication_info",
+            "delete_user_authentication_info",
+            "list_user_authentication_password_profile_info",
+        ),
+        **_each(
+            {"account_member_id": NEW_ID},
+            "get_account_member",
+            "list_account_member_memberships",
+        ),
+    },
+    ("create_user_authentication_password_profile_info", 201): {
+        **_each(
+            {**SAME_MEMBER, "password_info_id": NEW_ID},
+            "get_user_authentication_password_profile_info",
+            "update_user_authentication_password_profile_info",
+            "delete_user_authentication_password_profile_info",
+        ),
+        "create_account_member_token": MEMBER_LOG_IN,
+    },
 }
 
 

@@ -61,7 +61,7 @@ async def test_refusals(
     assert_errors(await http.post("/v2/accounts", json=body, headers=headers(storefront)), 403)
     assert_errors(await http.get("/v2/accounts", headers=headers(storefront)), 403)
     orphan = {"data": {"type": "account", "name": "Acme", "parent_id": str(uuid.uuid4())}}
-    assert_errors(await http.post("/v2/accounts", json=orphan, headers=headers(backend)), 400)
+    assert_errors(await http.post("/v2/accounts", json=orphan, headers=headers(backend)), 404)
     other = await make_store("other")
     theirs = await backend_token(http, await make_client(name="b", store_id=other.id))
     their_account = await make_account(http, theirs)

@@ -3,6 +3,7 @@
 from collections.abc import Awaitable, Callable
 
 import httpx
+from fastapi import FastAPI
 
 from app.oauth.stores import Store
 
@@ -72,9 +73,37 @@ async def test_bad_settings_are_400(http: httpx.AsyncClient, backend: str) -> No
             "account_management_authentication_token_timeout_secs": 10,
         },
         {"type": "settings"},
+        # JSON's booleans and whole numbers only, as the schema says.
+        {"type": "account_authentication_settings", "enable_self_signup": 1},
+        {"type": "account_authentication_settings", "auto_create_account_for_account_members": 0},
+        {
+            "type": "account_authentication_settings",
+            "account_management_authentication_token_timeout_secs": "3600",
+        },
+        {
+            "type": "account_authentication_settings",
+            "account_management_authentication_token_timeout_secs": 3600.5,
+        },
     ):
         response = await http.put(URL, json={"data": data}, headers=headers(backend))
         assert_errors(response, 400)
+
+
+async def test_the_schema_states_the_token_lifetime_bounds(
+    app: FastAPI, http: httpx.AsyncClient, backend: str
+) -> None:
+    schemas = app.openapi()["components"]["schemas"]
+    lifetime = schemas["RealmSettingsUpdate"]["properties"][
+        "account_management_authentication_token_timeout_secs"
+    ]
+    assert {"type": "integer", "minimum": 60, "maximum": 30 * 86400} in lifetime["anyOf"]
+    data = {
+        "type": "account_authentication_settings",
+        "account_management_authentication_token_timeout_secs": 60.0,  # JSON Schema's integer
+    }
+    response = await http.put(URL, json={"data": data}, headers=headers(backend))
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["account_management_authentication_token_timeout_secs"] == 60
 
 
 async def test_each_store_has_its_own_realm(

@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from fastapi import FastAPI
 
 from app.oauth.clients import CreatedClient
 from app.oauth.stores import Store
@@ -173,6 +174,25 @@ async def test_bad_requests_are_400(http: httpx.AsyncClient, storefront: str) ->
         assert_errors(
             await http.post(TOKENS_URL, json={"data": data}, headers=headers(storefront)), 400
         )
+
+
+def test_the_schema_says_each_mechanisms_fields(app: FastAPI) -> None:
+    # What the server requires of each mechanism, the schema requires too (present, not null).
+    request = app.openapi()["components"]["schemas"]["AccountTokenRequest"]
+    required = {
+        branch["properties"]["authentication_mechanism"]["const"]: set(branch["required"])
+        for branch in request["oneOf"]
+    }
+    login = {"authentication_mechanism", "password_profile_id", "username", "password"}
+    assert required == {
+        "password": login,
+        "self_signup": login | {"name", "email"},
+        "account_management_authentication_token": {"authentication_mechanism"},
+    }
+    for branch in request["oneOf"]:
+        fields = branch["properties"].items()
+        for name, field in ((n, f) for n, f in fields if n != "authentication_mechanism"):
+            assert "anyOf" not in field and field["type"] == "string", name
 
 
 async def test_self_signup_only_where_the_realm_allows_it(
