@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from app.accounts.accounts import Account
 from app.accounts.members import AccountMember
 from app.accounts.memberships import AccountMembership
+from app.accounts.passwords import MIN_PASSWORD_LENGTH
 from app.customers.emails import Email
 from app.http.jsonapi import Links, ListMeta, Output, StorableText
 from app.oauth.keys import KeyRing
@@ -37,11 +38,16 @@ def _one_mechanism(schema: dict[str, Any]) -> None:
         options = [option for option in properties[name]["anyOf"] if option != {"type": "null"}]
         return options[0] if len(options) == 1 else {"anyOf": options}
 
+    def field(mechanism: str, name: str) -> dict[str, Any]:
+        if mechanism == "self_signup" and name == "password":  # a new password: the rule applies
+            return {**given(name), "minLength": MIN_PASSWORD_LENGTH}
+        return given(name)
+
     schema["oneOf"] = [
         {
             "properties": {
                 "authentication_mechanism": {"const": mechanism},
-                **{name: given(name) for name in fields},
+                **{name: field(mechanism, name) for name in fields},
             },
             "required": ["authentication_mechanism", *fields],
         }
@@ -60,7 +66,8 @@ class AccountTokenRequest(BaseModel):
         "password", "self_signup", "account_management_authentication_token"
     ]
     password_profile_id: uuid.UUID | None = None
-    # Not checked further: whatever it is, an unknown username is the same 401 as a bad password.
+    # Not checked further at a login: whatever they are, an unknown username or a short password
+    # is the same 401 as a bad password. A self sign-up's new password is held to the rule.
     username: StorableText | None = Field(default=None, min_length=1, max_length=254)
     password: str | None = Field(default=None, min_length=1, max_length=1024)
     name: StorableText | None = Field(default=None, min_length=1, max_length=200)
@@ -75,6 +82,9 @@ class AccountTokenRequest(BaseModel):
                 f"{', '.join(missing)} required for authentication_mechanism "
                 f"{self.authentication_mechanism}"
             )
+        short = self.password is not None and len(self.password) < MIN_PASSWORD_LENGTH
+        if self.authentication_mechanism == "self_signup" and short:
+            raise ValueError(f"a new password has at least {MIN_PASSWORD_LENGTH} characters")
         return self
 
 

@@ -212,6 +212,8 @@ async def test_self_signup_only_where_the_realm_allows_it(
         }
     }
     data_of(await http.put(SETTINGS_URL, json=settings, headers=headers(backend)), 200)
+    weak = signup_body(profile, "leslie", password="1234567")  # the rule a backend is held to
+    assert_errors(await http.post(TOKENS_URL, json=weak, headers=headers(storefront)), 400)
     response = await http.post(
         TOKENS_URL, json=signup_body(profile, "leslie"), headers=headers(storefront)
     )
