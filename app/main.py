@@ -105,7 +105,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         clients = ClientRegistry(database, cache_seconds=settings.client_cache_seconds)
         keyring = KeyRing(database, encryption_key=server_keys.signing_key_encryption)
         await keyring.refresh()
-        polls = Database(settings.database_url, background=True)
+        # On SQLite the polls share the one engine: a second one would hold the file open
+        # beside it, and there is no ping to save.
+        on_sqlite = settings.database_url.startswith("sqlite")
+        polls = database if on_sqlite else Database(settings.database_url, background=True)
         revocations = RevocationList(
             database,
             poll_seconds=settings.revocation_poll_seconds,
@@ -194,7 +197,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await announcer.close()
             await counters.close()
             app.state.password_hasher.close()
-            await polls.dispose()
+            if polls is not database:
+                await polls.dispose()
             await database.dispose()
             worker_stopped()
 
