@@ -36,7 +36,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.accounts.account_routes import NO_SUCH_MEMBER
 from app.accounts.accounts import NO_SUCH_PARENT
-from app.accounts.member_routes import PROFILE_ELSEWHERE
+from app.accounts.password_profiles import PROFILE_ELSEWHERE
 from app.http.security import ACCESS_TOKEN
 from app.oauth.stores import Store
 from app.runtime.db import Database

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.convertors import Convertor, register_url_convertor
+from starlette.convertors import register_url_convertor
 
 from app.accounts import members as service
 from app.accounts.logins import MemberCredentialsError, log_in_member, sign_up_member
@@ -18,7 +18,7 @@ from app.accounts.memberships import (
     list_memberships,
     membership_json,
 )
-from app.accounts.password_profiles import get_profile
+from app.accounts.password_profiles import PROFILE_ELSEWHERE, get_profile
 from app.accounts.realm_paths import HasherDep
 from app.accounts.realms import AccountRealm, realm_of_store
 from app.accounts.tokens import AccountTokenIssuer, AccountTokenRequest, AccountTokensOut
@@ -26,12 +26,12 @@ from app.customers.lockout import LoginGuard
 from app.customers.router import limit_logins
 from app.http.errors import KeyhouseError, NotFoundError, error_responses
 from app.http.jsonapi import (
-    CANONICAL_UUID,
     Body,
     Document,
     JsonApiRoute,
     ListDocument,
     Page,
+    UuidConvertor,
     answers,
     filter_of,
     list_document,
@@ -62,24 +62,9 @@ The answer (201) holds one token per account the member belongs to, for
 `EP-Account-Management-Authentication-Token`; a member of no account gets none.
 """
 
-PROFILE_ELSEWHERE = "The password profile does not exist in this realm."
 
-
-class MemberIdConvertor(Convertor[str]):
-    """A member's id in a path: a UUID, in either case. `/v2/account-members/tokens` is then no
-    member's path, so a method `/tokens` does not serve is a 405 naming only what it does serve
-    (as `/v2/customers/tokens` is: app/customers/router.py)."""
-
-    regex = CANONICAL_UUID
-
-    def convert(self, value: str) -> str:
-        return value  # FastAPI makes the `uuid.UUID` of it
-
-    def to_string(self, value: str) -> str:
-        return str(value)
-
-
-register_url_convertor("account_member_id", MemberIdConvertor())
+# `/v2/account-members/tokens` is then no member's path (UuidConvertor says why).
+register_url_convertor("account_member_id", UuidConvertor())
 MEMBER_PATH = "/{account_member_id:account_member_id}"
 
 router = APIRouter(

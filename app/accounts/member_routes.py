@@ -19,7 +19,7 @@ from app.accounts.members import (
     MemberUpdate,
     member_json,
 )
-from app.accounts.password_profiles import get_profile
+from app.accounts.password_profiles import PROFILE_ELSEWHERE, get_profile
 from app.accounts.passwords import (
     MemberPassword,
     MemberPasswordIn,
@@ -54,7 +54,6 @@ router = APIRouter(
     route_class=JsonApiRoute,
 )
 PASSWORDS = "/{info_id}/user-authentication-password-profile-info"
-PROFILE_ELSEWHERE = "The password profile does not exist in this realm."
 
 
 async def _member(session: SessionDep, realm: WritableRealm, info_id: uuid.UUID) -> AccountMember:

@@ -13,6 +13,8 @@ from app.http.jsonapi import Output, Page, StorableText, TimestampsMeta, fetch_p
 from app.runtime.db import Base, utcnow
 
 PROFILE_TYPE = "password_profile"
+# The 404 for a profile id (in a body) that names no profile of the realm.
+PROFILE_ELSEWHERE = "The password profile does not exist in this realm."
 UsernameFormat = Literal["email", "any"]
 
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.convertors import Convertor, register_url_convertor
+from starlette.convertors import register_url_convertor
 
 from app.customers import customers as service
 from app.customers.credentials import update_customer as update_customer_service
@@ -33,6 +33,7 @@ from app.http.jsonapi import (
     Document,
     JsonApiRoute,
     ListDocument,
+    UuidConvertor,
     answers,
     filter_of,
     list_document,
@@ -79,21 +80,7 @@ shopper and every link mailed to them (audit event `customer.credentials_changed
 """
 
 
-class CustomerIdConvertor(Convertor[str]):
-    """A customer's id in a path: a UUID, in either case. `/v2/customers/tokens` is then no
-    customer's path, so a method that `/tokens` does not serve is a 405 naming the methods it
-    does, not a 400 about a malformed customer id."""
-
-    regex = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-
-    def convert(self, value: str) -> str:
-        return value  # FastAPI makes the `uuid.UUID` of it
-
-    def to_string(self, value: str) -> str:
-        return str(value)
-
-
-register_url_convertor("customer_id", CustomerIdConvertor())
+register_url_convertor("customer_id", UuidConvertor())
 CUSTOMER_PATH = "/{customer_id:customer_id}"
 
 router = APIRouter(

@@ -18,6 +18,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 from sqlalchemy import ColumnElement, FromClause, Row, String, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute
+from starlette.convertors import Convertor
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -316,6 +317,23 @@ OPERATORS = ("eq", "like", "gt", "ge", "lt", "le", "in")
 # commas (which separate the values of `in`) and NUL (which PostgreSQL refuses in text).
 ANY_TEXT = r"[^(),\x00]*"
 CANONICAL_UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+
+
+class UuidConvertor(Convertor[str]):
+    """An id in a path that must be a UUID (in either case), registered under each parameter's
+    name (`register_url_convertor("customer_id", UuidConvertor())`). A sibling path such as
+    `/v2/customers/tokens` is then no id's path, so a method it does not serve is a 405 naming
+    the methods it does, not a 400 about a malformed id."""
+
+    regex = CANONICAL_UUID
+
+    def convert(self, value: str) -> str:
+        return value  # FastAPI makes the `uuid.UUID` of it
+
+    def to_string(self, value: str) -> str:
+        return str(value)
+
+
 # Dates that exist: years 0001 to 9999, the days of each month, 29 February in leap years only.
 _YEAR = r"(?:000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})"
 _LEAP_YEAR = r"(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)"
