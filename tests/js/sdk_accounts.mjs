@@ -12,46 +12,17 @@
 // from the SDK itself; the script only wraps the fetch it hands the SDK to record them.
 
 import fs from 'node:fs';
+import { ADDRESS, describe, fail, required, sdkName as chosenSdk } from './script.mjs';
 
-const SDKS = ['@moltin/sdk', '@elasticpath/js-sdk'];
 const USERNAME = 'ron@example.com';
 const ACCOUNT_HEADER = 'EP-Account-Management-Authentication-Token';
 const CART_REF = 'acme-sdk-cart';
-const ADDRESS = {
-  first_name: 'Ron',
-  last_name: 'Swanson',
-  line_1: '1 Sun Street',
-  city: 'London',
-  postcode: 'E1 6AN',
-  country: 'GB',
-};
 const PASSWORD = 'correct horse battery staple';
 const NEW_PASSWORD = 'a brand new password';
 
-for (const level of ['log', 'info', 'debug', 'warn']) {
-  console[level] = (...args) => process.stderr.write(`[sdk console.${level}] ${args.join(' ')}\n`);
-}
-
-function fail(message) {
-  process.stderr.write(`sdk_accounts.mjs: ${message}\n`);
-  process.exit(2);
-}
-
-function required(name) {
-  const value = process.env[name];
-  if (!value) fail(`${name} is required`);
-  return value;
-}
-
-function describe(err) {
-  if (err instanceof Error) return { error_class: err.constructor.name, message: err.message };
-  return err;
-}
-
 async function main() {
   const url = new URL(required('KEYHOUSE_URL'));
-  const sdkName = process.env.SDK || '@elasticpath/js-sdk';
-  if (!SDKS.includes(sdkName)) fail(`SDK must be one of ${SDKS.join(', ')}, got ${sdkName}`);
+  const sdkName = chosenSdk('@elasticpath/js-sdk');
   const publicClientId = required('PUBLIC_CLIENT_ID');
   const backendClientId = required('BACKEND_CLIENT_ID');
   const backendClientSecret = required('BACKEND_CLIENT_SECRET');

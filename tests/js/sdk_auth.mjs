@@ -13,36 +13,19 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-
-const SDKS = ['@moltin/sdk', '@elasticpath/js-sdk'];
-
-// The SDKs log "Token status: ..." with console.info (stdout); keep stdout for the report.
-for (const level of ['log', 'info', 'debug', 'warn']) {
-  console[level] = (...args) => process.stderr.write(`[sdk console.${level}] ${args.join(' ')}\n`);
-}
-
-function fail(message) {
-  process.stderr.write(`sdk_auth.mjs: ${message}\n`);
-  process.exit(2);
-}
-
-function describeError(err) {
-  if (err instanceof Error) return { error_class: err.constructor.name, message: err.message };
-  return err;
-}
+import { describe, fail, sdkName as chosenSdk } from './script.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
 async function main() {
   const baseUrl = process.env.KEYHOUSE_URL;
-  const sdkName = process.env.SDK || '@moltin/sdk';
+  const sdkName = chosenSdk('@moltin/sdk');
   const clientId = process.env.CLIENT_ID;
   const clientSecret = process.env.CLIENT_SECRET || '';
   const ttl = Number(process.env.TTL_SECONDS || '2');
   const storageMode = process.env.SDK_STORAGE || 'memory';
   if (!baseUrl) fail('KEYHOUSE_URL is required');
   if (!clientId) fail('CLIENT_ID is required');
-  if (!SDKS.includes(sdkName)) fail(`SDK must be one of ${SDKS.join(', ')}, got ${sdkName}`);
   if (!(ttl > 0)) fail(`TTL_SECONDS must be a positive number, got ${process.env.TTL_SECONDS}`);
 
   const url = new URL(baseUrl);
@@ -111,10 +94,10 @@ async function main() {
   try {
     authResponse = await client.Authenticate();
   } catch (err) {
-    report.authenticate_error = describeError(err);
+    report.authenticate_error = describe(err);
     report.requests = requests;
     process.stdout.write(JSON.stringify(report, null, 2) + '\n');
-    fail(`Authenticate() rejected: ${JSON.stringify(describeError(err))}`);
+    fail(`Authenticate() rejected: ${JSON.stringify(describe(err))}`);
   }
   const first = storedCredentials();
   if (!first) fail(`SDK stored no credentials after Authenticate(); response was ${JSON.stringify(authResponse)}`);

@@ -9,28 +9,13 @@
 // the lockout must count those resends of one typo as one failure. The retry delay is the
 // SDK's own option, shortened so the run takes a moment instead of seconds.
 
-const SDKS = ['@moltin/sdk', '@elasticpath/js-sdk'];
+import { fail, required, sdkName as chosenSdk } from './script.mjs';
+
 const LOGIN_PATH = '/v2/customers/tokens';
-
-for (const level of ['log', 'info', 'debug', 'warn']) {
-  console[level] = (...args) => process.stderr.write(`[sdk console.${level}] ${args.join(' ')}\n`);
-}
-
-function fail(message) {
-  process.stderr.write(`sdk_login.mjs: ${message}\n`);
-  process.exit(2);
-}
-
-function required(name) {
-  const value = process.env[name];
-  if (!value) fail(`${name} is required`);
-  return value;
-}
 
 async function main() {
   const baseUrl = new URL(required('KEYHOUSE_URL'));
-  const sdkName = process.env.SDK || '@moltin/sdk';
-  if (!SDKS.includes(sdkName)) fail(`SDK must be one of ${SDKS.join(', ')}, got ${sdkName}`);
+  const sdkName = chosenSdk('@moltin/sdk');
   const email = required('CUSTOMER_EMAIL');
   const password = required('CUSTOMER_PASSWORD');
   const wrongPassword = required('WRONG_PASSWORD');

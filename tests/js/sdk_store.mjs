@@ -17,38 +17,9 @@
 
 import fs from 'node:fs';
 import crypto from 'node:crypto';
+import { ADDRESS, describe, fail, required, sdkName as chosenSdk } from './script.mjs';
 
-const SDKS = ['@moltin/sdk', '@elasticpath/js-sdk'];
 const CUSTOMER_TOKEN_HEADER = 'X-MOLTIN-CUSTOMER-TOKEN';
-const ADDRESS = {
-  first_name: 'Ron',
-  last_name: 'Swanson',
-  line_1: '1 Sun Street',
-  city: 'London',
-  postcode: 'E1 6AN',
-  country: 'GB',
-};
-
-// The SDKs log with console.*; keep stdout for the report.
-for (const level of ['log', 'info', 'debug', 'warn']) {
-  console[level] = (...args) => process.stderr.write(`[sdk console.${level}] ${args.join(' ')}\n`);
-}
-
-function fail(message) {
-  process.stderr.write(`sdk_store.mjs: ${message}\n`);
-  process.exit(2);
-}
-
-function required(name) {
-  const value = process.env[name];
-  if (!value) fail(`${name} is required`);
-  return value;
-}
-
-function describe(err) {
-  if (err instanceof Error) return { error_class: err.constructor.name, message: err.message, stack: err.stack };
-  return err; // the SDK rejects with the parsed JSON body of an HTTP error
-}
 
 function headerOf(headers, name) {
   const key = Object.keys(headers || {}).find((k) => k.toLowerCase() === name.toLowerCase());
@@ -57,8 +28,7 @@ function headerOf(headers, name) {
 
 async function main() {
   const baseUrl = required('KEYHOUSE_URL');
-  const sdkName = process.env.SDK || '@moltin/sdk';
-  if (!SDKS.includes(sdkName)) fail(`SDK must be one of ${SDKS.join(', ')}, got ${sdkName}`);
+  const sdkName = chosenSdk('@moltin/sdk');
   const publicClientId = required('PUBLIC_CLIENT_ID');
   const backendClientId = required('BACKEND_CLIENT_ID');
   const backendClientSecret = required('BACKEND_CLIENT_SECRET');
