@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from app.http.methods import allowed_methods, options_answer
@@ -31,6 +32,9 @@ DATABASE_ERRORS = (SQLAlchemyError, OSError)
 # What a 503 asks clients to wait: PostgreSQL restarts in about a second, and the pool
 # reconnects on the next request once it is back.
 RETRY_AFTER_SECONDS = 2
+# nginx's status for a request whose client hung up before it was read whole: never sent (the
+# server drops what is sent after a disconnect), but what the metrics count it as.
+CLIENT_CLOSED_REQUEST = 499
 
 
 class KeyhouseError(Exception):
@@ -241,6 +245,17 @@ async def _handle_database_error(request: Request, exc: Exception) -> Response:
     return render(ServiceUnavailableError())
 
 
+def client_gone(method: str, path: str) -> Response:
+    """The answer to a request whose client left before its body arrived (or was cut off for
+    sending it too slowly, app/runtime/protocol.py): the client's doing, not an error here."""
+    logger.info("client gone before its request was read: %s %s", method, path)
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
+
+
+async def _handle_client_gone(request: Request, _exc: Exception) -> Response:
+    return client_gone(request.method, request.url.path)
+
+
 async def _handle_unexpected(request: Request, exc: Exception) -> Response:
     # Logged with its traceback for operators; the client only learns that it failed.
     logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
@@ -263,4 +278,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _handle_validation_error)
     for database_error in DATABASE_ERRORS:
         app.add_exception_handler(database_error, _handle_database_error)
+    app.add_exception_handler(ClientDisconnect, _handle_client_gone)
     app.add_exception_handler(Exception, _handle_unexpected)

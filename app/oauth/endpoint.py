@@ -9,10 +9,10 @@ serves `POST /oauth/access_token` and `/oauth/token` itself and hands every othe
 FastAPI. FastAPI still documents the endpoint (router.py).
 """
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.http.errors import KeyhouseError, database_outage, render
+from app.http.errors import KeyhouseError, client_gone, database_outage, render
 from app.oauth.errors import TemporarilyUnavailableError
 from app.oauth.router import TOKEN_PATHS, token_response_body, token_response_start
 
@@ -34,6 +34,9 @@ class TokenEndpoint:
             body = await token_response_body(Request(scope, receive))
         except KeyhouseError as error:
             await render(error)(scope, receive, send)
+            return
+        except ClientDisconnect:
+            await client_gone("POST", scope["path"])(scope, receive, send)
             return
         except Exception as error:
             # No FastAPI exception handlers out here: a database that is away is answered

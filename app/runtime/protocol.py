@@ -12,6 +12,9 @@ of it reaches the app, and in the contract's JSON error format with `Connection:
   36 KiB, 20,000 headers within 4 KiB past the hundredth);
 - a connection that has not finished its headers `header_timeout_seconds` after it opened, or
   after the first byte of a later request: 408 if it sent part of a request, else just closed;
+- a request whose body has not all arrived `body_timeout_seconds` after its headers ended: 408
+  (the app, waiting on the body, is told the client is gone), or just closed if the app already
+  answered without it;
 - a request on a connection accepted while the worker already held `max_connections`: 503 with
   `Retry-After` (connections accepted earlier carry on).
 
@@ -23,8 +26,9 @@ request's 130, bench/protocol_cost.py): no callback per header or per piece of U
 timer per request. The parser is fed at most
 `FEED_BYTES` at a time and the head checked between feeds (the parser keeps an unfinished
 header whole, and parses a whole read of 256 KiB in one go); each connection has one timer,
-which looks at when its pending head began. The methods overridden here are Uvicorn's (0.30 and
-later); tests/runtime/test_protocol.py drives them through a real `keyhouse serve`.
+which looks at when its pending head, or its pending body, began. The methods overridden here
+are Uvicorn's (0.30 and later); tests/runtime/test_protocol.py drives them through a real
+`keyhouse serve`.
 """
 
 import asyncio
@@ -52,6 +56,7 @@ DETAILS = {
     431: "The request's headers are too large or too many.",
     503: "The server holds as many connections as it takes; try again after Retry-After.",
 }
+BODY_LATE = "The request's body did not arrive in time."
 
 
 # How long a refused connection is still read (and what comes dropped) before it is closed.
@@ -67,7 +72,14 @@ class Limits:
     max_header_bytes: int
     max_header_count: int
     header_timeout_seconds: float
+    body_timeout_seconds: float
     max_connections: int
+
+    @property
+    def check_every(self) -> float:
+        """How often a connection with nothing pending looks again: a head or a body that
+        begins meanwhile is then seen before its own timeout has passed."""
+        return min(self.header_timeout_seconds, self.body_timeout_seconds)
 
 
 @cache
@@ -79,16 +91,15 @@ def limits() -> Limits:
         max_header_bytes=settings.max_header_bytes,
         max_header_count=settings.max_header_count,
         header_timeout_seconds=settings.header_timeout_seconds,
+        body_timeout_seconds=settings.body_timeout_seconds,
         max_connections=settings.max_connections,
     )
 
 
-def refusal(status: int, default_headers: list[tuple[bytes, bytes]]) -> bytes:
+def refusal(status: int, default_headers: list[tuple[bytes, bytes]], detail: str) -> bytes:
     """A whole HTTP/1.1 response refusing a request with `status`, closing the connection."""
     phrase = HTTPStatus(status).phrase
-    body = orjson.dumps(
-        {"errors": [{"status": status, "title": phrase, "detail": DETAILS[status]}]}
-    )
+    body = orjson.dumps({"errors": [{"status": status, "title": phrase, "detail": detail}]})
     headers = [
         *default_headers,
         (b"content-type", b"application/json"),
@@ -124,6 +135,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self.head_since: float | None = None  # when (None: no head to wait for)
         self.head_bytes = 0  # fed since the pending head began, but for the feed it began in
         self.head_timer: asyncio.TimerHandle | None = None
+        self.body_since: float | None = None  # when the headers of a request still reading ended
         self.over_capacity = False
         self.refusing: int | None = None  # the status a parser callback refused with
         self.refused = False
@@ -213,35 +225,64 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             self.refusing = status
             raise _Refused()
         HttpToolsProtocol.on_headers_complete(self)
+        self.body_since = self.loop.time()  # until the message completes, bodiless or not
+
+    def on_message_complete(self) -> None:
+        HttpToolsProtocol.on_message_complete(self)
+        self.body_since = None
 
     def _check_head_later(self, seconds: float) -> None:
         self.head_timer = self.loop.call_later(seconds, self._check_head)
 
     def _check_head(self) -> None:
-        """One timer per connection: it checks the pending head, if any, and comes again."""
+        """One timer per connection: it checks the pending head or body, if any, and comes
+        again."""
         self.head_timer = None
         if self.refused or self.transport.is_closing():
             return
-        timeout = self.limits.header_timeout_seconds
-        if self.head_since is None:
-            self._check_head_later(timeout)
+        now, limits = self.loop.time(), self.limits
+        next_check = limits.check_every
+        if self.body_since is not None:
+            late = now - self.body_since - limits.body_timeout_seconds
+            if late >= 0:
+                self._body_late()
+                return
+            next_check = min(next_check, -late)
+        if self.head_since is not None:
+            late = now - self.head_since - limits.header_timeout_seconds
+            if late >= 0 and self.head_pending:
+                self._refuse(408)
+                return
+            if late >= 0:
+                self.transport.close()  # a new connection that sent nothing: nobody to answer
+                return
+            next_check = min(next_check, -late)
+        self._check_head_later(next_check)
+
+    def _body_late(self) -> None:
+        """A request's body is late: 408 if the app has not answered (it is waiting on the
+        body, and hears that the client is gone), else the connection is only closed."""
+        cycle = self.cycle
+        self.refused = True  # what else comes is read and dropped
+        if cycle is None or cycle.response_started:
+            self.transport.close()
             return
-        late = self.loop.time() - self.head_since - timeout
-        if late < 0:
-            self._check_head_later(-late)
-        elif self.head_pending:
-            self._refuse(408)
-        else:
-            self.transport.close()  # a new connection that sent nothing: nobody to answer
+        cycle.disconnected = True  # the app's receive() returns http.disconnect, and what it
+        cycle.message_event.set()  # sends is dropped: the 408 is the one answer
+        self._answer_and_close(408, BODY_LATE)
 
     def _refuse(self, status: int) -> None:
         self.refused = True  # what else comes is read and dropped
-        logger.warning("request refused at the connection: %d %s", status, DETAILS[status])
         if self.cycle is not None and not self.cycle.response_complete:
             # A pipelined request behind one being answered: that answer goes first, alone.
+            logger.warning("request refused at the connection: %d %s", status, DETAILS[status])
             self.cycle.keep_alive = False
             return
-        self.transport.write(refusal(status, self.server_state.default_headers))
+        self._answer_and_close(status, DETAILS[status])
+
+    def _answer_and_close(self, status: int, detail: str) -> None:
+        logger.warning("request refused at the connection: %d %s", status, detail)
+        self.transport.write(refusal(status, self.server_state.default_headers, detail))
         # A lingering close: closed while the client still sends, the connection would be
         # reset, and a reset may discard the answer before the client reads it.
         if self.transport.can_write_eof():

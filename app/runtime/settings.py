@@ -60,13 +60,15 @@ class Settings(BaseSettings):
     # What a connection may cost a worker before the app sees a request
     # (app/runtime/protocol.py): the request target (414), the request line and headers
     # together and the number of headers (431), the time from a connection's start, or a
-    # request's first byte, to its headers' end (408, or closed if nothing came), and the
+    # request's first byte, to its headers' end (408, or closed if nothing came), from the
+    # headers' end to the body's (408: a 64 KiB body in 30 s is 17 kbit/s), and the
     # connections a worker serves at once (those past it are answered 503). Idle keep-alive
     # connections close after `keep_alive_seconds`.
     max_url_bytes: int = Field(default=8192, ge=256, le=1_048_576)
     max_header_bytes: int = Field(default=32_768, ge=1024, le=1_048_576)
     max_header_count: int = Field(default=100, ge=10, le=10_000)
     header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    body_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     keep_alive_seconds: int = Field(default=5, ge=1, le=300)
     max_connections: int = Field(default=1000, ge=1, le=100_000)
     # Let FastAPI's native OpenTelemetry integration trace and measure requests.

@@ -21,6 +21,7 @@ from ..serve import Serving, serving
 
 HEADER_TIMEOUT = 1.0  # seconds, for these servers: short, so that the tests are
 KEEP_ALIVE = 1
+BODY_TIMEOUT = 1.5
 GET = b"GET /healthz HTTP/1.1\r\nHost: keyhouse.test\r\n"
 
 
@@ -29,6 +30,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serving]:
     environment = {
         "KEYHOUSE_HEADER_TIMEOUT_SECONDS": str(HEADER_TIMEOUT),
         "KEYHOUSE_KEEP_ALIVE_SECONDS": str(KEEP_ALIVE),
+        "KEYHOUSE_BODY_TIMEOUT_SECONDS": str(BODY_TIMEOUT),
     }
     with serving(tmp_path_factory.mktemp("protocol"), workers=1, environment=environment) as up:
         yield up
@@ -304,3 +306,51 @@ async def test_headers_behind_another_request_in_the_same_read_are_counted_too()
     assert transport.written.count(b"HTTP/1.1") == 1
     assert transport.closing
     assert spent < 0.02
+
+
+def post_with_body_of(length: int, path: bytes = b"/v2/customers") -> bytes:
+    lines = [b"POST " + path + b" HTTP/1.1", b"Host: keyhouse.test"]
+    lines += [b"Content-Type: application/json", b"Content-Length: %d" % length]
+    return b"\r\n".join([*lines, b"", b""])
+
+
+@pytest.mark.parametrize("path", [b"/v2/customers", b"/oauth/access_token"])
+def test_a_body_that_trickles_in_is_cut_off_with_408(server: Serving, path: bytes) -> None:
+    # Headers on time, then a byte of body every 50 ms: each byte would restart a timer that
+    # measured silence; this one measures the whole body, from the headers' end.
+    with connect(server) as connection:
+        connection.sendall(post_with_body_of(1000, path))
+        started = time.monotonic()
+        for _ in range(int((BODY_TIMEOUT + 3) / 0.05)):
+            try:
+                connection.sendall(b" ")
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            time.sleep(0.05)
+            if time.monotonic() - started > BODY_TIMEOUT + 0.5:
+                break
+        answer = read_response(connection)
+        assert BODY_TIMEOUT * 0.9 <= time.monotonic() - started < BODY_TIMEOUT + 3
+    assert_refused(answer, 408, "The request's body did not arrive in time.")
+
+
+def test_a_slow_body_within_the_timeout_is_served(server: Serving) -> None:
+    body = b'{"data": {"type": "customer", "name": "Ron", "email": "ron@example.com"}}'
+    with connect(server) as connection:
+        connection.sendall(post_with_body_of(len(body)))
+        for start in range(0, len(body), 10):
+            connection.sendall(body[start : start + 10])
+            time.sleep(BODY_TIMEOUT / 20)
+        status, _headers, _body = read_response(connection)
+    assert status in (400, 401)  # answered by the app (no token sent), not cut off
+
+
+def test_a_client_gone_mid_body_is_no_error_in_the_log(server: Serving) -> None:
+    for path in (b"/v2/customers", b"/oauth/access_token"):
+        with connect(server) as connection:
+            connection.sendall(post_with_body_of(1000, path) + b'{"data": ')
+            time.sleep(0.2)  # the app is waiting on the rest of the body
+        assert exchange(server, request_with())[0] == 200  # the worker is fine
+    time.sleep(0.5)
+    errors = [line for line in server.log.read_text().splitlines() if '"level":"ERROR"' in line]
+    assert not errors, errors
