@@ -1,7 +1,8 @@
 // A storefront on its own origin, calling Keyhouse with plain fetch() and a public client id.
 //
 // Every call is cross-origin: the token request is a simple form POST, and the /v2 calls carry
-// an Authorization header (and X-Moltin-Customer-Token for a shopper), so the browser asks
+// an Authorization header (and X-Moltin-Customer-Token for a shopper, or
+// EP-Account-Management-Authentication-Token for an account member), so the browser asks
 // Keyhouse with a preflight first. Keyhouse answers both for origins its clients registered
 // (`keyhouse clients create --public --origin http://127.0.0.1:3000`).
 //
@@ -19,13 +20,19 @@ const config = {
 sessionStorage.setItem('config', JSON.stringify(config));
 const RENEWAL_MARGIN_SECONDS = 60;
 
-// The cart reference is the page's to choose (contract §4); kept for this tab only.
-const cartRef = sessionStorage.getItem('cartRef') || newCartRef();
-sessionStorage.setItem('cartRef', cartRef);
+// The cart reference is the page's to choose (contract §4); kept for this tab only. An account
+// member shops in their account's cart instead (selectAccount).
+const tabCartRef = sessionStorage.getItem('cartRef') || newCartRef();
+sessionStorage.setItem('cartRef', tabCartRef);
+let cartRef = tabCartRef;
 
 let access = null; // {token, renewAt}
 let pendingToken = null; // the one token request in flight, shared by concurrent callers
 let shopper = null; // {token, customerId, email}: in memory only, gone on reload
+// An account member (contract §8), kept the same way: {id, name, email, accounts, account}, each
+// account {id, name, token, cartRef}; `account` is the one whose token goes with every call.
+let member = null;
+let passwordProfiles = []; // the realm's: the member forms log in and sign up with one
 // A password reset link opens this page with `#reset_token=…` (KEYHOUSE_PASSWORD_RESET_URL), and
 // an email verification or email change link with `#verify_token=…`
 // (KEYHOUSE_EMAIL_VERIFICATION_URL): a fragment never reaches a server's log or a Referer header,
@@ -81,8 +88,8 @@ function accessToken() {
   return pendingToken;
 }
 
-// One call to the store API. A 401 means the access token (or the shopper's token) was
-// refused: renew the access token and try once more; still refused with a shopper logged in,
+// One call to the store API. A 401 means the access token (or the shopper's or member's token)
+// was refused: renew the access token and try once more; still refused with someone logged in,
 // it is their token that ended, so they must log in again. (The page cannot tell which token
 // was refused: the WWW-Authenticate header is not exposed to cross-origin scripts.)
 async function api(method, path, data, { attempts = 2 } = {}) {
@@ -90,6 +97,7 @@ async function api(method, path, data, { attempts = 2 } = {}) {
     const token = await accessToken();
     const headers = { Authorization: `Bearer ${token}` };
     if (shopper) headers['X-Moltin-Customer-Token'] = shopper.token;
+    if (member) headers['EP-Account-Management-Authentication-Token'] = member.account.token;
     const init = { method, headers };
     if (data !== undefined) {
       headers['Content-Type'] = 'application/json';
@@ -101,8 +109,8 @@ async function api(method, path, data, { attempts = 2 } = {}) {
       continue;
     }
     const body = await readJson(response);
-    if (response.status === 401 && shopper) {
-      forgetShopper();
+    if (response.status === 401 && (shopper || member)) {
+      forgetLogin();
       throw new KeyhouseError(401, { error_description: 'Please log in again.' });
     }
     if (!response.ok) throw new KeyhouseError(response.status, body);
@@ -195,7 +203,7 @@ let cartHasItems = false;
 function updateCheckout(hasItems = cartHasItems) {
   cartHasItems = hasItems;
   let missing = '';
-  if (!shopper) missing = 'Log in to check out.';
+  if (!shopper && !member) missing = 'Log in to check out.';
   else if (!addresses.length) missing = 'Add an address to check out.';
   else if (!cartHasItems) missing = 'Add something to the cart.';
   $('checkout').disabled = Boolean(missing);
@@ -204,10 +212,25 @@ function updateCheckout(hasItems = cartHasItems) {
 }
 
 function renderAccount() {
-  $('logged-out').hidden = Boolean(shopper);
-  $('logged-in').hidden = !shopper;
-  $('shopper-email').textContent = shopper ? shopper.email : '';
+  const loggedIn = Boolean(shopper || member);
+  $('logged-out').hidden = loggedIn;
+  $('logged-in').hidden = !loggedIn;
+  $('shopper-email').textContent = (shopper || member || { email: '' }).email;
+  $('page-address-note').hidden = !member;
+  renderMemberAccounts();
   updateCheckout();
+}
+
+function renderMemberAccounts() {
+  $('member-accounts').hidden = !member;
+  if (!member) return;
+  $('account-name').textContent = member.account.name;
+  const select = $('account-select');
+  select.replaceChildren(...member.accounts.map(
+    (account) => element('option', account.name, { value: account.id }),
+  ));
+  select.value = member.account.id;
+  $('account-switcher').hidden = member.accounts.length < 2;
 }
 
 // --- the story ----------------------------------------------------------------------------
@@ -220,8 +243,9 @@ async function loadCart() {
   renderCart(await api('GET', `/v2/carts/${cartRef}/items`));
 }
 
+// An account member's addresses are the page's (addAddress); a customer's are Keyhouse's.
 async function loadAccount() {
-  addresses = (await api('GET', `/v2/customers/${shopper.customerId}/addresses`)).data;
+  if (shopper) addresses = (await api('GET', `/v2/customers/${shopper.customerId}/addresses`)).data;
   renderAddresses();
   renderOrders((await api('GET', '/v2/orders')).data);
   updateCheckout();
@@ -317,22 +341,31 @@ async function setNewPassword(form) {
   showStatus('Your new password is set: log in with it.');
 }
 
-function forgetShopper() {
+function forgetLogin() {
+  const accountCart = cartRef !== tabCartRef;
   shopper = null;
+  member = null;
   addresses = [];
+  cartRef = tabCartRef;
   renderAccount();
+  if (accountCart) loadCart().catch(showError); // the tab's own cart again, not the account's
+}
+
+// RFC 7009: a storefront may revoke its shopper's or member's tokens with its public client id
+// alone.
+function revoke(token) {
+  return fetch(`${config.keyhouse}/oauth/revoke`, {
+    method: 'POST',
+    body: new URLSearchParams({ token, client_id: config.clientId }),
+  });
 }
 
 async function logOut() {
-  const token = shopper && shopper.token;
-  forgetShopper();
-  if (token) {
-    // RFC 7009: a storefront may revoke its shopper's token with its public client id alone.
-    await fetch(`${config.keyhouse}/oauth/revoke`, {
-      method: 'POST',
-      body: new URLSearchParams({ token, client_id: config.clientId }),
-    });
-  }
+  let tokens = [];
+  if (shopper) tokens = [shopper.token];
+  if (member) tokens = member.accounts.map((account) => account.token);
+  forgetLogin();
+  await Promise.all(tokens.map(revoke));
   showStatus('Logged out.');
 }
 
@@ -420,10 +453,150 @@ async function finishProviderSignIn() {
   await loadAccount();
 }
 
+// --- account members ----------------------------------------------------------------------
+// Elastic Path's account management (contract §8): a member logs in with a username and
+// password of one of the realm's password profiles and gets one token per account they buy
+// for. The page sends the chosen account's token in EP-Account-Management-Authentication-Token
+// beside its access token: the cart is then the account's, and so are checkout and the orders.
+
+const ACCOUNT_TOKEN_TYPE = 'account_management_authentication_token';
+
+// Found as an Elastic Path storefront finds them, with the implicit token: the store's settings
+// name the realm and say whether members may sign themselves up; the realm lists its password
+// profiles. A store with no profile has no member to log in, and the page shows no member forms.
+async function loadMemberForms() {
+  const settings = (await api('GET', '/v2/settings/account-authentication')).data;
+  const realmId = settings.relationships.authentication_realm.data.id;
+  const profiles = `/v2/authentication-realms/${realmId}/password-profiles`;
+  passwordProfiles = (await api('GET', profiles)).data;
+  $('password-profile').replaceChildren(...passwordProfiles.map(
+    (profile) => element('option', profile.name, { value: profile.id }),
+  ));
+  $('profile-choice').hidden = passwordProfiles.length < 2;
+  $('member-signup-form').hidden = !settings.enable_self_signup;
+  $('member-forms').hidden = !passwordProfiles.length;
+  applyProfile();
+}
+
+// In an `email` profile usernames are emails: the browser checks them before Keyhouse does.
+function applyProfile() {
+  const profile = passwordProfiles.find((each) => each.id === $('password-profile').value);
+  const type = profile && profile.username_format === 'email' ? 'email' : 'text';
+  for (const form of ['member-login-form', 'member-signup-form']) {
+    $(form).elements.username.type = type;
+  }
+}
+
+// One attempt, as for customers: a wrong password sent again would count as a second failure.
+function askForMemberTokens(mechanism, fields) {
+  const login = {
+    type: ACCOUNT_TOKEN_TYPE,
+    authentication_mechanism: mechanism,
+    password_profile_id: $('password-profile').value,
+    ...fields,
+  };
+  return api('POST', '/v2/account-members/tokens', login, { attempts: 1 });
+}
+
+async function logInMember(form) {
+  const { username, password } = Object.fromEntries(new FormData(form));
+  form.elements.password.value = '';
+  const answer = await askForMemberTokens('password', { username, password });
+  form.reset();
+  await startMemberSession(answer);
+}
+
+async function signUpMember(form) {
+  const fields = Object.fromEntries(new FormData(form));
+  form.elements.password.value = '';
+  let answer;
+  try {
+    answer = await askForMemberTokens('self_signup', fields);
+  } catch (error) {
+    throw signUpRefusal(error);
+  }
+  form.reset();
+  await startMemberSession(answer);
+}
+
+// Keyhouse's reasons, in a shopper's words where the status says it all.
+function signUpRefusal(error) {
+  if (error.status === 409) {
+    return new Error('This username is taken: choose another, or log in with it.');
+  }
+  if (error.status === 403) return new Error('This shop does not let members sign themselves up.');
+  if (error.status !== 400) return error;
+  // "Invalid body.data.email: not an email address." names a field of the request, not the form.
+  const reason = error.message.replace(/^Invalid body\.data\.?/, '').replace(/^:\s*/, '');
+  return new Error(`Please check the form: ${reason}`);
+}
+
+async function startMemberSession(answer) {
+  const accounts = answer.data.map((issued) => ({
+    id: issued.account_id, name: issued.account_name, token: issued.token, cartRef: null,
+  }));
+  if (!accounts.length) {
+    showStatus('You are a member of no account yet: log in again once the shop adds you to one.');
+    return;
+  }
+  member = { id: answer.meta.account_member_id, accounts, account: accounts[0] };
+  try {
+    const details = (await api('GET', `/v2/account-members/${member.id}`)).data;
+    Object.assign(member, { name: details.name, email: details.email });
+    await selectAccount(accounts[0]);
+  } catch (error) {
+    forgetLogin(); // half logged in is not logged in
+    throw error;
+  }
+  showStatus(`Logged in as ${member.email}, buying for ${member.account.name}.`);
+}
+
+// An account's cart follows its members from tab to tab: the page takes the account's first
+// cart (`GET /v2/carts` lists an account token's own) or, for an account with none yet, a new
+// reference, which becomes the account's with its first item.
+async function selectAccount(account) {
+  const previous = member.account;
+  member.account = account; // its token asks for its carts
+  try {
+    account.cartRef = account.cartRef || await firstCartOfAccount();
+  } catch (error) {
+    if (member) { // still buying for the account before
+      member.account = previous;
+      renderAccount();
+    }
+    throw error;
+  }
+  cartRef = account.cartRef;
+  renderAccount();
+  await Promise.all([loadCart(), loadAccount()]);
+}
+
+async function firstCartOfAccount() {
+  const carts = (await api('GET', '/v2/carts')).data;
+  return carts.length ? carts[0].id : newCartRef();
+}
+
+async function switchAccount(select) {
+  const account = member.accounts.find((each) => each.id === select.value);
+  select.disabled = true; // one switch at a time: a late answer must not land in the next account
+  try {
+    await selectAccount(account);
+  } finally {
+    select.disabled = false;
+  }
+  showStatus(`Now buying for ${account.name}.`);
+}
+
 async function addAddress(form) {
   const fields = Object.fromEntries(new FormData(form));
   fields.country = fields.country.toUpperCase();
-  await api('POST', `/v2/customers/${shopper.customerId}/addresses`, { type: 'address', ...fields });
+  if (member) {
+    // Keyhouse keeps no account addresses yet (contract §8): the page holds this one.
+    addresses = [...addresses, { id: `page-address-${addresses.length + 1}`, ...fields }];
+  } else {
+    const address = { type: 'address', ...fields };
+    await api('POST', `/v2/customers/${shopper.customerId}/addresses`, address);
+  }
   form.reset();
   await loadAccount();
   showStatus('Address added.');
@@ -431,8 +604,13 @@ async function addAddress(form) {
 
 async function checkOut() {
   const { id, type, meta, ...address } = addresses[0];
+  // An account's order names the member who placed it: the `contact` that the SDK's
+  // Cart.CheckoutWithAccountManagementToken sends, with the account's token.
+  const buyer = member
+    ? { contact: { name: member.name, email: member.email } }
+    : { customer: { id: shopper.customerId } };
   const order = (await api('POST', `/v2/carts/${cartRef}/checkout`, {
-    customer: { id: shopper.customerId },
+    ...buyer,
     billing_address: address,
     shipping_address: address,
   })).data;
@@ -469,6 +647,10 @@ async function start() {
   onSubmit('reset-form', setNewPassword);
   onSubmit('resend-form', askForVerification);
   onSubmit('verify-form', confirmEmail);
+  onSubmit('member-login-form', logInMember);
+  onSubmit('member-signup-form', signUpMember);
+  $('password-profile').addEventListener('change', applyProfile);
+  $('account-select').addEventListener('change', (event) => run(() => switchAccount(event.target)));
   $('reset-form').hidden = !resetToken;
   $('verify-form').hidden = !verifyToken;
   // A link opened in the tab that asked for it only changes the fragment.
@@ -483,7 +665,7 @@ async function start() {
   renderAccount();
   await run(async () => {
     // The calls start at once and share one token request.
-    await Promise.all([loadProducts(), loadCart(), loadProviders()]);
+    await Promise.all([loadProducts(), loadCart(), loadProviders(), loadMemberForms()]);
     showStatus(`Connected to ${config.keyhouse} as ${config.clientId}.`);
   });
   if (params.has('code') || params.has('error')) await run(finishProviderSignIn);
