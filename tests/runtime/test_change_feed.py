@@ -3,7 +3,8 @@
 On PostgreSQL (LISTEN on a connection of its own) and on a private Redis (pub/sub), so that
 killing connections or stopping the server touches nobody else's. The listener's connections are
 killed over and over, and each time exactly one comes back, with no task left behind; a revocation
-written while the listener is away is refused once it is back, though no message told of it.
+written while the listener is away is refused once it is back, though no message told of it; a
+private PostgreSQL restarted under the listener has it listening again, unasked.
 """
 
 import asyncio
@@ -13,8 +14,10 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 
+import asyncpg  # type: ignore[import-untyped]
 import pytest
 import redis
+from fault_services import PrivatePostgres
 from sqlalchemy import text
 
 from app.oauth.revocation import RevocationList, revoke_token
@@ -26,7 +29,7 @@ from app.runtime.change_feed import (
     Source,
     change_source,
 )
-from app.runtime.changes import RedisAnnouncer, parse_payload, redis_announcer
+from app.runtime.changes import POSTGRES_CHANNEL, RedisAnnouncer, parse_payload, redis_announcer
 from app.runtime.db import Database
 from app.runtime.settings import Settings
 
@@ -221,6 +224,34 @@ async def test_a_frozen_redis_is_noticed_and_left_for_the_poll(
     messages = [record.getMessage() for record in caplog.records]
     assert sum("unavailable" in message for message in messages) == 1
     assert sum("back after" in message for message in messages) == 1
+
+
+async def notify(postgres: PrivatePostgres, topic: str) -> None:
+    connection = await asyncpg.connect(
+        host="127.0.0.1", port=postgres.port, user="postgres", database="postgres"
+    )
+    try:
+        await connection.execute("SELECT pg_notify($1, $2)", POSTGRES_CHANNEL, topic)
+    finally:
+        await connection.close()
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="restarts a PostgreSQL server")
+async def test_the_push_resumes_after_postgresql_restarts(
+    private_postgres: PrivatePostgres,
+) -> None:
+    heard = Heard()
+    async with feed_of(PostgresSource(private_postgres.url), heard) as feed:
+        await notify(private_postgres, "revocation")
+        await eventually(lambda: heard.calls[-1:] == [{"revocation"}], "the first is heard")
+        await asyncio.to_thread(private_postgres.stop)  # fast: every session terminated
+        await eventually(lambda: not feed.connected, "the feed notices")
+        await asyncio.to_thread(private_postgres.start)
+        await eventually(lambda: feed.connections == 2, "the feed reconnects")
+        await notify(private_postgres, "keys")
+        took = await eventually(lambda: heard.calls[-1:] == [{"keys"}], "the next is heard")
+    assert heard.calls == [EVERYTHING, {"revocation"}, frozenset(), EVERYTHING, {"keys"}]
+    assert took < 0.5
 
 
 def test_payloads_name_topics() -> None:

@@ -25,18 +25,17 @@ pass; under CI a missing PostgreSQL installation fails instead.
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import httpx
 import pytest
-from fault_services import PrivatePostgres, Unavailable
+from fault_services import PrivatePostgres
 from sqlalchemy import select
 
 from app.oauth.clients import CreatedClient, create_client
@@ -64,28 +63,6 @@ KINDS = ("client_credentials", "product", "implicit")  # in the order each load 
 OUTAGE_DETAIL = (
     "The service is unavailable for a moment; try again after the time in the Retry-After header."
 )
-
-
-def _unavailable(message: str) -> NoReturn:
-    if os.environ.get("CI"):  # CI runs on machines with PostgreSQL installed: a failure there
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
-
-
-@pytest.fixture
-def private_postgres() -> Iterator[PrivatePostgres]:
-    # In a directory of /tmp, not pytest's tmp_path: the `postgres` user cannot enter root's
-    # 0700 directories.
-    try:
-        server = PrivatePostgres(max_connections=60, prefix="keyhouse-outage-")
-    except Unavailable as missing:
-        _unavailable(str(missing))
-    try:
-        server.init()
-        server.start()
-        yield server
-    finally:
-        server.remove()
 
 
 @contextlib.contextmanager
