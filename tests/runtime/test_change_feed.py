@@ -5,10 +5,20 @@ killing connections or stopping the server touches nobody else's. The listener's
 killed over and over, and each time exactly one comes back, with no task left behind; a revocation
 written while the listener is away is refused once it is back, though no message told of it; a
 private PostgreSQL restarted under the listener has it listening again, unasked.
+
+A peer that vanishes without a word cannot be staged on loopback (the kernel answers for a
+stopped process, and dropping packets on `lo` would touch every other server of the machine):
+what is checked is that the listener's socket, and PostgreSQL's end of it, carry the keepalive
+settings that make the kernel close such a connection (app/runtime/keepalive.py).
 """
 
 import asyncio
 import logging
+import os
+import re
+import shutil
+import socket
+import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -19,8 +29,10 @@ import pytest
 import redis
 from fault_services import PrivatePostgres
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from app.oauth.revocation import RevocationList, revoke_token
+from app.runtime import keepalive
 from app.runtime.change_feed import (
     APPLICATION_NAME,
     ChangeFeed,
@@ -224,6 +236,73 @@ async def test_a_frozen_redis_is_noticed_and_left_for_the_poll(
     messages = [record.getMessage() for record in caplog.records]
     assert sum("unavailable" in message for message in messages) == 1
     assert sum("back after" in message for message in messages) == 1
+
+
+async def listener_port(backend: str, database: Database, private: PrivateRedis) -> int:
+    """The listener's own port, as its server sees the connection."""
+    if backend == "postgresql":
+        async with database.engine.connect() as connection:
+            query = text(
+                "SELECT client_port FROM pg_stat_activity "
+                "WHERE application_name = :name AND datname = current_database()"
+            )
+            port: int = (await connection.execute(query, {"name": APPLICATION_NAME})).scalar_one()
+            return port
+    with redis.Redis.from_url(private.url) as connection:
+        [client] = connection.client_list(_type="pubsub")
+        return int(client["addr"].rsplit(":", 1)[1])
+
+
+def own_socket(port: int) -> socket.socket:
+    """This process's TCP socket bound to `port` (a duplicate of its descriptor)."""
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            duplicate = socket.socket(fileno=os.dup(int(name)))
+        except OSError:  # not a socket, or gone meanwhile
+            continue
+        if duplicate.family == socket.AF_INET and duplicate.getsockname()[1] == port:
+            return duplicate
+        duplicate.close()
+    raise AssertionError(f"no socket of this process on port {port}")
+
+
+def server_keepalive_seconds(server_port: int, client_port: int) -> float:
+    """When the server's end of a loopback connection probes next (`ss`'s keepalive timer; while
+    data awaits its acknowledgement, the timer shown is the retransmission's: asked again)."""
+    ss = shutil.which("ss")
+    if ss is None:
+        pytest.skip("no `ss` to read the server's end of the connection")
+    filter_ = f"( sport = :{server_port} and dport = :{client_port} )"
+    for _ in range(50):
+        shown = subprocess.run(
+            [ss, "-tnoH", "state", "established", filter_],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+        timer = re.search(r"timer:\(keepalive,([\d.]+)(ms|sec|min)", shown)
+        if timer is not None:
+            scale = {"ms": 0.001, "sec": 1.0, "min": 60.0}[timer.group(2)]
+            return float(timer.group(1)) * scale
+        time.sleep(0.02)
+    raise AssertionError(f"no keepalive timer on the server's end: {shown}")
+
+
+async def test_a_silent_peer_is_probed_on_both_ends(
+    backend: str, settings: Settings, database: Database, private_redis: PrivateRedis
+) -> None:
+    async with feed_of(source_for(backend, settings, private_redis), Heard()):
+        port = await listener_port(backend, database, private_redis)
+        with own_socket(port) as listening:
+            assert listening.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+            for option, value in keepalive.TCP_OPTIONS.items():
+                assert listening.getsockopt(socket.IPPROTO_TCP, option) == value
+        if backend == "postgresql":
+            # The server probes too, after 10 s rather than its default two hours.
+            server_port = make_url(settings.database_url).port or 5432
+            assert server_keepalive_seconds(server_port, port) <= keepalive.IDLE_SECONDS
+    assert keepalive.DEAD_PEER_SECONDS == 25  # the bound docs/operations.md states
 
 
 async def notify(postgres: PrivatePostgres, topic: str) -> None:
