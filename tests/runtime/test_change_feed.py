@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
@@ -114,27 +115,24 @@ def announcer_for(
     return redis_announcer(configured, database.sessions)
 
 
+async def for_each_listener(database: Database, expression: str) -> list[Any]:
+    """`expression` (SQL) over each of this database's listener sessions."""
+    where = "WHERE application_name = :name AND datname = current_database()"
+    async with database.engine.connect() as connection:
+        query = text(f"SELECT {expression} FROM pg_stat_activity {where}")  # noqa: S608 (ours)
+        return list((await connection.execute(query, {"name": APPLICATION_NAME})).scalars())
+
+
 async def listeners(backend: str, database: Database, private: PrivateRedis) -> int:
     if backend == "postgresql":
-        async with database.engine.connect() as connection:
-            query = text(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE application_name = :name AND datname = current_database()"
-            )
-            count: int = (await connection.execute(query, {"name": APPLICATION_NAME})).scalar_one()
-            return count
+        return len(await for_each_listener(database, "pid"))
     with redis.Redis.from_url(private.url) as connection:
         return len(connection.client_list(_type="pubsub"))
 
 
 async def kill_listeners(backend: str, database: Database, private: PrivateRedis) -> None:
     if backend == "postgresql":
-        async with database.engine.connect() as connection:
-            query = text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE application_name = :name AND datname = current_database()"
-            )
-            await connection.execute(query, {"name": APPLICATION_NAME})
+        await for_each_listener(database, "pg_terminate_backend(pid)")
         return
     with redis.Redis.from_url(private.url) as connection:
         connection.client_kill_filter(_type="pubsub")
@@ -247,13 +245,8 @@ async def test_a_frozen_redis_is_noticed_and_left_for_the_poll(
 async def listener_port(backend: str, database: Database, private: PrivateRedis) -> int:
     """The listener's own port, as its server sees the connection."""
     if backend == "postgresql":
-        async with database.engine.connect() as connection:
-            query = text(
-                "SELECT client_port FROM pg_stat_activity "
-                "WHERE application_name = :name AND datname = current_database()"
-            )
-            port: int = (await connection.execute(query, {"name": APPLICATION_NAME})).scalar_one()
-            return port
+        [port] = await for_each_listener(database, "client_port")
+        return int(port)
     with redis.Redis.from_url(private.url) as connection:
         [client] = connection.client_list(_type="pubsub")
         return int(client["addr"].rsplit(":", 1)[1])
