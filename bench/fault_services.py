@@ -2,7 +2,8 @@
 free loopback ports, and a small tmpfs. Never the shared Redis (6379) or PostgreSQL (5432).
 
 PostgreSQL refuses to run as root, so as root its commands run as the `postgres` user, in a
-directory of /tmp that user may enter (as tests/runtime/test_database_outage.py does).
+directory of /tmp that user may enter. tests/runtime/test_database_outage.py and the fleet's
+restart phase (bench/fleet.py) restart this same server.
 """
 
 import contextlib
@@ -80,24 +81,37 @@ class PrivateRedis:
             self.process.wait()
 
 
-class PrivatePostgres:
-    """initdb, pg_ctl start and stop, and always gone after `remove`."""
+def postgres_bin() -> Path:
+    """The newest installed PostgreSQL's server binaries (Debian's layout, else pg_config's)."""
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: int(Path(p).parts[-3])
+    )
+    if candidates:
+        return Path(candidates[-1]).parent
+    found = shutil.which("pg_config")
+    if found:
+        done = subprocess.run([found, "--bindir"], capture_output=True, text=True, check=False)
+        if done.returncode == 0 and (Path(done.stdout.strip()) / "initdb").exists():
+            return Path(done.stdout.strip())
+    raise Unavailable("no PostgreSQL server binaries (initdb, pg_ctl) to start a private server")
 
-    def __init__(self) -> None:
-        candidates = sorted(
-            glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: int(Path(p).parts[-3])
-        )
-        if not candidates:
-            raise Unavailable("no PostgreSQL server binaries (initdb, pg_ctl)")
-        self.bin = Path(candidates[-1]).parent
+
+class PrivatePostgres:
+    """initdb, pg_ctl start and stop, and always gone after `remove`; its port survives a
+    restart."""
+
+    def __init__(self, *, max_connections: int = 100, prefix: str = "keyhouse-faults-pg-") -> None:
+        self.bin = postgres_bin()
+        self.max_connections = max_connections
         self.user: pwd.struct_passwd | None = None
         if os.geteuid() == 0:
             try:
                 self.user = pwd.getpwnam("postgres")
             except KeyError:
-                raise Unavailable("running as root, and no `postgres` user") from None
+                message = "running as root, and no `postgres` user to run PostgreSQL as"
+                raise Unavailable(message) from None
         # Not under a 0700 directory of root's: the `postgres` user must enter it.
-        self.root = Path(tempfile.mkdtemp(prefix="keyhouse-faults-pg-"))
+        self.root = Path(tempfile.mkdtemp(prefix=prefix))
         if self.user is not None:
             os.chown(self.root, self.user.pw_uid, self.user.pw_gid)
         self.data = self.root / "data"
@@ -121,10 +135,12 @@ class PrivatePostgres:
             )
 
     def init(self) -> None:
+        # --no-sync only makes initdb itself quicker; the server runs with fsync on.
         self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
 
     def start(self) -> None:
-        options = f"-h {HOST} -p {self.port} -k {self.root} -c max_connections=100"
+        options = f"-h {HOST} -p {self.port} -k {self.root}"
+        options += f" -c max_connections={self.max_connections}"
         log = str(self.root / "server.log")
         self._run(
             "pg_ctl", "start", "-w", "-t", "30", "-D", str(self.data), "-l", log, "-o", options

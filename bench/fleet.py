@@ -19,30 +19,44 @@ token refused) and signing keys rotated (the new key in every worker's JWKS) by 
 `--lost-trials` more revocations are written straight into the table, announced to nobody, as a
 lost message would be: the fallback poll's bound.
 
+`--restart postgresql,redis` adds a phase for each: the fleet on a PostgreSQL of its own (and,
+for `redis`, pushing over a Redis of its own; bench/fault_services.py), `--trials` revocations,
+then that server restarted (stopped, down `--down-seconds`, started on the same port) under the
+running fleet, how long after it answered again every worker listened again (as the server
+counts its listeners, every 10 ms), and `--trials` revocations more: the same p50, p99 and max,
+with the same worker processes. `--modes ''` runs the restart phases alone.
+
     git archive main app | tar -x -C /tmp/keyhouse-before
     .venv/bin/python bench/fleet.py [--servers 6] [--idle-seconds 30] [--trials 100] \
         [--operator-trials 20] [--lost-trials 5] [--modes before,poll,push,redis] \
-        [--before /tmp/keyhouse-before] [--redis-url redis://127.0.0.1:6379/7]
+        [--before /tmp/keyhouse-before] [--redis-url redis://127.0.0.1:6379/7] \
+        [--restart postgresql,redis] [--down-seconds 2]
 """
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
 import httpx
+from fault_services import PrivatePostgres, PrivateRedis
 from harness import (
     HOST,
+    BenchError,
     Client,
     Server,
     create_client,
     database_url,
+    fail,
     free_port,
     issue_token,
     keyhouse,
@@ -58,6 +72,8 @@ SETTLE_SECONDS = (
 )
 PROBE_DEADLINE_SECONDS = 10.0
 WINDOW_SECONDS = 5.0
+LISTENING_DEADLINE_SECONDS = 30.0  # the listeners' pause between attempts grows to 5 s at most
+SERVING_DEADLINE_SECONDS = 30.0
 
 
 def libpq(url: str, database: str | None = None) -> str:
@@ -250,6 +266,149 @@ async def operator_changes(
     return disabled, rotated
 
 
+@dataclass(frozen=True)
+class Restart:
+    """The restart phase's figures: seconds, from the stop (`down`) and from the server's
+    answering again (`listening`: until 1, 2, ... every worker listened again)."""
+
+    restarted: str
+    before: list[float]
+    down: float
+    listening: list[float]
+    after: list[float]
+    same_workers: bool
+
+
+async def listeners(url: str, redis_url: str | None, channel: str) -> int:
+    """How many workers listen, as the server they listen to counts them."""
+    if redis_url is not None:
+        from redis.asyncio import Redis
+
+        async with Redis.from_url(redis_url, socket_timeout=1) as client:
+            [(_channel, count)] = await client.pubsub_numsub(channel)
+            return int(count)
+    from app.runtime.change_feed import APPLICATION_NAME
+
+    connection = await asyncpg.connect(libpq(url), timeout=1)
+    try:
+        count: int = await connection.fetchval(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE application_name = $1 AND query LIKE 'LISTEN %'",
+            APPLICATION_NAME,
+        )
+        return count
+    finally:
+        await connection.close()
+
+
+async def listening_after(
+    url: str, redis_url: str | None, channel: str, workers: int, since: float
+) -> list[float]:
+    """Seconds from `since` until 1, 2, ... `workers` workers listened."""
+    times: list[float] = []
+    while len(times) < workers:
+        if time.monotonic() - since > LISTENING_DEADLINE_SECONDS:
+            fail(f"{len(times)} of {workers} workers listen {LISTENING_DEADLINE_SECONDS:.0f} s on")
+        count = min(workers, await listeners(url, redis_url, channel))
+        times += [time.monotonic() - since] * (count - len(times))
+        await asyncio.sleep(0.01)
+    return times
+
+
+async def serving_again(servers: list[Server], client: Client) -> None:
+    """Until every worker takes a fresh token (the database's restart may answer 503 once)."""
+    deadline = time.monotonic() + SERVING_DEADLINE_SECONDS
+    async with httpx.AsyncClient(timeout=5) as http:
+        while True:
+            try:
+                await accepted_everywhere(
+                    http, servers, issue_token(servers[0].port, "client_credentials", client)
+                )
+                return
+            except (BenchError, httpx.HTTPError):
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.1)
+
+
+@contextlib.contextmanager
+def private_servers(
+    restarted: str, root: Path
+) -> Iterator[tuple[PrivatePostgres, PrivateRedis | None]]:
+    postgres = PrivatePostgres()
+    redis = None
+    try:
+        postgres.init()
+        postgres.start()
+        if restarted == "redis":
+            redis = PrivateRedis(root)
+            redis.start()
+        yield postgres, redis
+    finally:
+        if redis is not None:
+            redis.stop()
+        postgres.remove()
+
+
+def restart(
+    restarted: str,
+    *,
+    servers: int,
+    trials: int,
+    down_seconds: float,
+    env: Mapping[str, str] | None = None,
+) -> Restart:
+    """The restart phase: `restarted` is "postgresql" (pushes over LISTEN) or "redis" (over
+    pub/sub); `env` adds to the workers' environment."""
+    from app.runtime.changes import redis_channel
+
+    with (
+        tempfile.TemporaryDirectory(prefix="keyhouse-fleet-restart-") as scratch,
+        private_servers(restarted, Path(scratch)) as (postgres, redis),
+    ):
+        data_dir = Path(scratch)
+        redis_url = None if redis is None else redis.url
+        mode = "push" if redis is None else "redis"
+        workers_env = mode_env(mode, keyhouse_env(data_dir, postgres.url), redis_url, None)
+        workers_env |= env or {}
+        channel = redis_channel(workers_env.get("KEYHOUSE_REDIS_KEY_PREFIX", ""))
+        keyhouse(["db", "upgrade"], workers_env)
+        fleet = start_fleet(servers, workers_env, data_dir)
+        try:
+            pids = [server.worker_pids() for server in fleet]
+            asyncio.run(
+                listening_after(postgres.url, redis_url, channel, servers, time.monotonic())
+            )
+            before = asyncio.run(propagation(postgres.url, fleet, workers_env, trials, lost=False))
+            log(f"[restart {restarted}] revocation before, p50/p99/max: {summary(before)}")
+            stopping = time.monotonic()
+            if redis is None:
+                postgres.stop()  # fast: every session terminated, as `pg_ctl restart` does
+            else:
+                redis.stop()
+            time.sleep(down_seconds)
+            if redis is None:
+                postgres.start()
+            else:
+                redis.start()
+            back = time.monotonic()
+            listening = asyncio.run(
+                listening_after(postgres.url, redis_url, channel, servers, back)
+            )
+            log(
+                f"[restart {restarted}] down {back - stopping:.1f} s; every worker listening "
+                f"{listening[-1]:.2f} s after it answered again (the first {listening[0]:.2f} s)"
+            )
+            asyncio.run(serving_again(fleet, create_client(workers_env)))
+            after = asyncio.run(propagation(postgres.url, fleet, workers_env, trials, lost=False))
+            log(f"[restart {restarted}] revocation after, p50/p99/max: {summary(after)}")
+            same = [server.worker_pids() for server in fleet] == pids
+        finally:
+            for server in fleet:
+                server.stop()
+    return Restart(restarted, before, back - stopping, listening, after, same)
+
+
 def summary(times: list[float]) -> str:
     if not times:
         return "-"
@@ -257,6 +416,20 @@ def summary(times: list[float]) -> str:
     p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
     median = statistics.median(ordered)
     return f"{median * 1000:.0f} / {p99 * 1000:.0f} / {ordered[-1] * 1000:.0f} ms"
+
+
+def print_restarts(restarts: list[Restart], servers: int, trials: int, down: float) -> None:
+    print(f"\n{servers} workers ({servers} servers x 1), the server down {down:.0f} s")
+    print(
+        f"| restarted | revocation before ({trials} trials) | down | every worker listening "
+        f"again (first) | revocation after ({trials} trials) | same workers |"
+    )
+    print("|---|---|---|---|---|---|")
+    for phase in restarts:
+        listening = f"{phase.listening[-1]:.2f} s ({phase.listening[0]:.2f} s)"
+        cells = [phase.restarted, summary(phase.before), f"{phase.down:.1f} s", listening]
+        cells += [summary(phase.after), "yes" if phase.same_workers else "no"]
+        print("| " + " | ".join(cells) + " |")
 
 
 def mode_env(
@@ -290,10 +463,18 @@ def main() -> None:
     parser.add_argument("--redis-url")
     parser.add_argument("--before", help="an export of an earlier Keyhouse's app/")
     parser.add_argument("--postgres-url", default=POSTGRES_URL)
+    parser.add_argument("--restart", default="", help="postgresql,redis: the restart phases")
+    parser.add_argument("--down-seconds", type=float, default=2.0)
     args = parser.parse_args()
+    modes = [mode for mode in args.modes.split(",") if mode]
+    restarts = [
+        restart(restarted, servers=args.servers, trials=args.trials, down_seconds=args.down_seconds)
+        for restarted in args.restart.split(",")
+        if restarted
+    ]
     rows = []
     with tempfile.TemporaryDirectory(prefix="keyhouse-fleet-") as scratch:
-        for mode in args.modes.split(","):
+        for mode in modes:
             data_dir = Path(scratch) / mode
             data_dir.mkdir()
             url = database_url("postgresql", data_dir, args.postgres_url)
@@ -320,6 +501,10 @@ def main() -> None:
                     server.stop()
             figures = (summary(pushed), summary(disabled), summary(rotated), summary(lost))
             rows.append((mode, f"{idle:.2f} ({typical:.2f})", *figures))
+    if restarts:
+        print_restarts(restarts, args.servers, args.trials, args.down_seconds)
+    if not modes:
+        return
     print(f"\n{args.servers} workers ({args.servers} servers x 1), idle {args.idle_seconds:.0f} s")
     print(
         "| mode | idle transactions/s per worker (median of 5 s) | revocation p50 / p99 / max "

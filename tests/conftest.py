@@ -13,13 +13,14 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import pytest
 import redis
 import uvicorn
 from fastapi import FastAPI
+from fault_services import PrivatePostgres, Unavailable
 from pydantic import SecretStr
 from sqlalchemy import Connection, MetaData, text
 
@@ -107,10 +108,31 @@ def _require_redis() -> None:
         with redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1) as connection:
             connection.ping()
     except redis.RedisError:
-        message = f"Redis is not reachable at {REDIS_URL} (set KEYHOUSE_TEST_REDIS_URL)"
-        if os.environ.get("CI"):  # CI starts Redis: its absence there is a failure
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        _unavailable(f"Redis is not reachable at {REDIS_URL} (set KEYHOUSE_TEST_REDIS_URL)")
+
+
+def _unavailable(message: str) -> NoReturn:
+    if os.environ.get("CI"):  # CI has Redis and PostgreSQL installed: their absence is a failure
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL server of the test's own (bench/fault_services.py), to stop and start: the
+    tests that restart PostgreSQL never touch the suite's shared one."""
+    # In a directory of /tmp, not pytest's tmp_path: the `postgres` user cannot enter root's
+    # 0700 directories.
+    try:
+        server = PrivatePostgres(max_connections=60, prefix="keyhouse-test-pg-")
+    except Unavailable as missing:
+        _unavailable(str(missing))
+    try:
+        server.init()
+        server.start()
+        yield server
+    finally:
+        server.remove()
 
 
 @pytest.fixture(params=["memory", "redis"])

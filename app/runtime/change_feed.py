@@ -10,7 +10,9 @@ missed message delays a change no longer than the reconnection.
 
 It never raises: a lost connection is logged once, retried with a growing pause (up to
 `MAX_BACKOFF_SECONDS`), and its recovery logged. While it is not connected, `connected` is false
-and the worker polls as often as it did without a push.
+and the worker polls as often as it did without a push. A peer that vanished without closing the
+connection is found by TCP keepalives (app/runtime/keepalive.py) within
+`keepalive.DEAD_PEER_SECONDS`, and on Redis sooner by the heartbeat.
 """
 
 import asyncio
@@ -19,10 +21,11 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.engine import make_url
 
+from app.runtime import keepalive
 from app.runtime.changes import POSTGRES_CHANNEL, parse_payload, redis_channel
 from app.runtime.settings import Settings
 
@@ -68,6 +71,8 @@ class PostgresSource:
             server_settings={"application_name": APPLICATION_NAME},
         )
         try:
+            keepalive.keep_alive(asyncpg_socket(connection))
+            await connection.execute(keepalive.SERVER_SETTINGS)
             connection.add_termination_listener(lambda _connection: received.put_nowait(None))
             await connection.add_listener(
                 POSTGRES_CHANNEL, lambda _c, _pid, _channel, payload: received.put_nowait(payload)
@@ -77,6 +82,17 @@ class PostgresSource:
                 yield payload
         finally:
             connection.terminate()  # no goodbye round trip to a server that may be gone
+
+
+def asyncpg_socket(connection: Any) -> Any:
+    """The socket under an asyncpg connection. asyncpg has no option for client keepalives
+    (MagicStack/asyncpg#606) and no public way to its socket: its transport's, as asyncpg
+    itself reaches it to set TCP_NODELAY."""
+    transport = getattr(connection, "_transport", None)
+    sock = None if transport is None else transport.get_extra_info("socket")
+    if sock is None:
+        logger.warning("no socket found under the listener's connection: no TCP keepalives")
+    return sock
 
 
 class RedisSource:
@@ -92,7 +108,12 @@ class RedisSource:
     async def messages(self, connected: Callable[[], None]) -> AsyncIterator[str | bytes]:
         from redis.asyncio import Redis
 
-        client = Redis.from_url(self._url, socket_connect_timeout=self._timeout)
+        client = Redis.from_url(
+            self._url,
+            socket_connect_timeout=self._timeout,
+            socket_keepalive=True,
+            socket_keepalive_options=keepalive.TCP_OPTIONS,
+        )
         pubsub = client.pubsub()
         try:
             await asyncio.wait_for(pubsub.subscribe(self._channel), self._timeout)

@@ -3,21 +3,37 @@
 On PostgreSQL (LISTEN on a connection of its own) and on a private Redis (pub/sub), so that
 killing connections or stopping the server touches nobody else's. The listener's connections are
 killed over and over, and each time exactly one comes back, with no task left behind; a revocation
-written while the listener is away is refused once it is back, though no message told of it.
+written while the listener is away is refused once it is back, though no message told of it; a
+private PostgreSQL restarted under the listener has it listening again, unasked.
+
+A peer that vanishes without a word cannot be staged on loopback (the kernel answers for a
+stopped process, and dropping packets on `lo` would touch every other server of the machine):
+what is checked is that the listener's socket, and PostgreSQL's end of it, carry the keepalive
+settings that make the kernel close such a connection (app/runtime/keepalive.py).
 """
 
 import asyncio
 import logging
+import os
+import re
+import shutil
+import socket
+import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 import pytest
 import redis
+from fault_services import PrivatePostgres
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from app.oauth.revocation import RevocationList, revoke_token
+from app.runtime import keepalive
 from app.runtime.change_feed import (
     APPLICATION_NAME,
     ChangeFeed,
@@ -26,7 +42,7 @@ from app.runtime.change_feed import (
     Source,
     change_source,
 )
-from app.runtime.changes import RedisAnnouncer, parse_payload, redis_announcer
+from app.runtime.changes import POSTGRES_CHANNEL, RedisAnnouncer, parse_payload, redis_announcer
 from app.runtime.db import Database
 from app.runtime.settings import Settings
 
@@ -99,27 +115,24 @@ def announcer_for(
     return redis_announcer(configured, database.sessions)
 
 
+async def for_each_listener(database: Database, expression: str) -> list[Any]:
+    """`expression` (SQL) over each of this database's listener sessions."""
+    where = "WHERE application_name = :name AND datname = current_database()"
+    async with database.engine.connect() as connection:
+        query = text(f"SELECT {expression} FROM pg_stat_activity {where}")  # noqa: S608 (ours)
+        return list((await connection.execute(query, {"name": APPLICATION_NAME})).scalars())
+
+
 async def listeners(backend: str, database: Database, private: PrivateRedis) -> int:
     if backend == "postgresql":
-        async with database.engine.connect() as connection:
-            query = text(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE application_name = :name AND datname = current_database()"
-            )
-            count: int = (await connection.execute(query, {"name": APPLICATION_NAME})).scalar_one()
-            return count
+        return len(await for_each_listener(database, "pid"))
     with redis.Redis.from_url(private.url) as connection:
         return len(connection.client_list(_type="pubsub"))
 
 
 async def kill_listeners(backend: str, database: Database, private: PrivateRedis) -> None:
     if backend == "postgresql":
-        async with database.engine.connect() as connection:
-            query = text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE application_name = :name AND datname = current_database()"
-            )
-            await connection.execute(query, {"name": APPLICATION_NAME})
+        await for_each_listener(database, "pg_terminate_backend(pid)")
         return
     with redis.Redis.from_url(private.url) as connection:
         connection.client_kill_filter(_type="pubsub")
@@ -163,7 +176,11 @@ async def test_reconnects_leave_one_connection_and_no_task_behind(
     # Each reconnection caught up with everything, after telling the worker it was away.
     assert heard.calls.count(EVERYTHING) == RECONNECTS + 1
     assert heard.calls.count(frozenset()) == RECONNECTS
-    assert await listeners(backend, database, private_redis) == 0
+    # The server drops the connection once it has read the close: a moment later, under load.
+    start = time.monotonic()
+    while await listeners(backend, database, private_redis) != 0:
+        assert time.monotonic() - start < WAIT_SECONDS, "the listener's connection stays open"
+        await asyncio.sleep(0.01)
 
 
 async def test_a_revocation_missed_while_away_is_refused_once_back(
@@ -174,7 +191,9 @@ async def test_a_revocation_missed_while_away_is_refused_once_back(
     await revocations.start()
     feed = ChangeFeed(
         source_for(backend, settings, private_redis),
-        lambda _topics: revocations.nudge(),
+        # Not on the connection's loss (no topic), as a worker does to re-pace its poll: a read
+        # then could find the revocation below, and only the catch-up may.
+        lambda topics: revocations.nudge() if topics else None,
         everything=EVERYTHING,
     )
     revocations.pushed_by(lambda: feed.connected, poll_seconds=60)
@@ -221,6 +240,96 @@ async def test_a_frozen_redis_is_noticed_and_left_for_the_poll(
     messages = [record.getMessage() for record in caplog.records]
     assert sum("unavailable" in message for message in messages) == 1
     assert sum("back after" in message for message in messages) == 1
+
+
+async def listener_port(backend: str, database: Database, private: PrivateRedis) -> int:
+    """The listener's own port, as its server sees the connection."""
+    if backend == "postgresql":
+        [port] = await for_each_listener(database, "client_port")
+        return int(port)
+    with redis.Redis.from_url(private.url) as connection:
+        [client] = connection.client_list(_type="pubsub")
+        return int(client["addr"].rsplit(":", 1)[1])
+
+
+def own_socket(port: int) -> socket.socket:
+    """This process's TCP socket bound to `port` (a duplicate of its descriptor)."""
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            duplicate = socket.socket(fileno=os.dup(int(name)))
+        except OSError:  # not a socket, or gone meanwhile
+            continue
+        if duplicate.family == socket.AF_INET and duplicate.getsockname()[1] == port:
+            return duplicate
+        duplicate.close()
+    raise AssertionError(f"no socket of this process on port {port}")
+
+
+def server_keepalive_seconds(server_port: int, client_port: int) -> float:
+    """When the server's end of a loopback connection probes next (`ss`'s keepalive timer; while
+    data awaits its acknowledgement, the timer shown is the retransmission's: asked again)."""
+    ss = shutil.which("ss")
+    if ss is None:
+        pytest.skip("no `ss` to read the server's end of the connection")
+    filter_ = f"( sport = :{server_port} and dport = :{client_port} )"
+    for _ in range(50):
+        shown = subprocess.run(
+            [ss, "-tnoH", "state", "established", filter_],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+        timer = re.search(r"timer:\(keepalive,([\d.]+)(ms|sec|min)", shown)
+        if timer is not None:
+            scale = {"ms": 0.001, "sec": 1.0, "min": 60.0}[timer.group(2)]
+            return float(timer.group(1)) * scale
+        time.sleep(0.02)
+    raise AssertionError(f"no keepalive timer on the server's end: {shown}")
+
+
+async def test_a_silent_peer_is_probed_on_both_ends(
+    backend: str, settings: Settings, database: Database, private_redis: PrivateRedis
+) -> None:
+    async with feed_of(source_for(backend, settings, private_redis), Heard()):
+        port = await listener_port(backend, database, private_redis)
+        with own_socket(port) as listening:
+            assert listening.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+            for option, value in keepalive.TCP_OPTIONS.items():
+                assert listening.getsockopt(socket.IPPROTO_TCP, option) == value
+        if backend == "postgresql":
+            # The server probes too, after 10 s rather than its default two hours.
+            server_port = make_url(settings.database_url).port or 5432
+            assert server_keepalive_seconds(server_port, port) <= keepalive.IDLE_SECONDS
+    assert keepalive.DEAD_PEER_SECONDS == 25  # the bound docs/operations.md states
+
+
+async def notify(postgres: PrivatePostgres, topic: str) -> None:
+    connection = await asyncpg.connect(
+        host="127.0.0.1", port=postgres.port, user="postgres", database="postgres"
+    )
+    try:
+        await connection.execute("SELECT pg_notify($1, $2)", POSTGRES_CHANNEL, topic)
+    finally:
+        await connection.close()
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="restarts a PostgreSQL server")
+async def test_the_push_resumes_after_postgresql_restarts(
+    private_postgres: PrivatePostgres,
+) -> None:
+    heard = Heard()
+    async with feed_of(PostgresSource(private_postgres.url), heard) as feed:
+        await notify(private_postgres, "revocation")
+        await eventually(lambda: heard.calls[-1:] == [{"revocation"}], "the first is heard")
+        await asyncio.to_thread(private_postgres.stop)  # fast: every session terminated
+        await eventually(lambda: not feed.connected, "the feed notices")
+        await asyncio.to_thread(private_postgres.start)
+        await eventually(lambda: feed.connections == 2, "the feed reconnects")
+        await notify(private_postgres, "keys")
+        took = await eventually(lambda: heard.calls[-1:] == [{"keys"}], "the next is heard")
+    assert heard.calls == [EVERYTHING, {"revocation"}, frozenset(), EVERYTHING, {"keys"}]
+    assert took < 0.5
 
 
 def test_payloads_name_topics() -> None:

@@ -2,7 +2,8 @@
 
 A real restart of a real server, without touching the suite's shared one: the test starts a
 PostgreSQL server of its own from the installed binaries (`initdb`, `pg_ctl`) in a temporary
-directory, on a free loopback port, with trust authentication and default durability settings.
+directory, on a free loopback port, with trust authentication and default durability settings
+(bench/fault_services.py's `PrivatePostgres`, which the fault scripts restart too).
 PostgreSQL refuses to run as root, so when the tests run as root its commands run as the
 `postgres` OS user (`subprocess`'s `user=`, no `runuser` needed). It migrates the schema with
 `keyhouse db upgrade` and serves it with `keyhouse serve` (a real subprocess; one worker, then
@@ -23,14 +24,9 @@ pass; under CI a missing PostgreSQL installation fails instead.
 
 import asyncio
 import contextlib
-import glob
 import json
-import os
-import pwd
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -39,6 +35,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fault_services import PrivatePostgres
 from sqlalchemy import select
 
 from app.oauth.clients import CreatedClient, create_client
@@ -55,7 +52,6 @@ pytestmark = pytest.mark.skipif(
     not POSTGRES_URL.startswith("postgresql"), reason="restarts a PostgreSQL server"
 )
 
-PG_COMMAND_SECONDS = 30.0
 CLIENTS = 4  # concurrent load clients
 REQUEST_TIMEOUT_SECONDS = 5.0  # an answer slower than this is a hang
 WARM_UP_SECONDS = 10.0  # at most, until every kind of request has succeeded once
@@ -67,102 +63,6 @@ KINDS = ("client_credentials", "product", "implicit")  # in the order each load 
 OUTAGE_DETAIL = (
     "The service is unavailable for a moment; try again after the time in the Retry-After header."
 )
-
-
-def _unavailable(message: str) -> None:
-    if os.environ.get("CI"):  # CI runs on machines with PostgreSQL installed: a failure there
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
-
-
-def _postgres_bin() -> Path:
-    candidates = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: int(Path(p).parts[-3])
-    )
-    if candidates:
-        return Path(candidates[-1]).parent
-    found = shutil.which("pg_config")
-    if found:
-        done = subprocess.run([found, "--bindir"], capture_output=True, text=True, check=False)
-        if done.returncode == 0 and (Path(done.stdout.strip()) / "initdb").exists():
-            return Path(done.stdout.strip())
-    _unavailable("no PostgreSQL server binaries (initdb, pg_ctl) to start a private server")
-    raise AssertionError("unreachable")
-
-
-def _postgres_user() -> pwd.struct_passwd | None:
-    """Whom to run PostgreSQL as: it will not run as root, so as root the `postgres` user."""
-    if os.geteuid() != 0:
-        return None
-    try:
-        return pwd.getpwnam("postgres")
-    except KeyError:
-        _unavailable("running as root, and no `postgres` user to run PostgreSQL as")
-        raise
-
-
-class PrivatePostgres:
-    """A PostgreSQL server of this test's own: initdb, start, stop, and always gone after."""
-
-    def __init__(self, root: Path, port: int, bin_dir: Path, user: pwd.struct_passwd | None):
-        self.root = root
-        self.data = root / "data"
-        self.port = port
-        self.bin = bin_dir
-        self.user = user
-        self.url = f"postgresql+asyncpg://postgres@127.0.0.1:{port}/postgres"
-        if user is not None:
-            os.chown(root, user.pw_uid, user.pw_gid)
-
-    def _run(self, *command: str) -> None:
-        as_user: dict[str, Any] = {}
-        if self.user is not None:
-            as_user = {"user": self.user.pw_uid, "group": self.user.pw_gid, "extra_groups": []}
-        with (self.root / "commands.log").open("ab") as log:
-            subprocess.run(
-                [str(self.bin / command[0]), *command[1:]],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                cwd=self.root,
-                timeout=PG_COMMAND_SECONDS,
-                check=True,
-                **as_user,
-            )
-
-    def init(self) -> None:
-        # --no-sync only makes initdb itself quicker; the server runs with fsync on.
-        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
-
-    def start(self) -> None:
-        options = f"-h 127.0.0.1 -p {self.port} -k {self.root} -c max_connections=60"
-        log = str(self.root / "server.log")
-        self._run(
-            "pg_ctl", "start", "-w", "-t", "30", "-D", str(self.data), "-l", log, "-o", options
-        )
-
-    def stop(self, mode: str = "fast") -> None:
-        self._run("pg_ctl", "stop", "-w", "-t", "30", "-m", mode, "-D", str(self.data))
-
-    def remove(self) -> None:
-        with contextlib.suppress(subprocess.SubprocessError):
-            if (self.data / "postmaster.pid").exists():
-                self.stop("immediate")
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
-@pytest.fixture
-def private_postgres() -> Iterator[PrivatePostgres]:
-    # Not under pytest's tmp_path: the `postgres` user cannot enter root's 0700 directories.
-    bin_dir, user = _postgres_bin(), _postgres_user()
-    root = Path(tempfile.mkdtemp(prefix="keyhouse-outage-"))
-    server = PrivatePostgres(root, free_port(), bin_dir, user)
-    try:
-        server.init()
-        server.start()
-        yield server
-    finally:
-        server.remove()
 
 
 @contextlib.contextmanager
