@@ -9,7 +9,6 @@ write, and one more logging a shopper in; a readiness poller asks `/readyz` ever
 import asyncio
 import contextlib
 import json
-import signal
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -248,8 +247,8 @@ def redis_fault(options: Options, *, freeze: bool) -> dict[str, Any]:
             service: tuple[Callable[[], None], Callable[[], None]] = (redis.kill, redis.start)
             if freeze:
                 service = (
-                    (lambda: redis.signal(signal.SIGSTOP)),
-                    (lambda: redis.signal(signal.SIGCONT)),
+                    redis.freeze,
+                    redis.thaw,
                 )
             redis_url = {"KEYHOUSE_REDIS_URL": redis.url}
             return _run_outage(fault, options, service, root, root, _sqlite(root), **redis_url)

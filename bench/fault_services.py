@@ -29,7 +29,9 @@ class Unavailable(Exception):
 
 
 class PrivateRedis:
-    """`redis-server` without persistence, on a port of its own that survives a restart."""
+    """`redis-server` without persistence, on a port of its own that survives a restart;
+    `freeze` (SIGSTOP) leaves its socket accepting connections that are never answered, as a
+    hung server does."""
 
     def __init__(self, root: Path) -> None:
         binary = shutil.which("redis-server")
@@ -63,6 +65,12 @@ class PrivateRedis:
         assert self.process is not None
         self.process.send_signal(number)
 
+    def freeze(self) -> None:
+        self.signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self.signal(signal.SIGCONT)
+
     def kill(self) -> None:
         """SIGKILL: connections reset, the port refuses until `start` again."""
         self.signal(signal.SIGKILL)
@@ -72,7 +80,7 @@ class PrivateRedis:
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return
-        self.signal(signal.SIGCONT)  # a stopped process would not act on SIGTERM
+        self.thaw()  # a stopped process would not act on SIGTERM
         self.process.terminate()
         try:
             self.process.wait(timeout=5)

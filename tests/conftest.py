@@ -20,7 +20,7 @@ import pytest
 import redis
 import uvicorn
 from fastapi import FastAPI
-from fault_services import PrivatePostgres, Unavailable
+from fault_services import PrivatePostgres, PrivateRedis, Unavailable
 from pydantic import SecretStr
 from sqlalchemy import Connection, MetaData, text
 
@@ -133,6 +133,21 @@ def private_postgres() -> Iterator[PrivatePostgres]:
         yield server
     finally:
         server.remove()
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A redis-server of the test's own (bench/fault_services.py), on a free loopback port: the
+    tests that freeze, stop or kill Redis never touch the suite's shared one."""
+    try:
+        server = PrivateRedis(tmp_path)
+    except Unavailable as missing:
+        _unavailable(str(missing))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fault_services import PrivateRedis
 
 from app.oauth.clients import CreatedClient, disable_client
 from app.oauth.keys import rotate_signing_key
@@ -30,7 +31,6 @@ from app.runtime.server_secret import load_server_keys
 from app.runtime.settings import Settings
 
 from ..conftest import POSTGRES_URL, REDIS_URL, MakeClient, _require_redis
-from ..redis_server import PrivateRedis
 from ..serve import Serving, serving
 
 pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="several workers need PostgreSQL")
@@ -193,13 +193,6 @@ async def test_changes_reach_every_worker_within_100_ms(
         await asyncio.to_thread(workers.everywhere, "/.well-known/jwks.json", Check(200, kid))
     if announcer is not None:
         await announcer.close()
-
-
-@pytest.fixture
-def private_redis() -> Iterator[PrivateRedis]:
-    server = PrivateRedis()
-    yield server
-    server.stop()
 
 
 async def test_with_the_push_broken_a_revocation_arrives_within_the_fallback(

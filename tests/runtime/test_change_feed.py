@@ -28,7 +28,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 import redis
-from fault_services import PrivatePostgres
+from fault_services import PrivatePostgres, PrivateRedis
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -47,7 +47,6 @@ from app.runtime.db import Database
 from app.runtime.settings import Settings
 
 from ..conftest import POSTGRES_URL
-from ..redis_server import PrivateRedis
 
 EVERYTHING = frozenset({"revocation", "keys", "clients", "catalogue"})
 RECONNECTS = 5
@@ -59,13 +58,6 @@ def backend(request: pytest.FixtureRequest) -> Iterator[str]:
     if request.param == "postgresql" and not POSTGRES_URL:
         pytest.skip("LISTEN needs PostgreSQL")
     yield request.param
-
-
-@pytest.fixture
-def private_redis() -> Iterator[PrivateRedis]:
-    server = PrivateRedis()
-    yield server
-    server.stop()
 
 
 class Heard:

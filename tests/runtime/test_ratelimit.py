@@ -4,13 +4,14 @@ address and per client (CONTRACT §1), counted in memory and in Redis."""
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from fault_services import PrivateRedis
 from limits.aio.storage import MemoryStorage as LimitsMemoryStorage
 from pydantic import ValidationError
 
@@ -21,7 +22,6 @@ from app.runtime.settings import Settings
 
 from ..conftest import MakeClient, http_client, make_settings, serving
 from ..customers.shoppers import implicit_token, log_in, new_email, sign_up
-from ..redis_server import PrivateRedis
 
 # Runs the test twice: counters in memory, then in Redis.
 counted = pytest.mark.usefixtures("counter_storage")
@@ -240,15 +240,6 @@ def test_unusable_limit_settings_are_refused(values: dict[str, Any]) -> None:
 
 def test_an_empty_redis_url_means_memory() -> None:
     assert Settings(redis_url="").redis_url is None
-
-
-@pytest.fixture
-def private_redis() -> Iterator[PrivateRedis]:
-    server = PrivateRedis()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def timed(request: Awaitable[httpx.Response]) -> tuple[int, float]:
