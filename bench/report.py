@@ -15,8 +15,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from account_data import ACCOUNT_LOGIN_PATH
 from harness import RESULTS_DIR, RESULTS_FILE, ROOT, TOKEN_PATH
-from logins import LOGIN_PATH, LOGINS_ALONE, LOGINS_FLOOD
+from logins import LOGIN_PATH, LOGIN_RUNS
 
 REPORT_FILE = RESULTS_DIR / "report.md"
 RSS_COLUMNS = (("RSS max MiB", True), ("RSS mean MiB", True))
@@ -194,14 +195,16 @@ def protected_section(document: Document) -> str:
     columns = [
         *(("database", False), ("workers", True), ("read", False), ("target", False)),
         *(*MEASURED_COLUMNS, *RSS_COLUMNS, SPLIT_COLUMN),
-        *(("vs bare", True), ("vs unvalidated", True), ("targets", False)),
+        *(("vs bare", True), ("vs unvalidated", True), ("vs customer", True)),
+        ("targets", False),
     ]
     verdicts = {True: "ok", False: "missed", None: ""}
     rows = [
         [
             *(row["database"], str(row["workers"]), row["read"], row["target"]),
             *(*_measured(row), *_rss(row), _split(row)),
-            *(_vs(row["vs_bare"]), _vs(row["vs_unvalidated"]), verdicts[row["meets_target"]]),
+            *(_vs(row["vs_bare"]), _vs(row["vs_unvalidated"]), _vs(row.get("vs_customer"))),
+            verdicts[row["meets_target"]],
         ]
         for row in document["protected"]
     ]
@@ -211,7 +214,9 @@ def protected_section(document: Document) -> str:
             "## Protected reads",
             "",
             f"Reads with an implicit bearer token ({paths}; `orders` with the shopper's customer "
-            "token beside it), Keyhouse against itself with bearer validation bypassed "
+            "token beside it, `account-orders` with an account member's account token, and "
+            "`vs customer` its req/s over `orders`'), Keyhouse against itself with bearer "
+            "validation bypassed "
             "(`unvalidated`, bench/unvalidated.py) and against a bare FastAPI app running the "
             "same SQL (`bare`, bench/bare_reads.py). " + _read_targets(targets),
             "",
@@ -222,7 +227,7 @@ def protected_section(document: Document) -> str:
 
 def _per_worker(row: Row) -> str:
     """Logins per second per worker; blank for the probe, which measures latency."""
-    if row["target"] not in (LOGINS_ALONE, LOGINS_FLOOD):
+    if row["target"] not in LOGIN_RUNS:
         return ""
     return f"{row['rps'] / row['workers']:.1f}"
 
@@ -232,25 +237,29 @@ def logins_section(document: Document) -> str:
     columns = [
         *(("database", False), ("workers", True), ("run", False), ("conns", True)),
         *(("req/s", True), ("logins/s per worker", True), ("p50 ms", True), ("p99 ms", True)),
-        *(*RSS_COLUMNS, ("target", False)),
+        *(*RSS_COLUMNS, ("vs customer", True), ("target", False)),
     ]
     verdicts = {True: "ok", False: f"above {limit:.0f} ms", None: ""}
     rows = [
         [
             *(row["database"], str(row["workers"]), row["target"], str(row["connections"])),
             *(f"{row['rps']:.1f}", _per_worker(row)),
-            *(_ms(row["p50_us"]), _ms(row["p99_us"]), *_rss(row), verdicts[row["meets_target"]]),
+            *(_ms(row["p50_us"]), _ms(row["p99_us"]), *_rss(row), _vs(row.get("ratio"))),
+            verdicts[row["meets_target"]],
         ]
         for row in document["logins"]
     ]
     return "\n".join(
         [
-            "## Customer logins",
+            "## Customer and account logins",
             "",
-            f"`POST {LOGIN_PATH}` (argon2id) flooding the server, and a small probe of implicit "
-            f"`POST {TOKEN_PATH}`: `logins` the flood alone, `implicit` the probe alone, "
-            "`logins+probe` the flood while probed, `implicit+flood` the probe inside the flood. "
-            f"Target: the probe's p99 in the flood under {limit:.0f} ms.",
+            f"Customers' `POST {LOGIN_PATH}` and account members' `POST {ACCOUNT_LOGIN_PATH}` "
+            "(argon2id, the same parameters) flooding the server in turn, and a small probe of "
+            f"implicit `POST {TOKEN_PATH}`: `logins` the flood alone, `implicit` the probe "
+            "alone, `logins+probe` the flood while probed, `implicit+flood` the probe inside "
+            "the flood; `account …` likewise with account logins, and `vs customer` their "
+            "req/s over the customers' twin row's. Target: the probe's p99 in either flood "
+            f"under {limit:.0f} ms.",
             "",
             table(columns, rows),
         ]
