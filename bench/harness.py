@@ -85,6 +85,8 @@ class Config:
     bypass: str = "resolved"  # how bench/unvalidated.py applies its override (see there)
     workers: tuple[int, ...] = (1,)  # worker counts, each in turn, the same for every server
     databases: tuple[str, ...] = ("sqlite",)  # each in turn, at each worker count
+    sizing_duration: int = 5  # seconds per measured run of the sizing scenario's rows
+    sizing_rounds: int = 2  # its rounds over every row
 
 
 # --- wrk ----------------------------------------------------------------------------------
@@ -570,10 +572,17 @@ class Deployment:
 
     def start(self, server: Server) -> Server:
         """Registers `server` for stopping, then starts it and waits until it answers."""
-        self.servers.append(server)
-        server.start()
-        server.wait_ready()
+        self.start_all(server)
         return server
+
+    def start_all(self, *servers: Server) -> None:
+        """Registers `servers` for stopping, starts them side by side, waits until each
+        answers."""
+        self.servers.extend(servers)
+        for server in servers:
+            server.start()
+        for server in servers:
+            server.wait_ready()
 
 
 def token_form(grant: str, client: Client) -> bytes:

@@ -133,6 +133,29 @@ def others_share(before: CoreTicks, after: CoreTicks, ours: float) -> float:
     return max(0.0, (after.busy - before.busy - ours) / total) if total > 0 else 0.0
 
 
+def established_to(net_tcp: str, port: int, inodes: Collection[str]) -> int:
+    """How many of the sockets `inodes` a /proc/<pid>/net/tcp (or tcp6) text shows established
+    to a remote `port`."""
+    count = 0
+    for line in net_tcp.splitlines()[1:]:
+        fields = line.split()
+        remote, state, inode = fields[2], fields[3], fields[9]
+        count += state == "01" and int(remote.rsplit(":", 1)[1], 16) == port and inode in inodes
+    return count
+
+
+def connections_to(pid: int, port: int) -> int:
+    """The TCP connections process `pid` holds open to a remote `port` (a database's)."""
+    inodes = set()
+    for descriptor in (PROC / str(pid) / "fd").iterdir():
+        with contextlib.suppress(OSError):  # closed since listed
+            target = os.readlink(descriptor)
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    tables = ((PROC / str(pid) / "net" / name).read_text() for name in ("tcp", "tcp6"))
+    return sum(established_to(table, port, inodes) for table in tables)
+
+
 def cpu_ticks_of(pid: int) -> int:
     return cpu_ticks((PROC / str(pid) / "stat").read_text())
 

@@ -266,6 +266,73 @@ def logins_section(document: Document) -> str:
     )
 
 
+def _optional(value: float | None, format_spec: str) -> str:
+    return "" if value is None else format(value, format_spec)
+
+
+def _sizing_cells(pinned: Row, both: Row | None) -> list[str]:
+    cpu = pinned["cpu_us_per_request"]
+    grown = [f"{both['rps']:.1f}", _ms(both["p99_us"]), _vs(both["growth"])] if both else [""] * 3
+    return [
+        *(pinned["database"], pinned["target"], str(pinned["connections"])),
+        *(f"{pinned['rps']:.1f}", _ms(pinned["p99_us"]), _optional(cpu, ".0f")),
+        _optional(1e6 / cpu if cpu else None, ".0f"),
+        _optional(pinned["others_cpu_share"], ".0%"),
+        _vs(pinned["vs_baseline"]),
+        *(_optional(pinned[name], ".2f") for name in ("statements", "checkouts", "transactions")),
+        *grown,
+    ]
+
+
+def sizing_section(document: Document) -> str:
+    """bench/sizing.py's rows: one worker pinned to a CPU, beside two workers on both."""
+    sizing = document["sizing"]
+    pinned_layout, *others = (layout["name"] for layout in sizing["layouts"])
+    both_layout = others[0] if others else "not measured"
+    rows = sizing["rows"]
+    both = {(r["database"], r["target"]): r for r in rows if r["layout"] == both_layout}
+    columns = [
+        *(("database", False), ("row", False), ("conns", True), ("req/s", True)),
+        *(("p99 ms", True), ("CPU µs/req", True), ("req/s per CPU-second", True)),
+        *(("others' CPU", True), ("vs baseline", True), ("statements/req", True)),
+        *(("checkouts/req", True), ("commits/req", True), ("2 workers req/s", True)),
+        *(("2 workers p99 ms", True), ("2 workers / 1", True)),
+    ]
+    cells = [
+        _sizing_cells(row, both.get((row["database"], row["target"])))
+        for row in rows
+        if row["layout"] == pinned_layout
+    ]
+    notes = []
+    for database, note in sizing["databases"].items():
+        before, after = note["loadavg"]
+        held = ", ".join(f"{layout}: {n}" for layout, n in note["connections"].items())
+        notes.append(
+            f"- **{database}**: password hashes `{note['password_hash']}`; 1-minute load "
+            f"average {before:.2f} before the rounds, {after:.2f} after"
+            + (f"; most connections to it held by one worker after a run: {held}" if held else "")
+            + "."
+        )
+    return "\n".join(
+        [
+            "## Sizing per CPU",
+            "",
+            f"`req/s`, `p99 ms`: {pinned_layout} (`taskset`), wrk on the other CPU; the medians "
+            "of the rounds. `CPU µs/req`: what the worker spent per request, and `req/s per "
+            "CPU-second` its inverse: what a CPU of its own would serve. `others' CPU`: the share "
+            "of the worker's CPU that other processes took during the runs. `vs baseline`: req/s "
+            "over the bare FastAPI app's, pinned alike. `statements/req`, `checkouts/req`, "
+            "`commits/req`: from a counting twin of the worker under the same load "
+            f"(bench/counted.py). `2 workers`: {both_layout}, wrk unpinned, measured in the same "
+            "rounds, each run beside the pinned worker's, and their req/s over its.",
+            "",
+            table(columns, cells),
+            "",
+            *notes,
+        ]
+    )
+
+
 def render(document: Document) -> str:
     sections = [header(document)]
     if document["results"]:
@@ -274,6 +341,8 @@ def render(document: Document) -> str:
         sections.append(protected_section(document))
     if document["logins"]:
         sections.append(logins_section(document))
+    if document.get("sizing"):
+        sections.append(sizing_section(document))
     sections.append(_verdict(document))
     return "\n\n".join(sections) + "\n"
 
@@ -285,6 +354,8 @@ def _verdict(document: Document) -> str:
     rows = [*document["results"], *document["protected"], *document["logins"]]
     if any(row.get("meets_target") is not None for row in rows):
         return "Every target was met."
+    if not rows:
+        return "No target applies to these runs (sizing has none)."
     return "No target applies to these runs (the targets are for one worker)."
 
 

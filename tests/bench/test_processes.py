@@ -11,6 +11,7 @@ from processes import (
     busiest_share,
     core_ticks,
     cpu_ticks,
+    established_to,
     others_share,
     parent_pid,
     rss_kib,
@@ -106,3 +107,18 @@ def test_others_share_is_what_the_cpus_spent_beyond_our_processes() -> None:
     assert others_share(before, after, ours=110) == 0.2
     assert others_share(before, after, ours=200) == 0.0  # never below nothing
     assert others_share(before, before, ours=0) == 0.0
+
+
+NET_TCP = """\
+  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:A1B2 0100007F:1538 01 00000000:00000000 00:00000000 00000000     0        0 111 1
+   1: 0100007F:A1B3 0100007F:1538 01 00000000:00000000 00:00000000 00000000     0        0 222 1
+   2: 0100007F:A1B4 0100007F:1538 06 00000000:00000000 00:00000000 00000000     0        0 333 1
+   3: 0100007F:A1B5 0100007F:18EB 01 00000000:00000000 00:00000000 00000000     0        0 444 1
+"""
+
+
+def test_established_connections_to_a_port_are_counted_for_our_sockets_only() -> None:
+    # 0x1538 is 5432; the third is in TIME_WAIT (06), the fourth to 6379, 222 another process's
+    assert established_to(NET_TCP, 5432, {"111", "333", "444"}) == 1
+    assert established_to(NET_TCP, 5432, {"111", "222"}) == 2
