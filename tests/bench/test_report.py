@@ -192,7 +192,10 @@ def test_login_rows_give_logins_per_worker_but_not_for_the_probe() -> None:
             logins=[
                 _login("logins", 14.8),
                 _login("implicit+flood", 2750.6, True),
-                {**_login("account logins", 14.1), "ratio": 0.953},
+                {
+                    **_login("account logins", 14.1),
+                    **{"ratio": 0.953, "rounds": [{"cpu_us_per_request": 61234.0}]},
+                },
                 _login("implicit+account flood", 2702.2, False),
             ]
         )
@@ -207,6 +210,7 @@ def test_login_rows_give_logins_per_worker_but_not_for_the_probe() -> None:
     assert (probe["req/s"], probe["logins/s per worker"], probe["target"]) == ("2750.6", "", "ok")
     assert (logins["vs customer"], account["vs customer"]) == ("", "0.95")
     assert (account["logins/s per worker"], account_probe["target"]) == ("7.0", "above 50 ms")
+    assert (logins["CPU ms/login"], account["CPU ms/login"]) == ("", "61.2")
 
 
 def test_the_header_warns_when_wrk_shares_the_cores_with_the_workers() -> None:
