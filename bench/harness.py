@@ -19,7 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -318,6 +318,15 @@ def send_json(port: int, method: str, path: str, body: Any, headers: Mapping[str
     if status not in (200, 201):
         fail(f"Keyhouse answered {status} to {method} {path}: {answer[:300]!r}")
     return json.loads(answer)
+
+
+def one_length(what: str, bodies: Iterable[bytes]) -> int:
+    """The one length of `bodies` (answers to the same request, each checked), or `fail`: wrk
+    checks every answer of a run against it."""
+    lengths = {len(body) for body in bodies}
+    if len(lengths) != 1:
+        fail(f"{what} bodies vary in length ({sorted(lengths)})")
+    return lengths.pop()
 
 
 def get_json(port: int, path: str) -> Any:

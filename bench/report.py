@@ -281,39 +281,37 @@ def _optional(value: float | None, format_spec: str) -> str:
     return "" if value is None else format(value, format_spec)
 
 
-def _sizing_cells(pinned: Row, both: Row | None) -> list[str]:
-    cpu = pinned["cpu_us_per_request"]
-    grown = [f"{both['rps']:.1f}", _ms(both["p99_us"]), _vs(both["growth"])] if both else [""] * 3
-    return [
-        *(pinned["database"], pinned["target"], str(pinned["connections"])),
-        *(f"{pinned['rps']:.1f}", _ms(pinned["p99_us"]), _optional(cpu, ".0f")),
-        _optional(1e6 / cpu if cpu else None, ".0f"),
-        _optional(pinned["others_cpu_share"], ".0%"),
-        _vs(pinned["vs_baseline"]),
-        *(_optional(pinned[name], ".2f") for name in ("statements", "checkouts", "transactions")),
-        *grown,
-    ]
+def _per_cpu_second(row: Row) -> float | None:
+    """What the row's server would serve with each of its CPUs to itself: its workers over the
+    CPU time one request cost them."""
+    cpu = row["cpu_us_per_request"]
+    return row["workers"] * 1e6 / cpu if cpu else None
 
 
-def sizing_section(document: Document) -> str:
-    """bench/sizing.py's rows: one worker pinned to a CPU, beside two workers on both."""
-    sizing = document["sizing"]
-    pinned_layout, *others = (layout["name"] for layout in sizing["layouts"])
-    both_layout = others[0] if others else "not measured"
-    rows = sizing["rows"]
-    both = {(r["database"], r["target"]): r for r in rows if r["layout"] == both_layout}
-    columns = [
-        *(("database", False), ("row", False), ("conns", True), ("req/s", True)),
-        *(("p99 ms", True), ("CPU µs/req", True), ("req/s per CPU-second", True)),
-        *(("others' CPU", True), ("vs baseline", True), ("statements/req", True)),
-        *(("checkouts/req", True), ("commits/req", True), ("2 workers req/s", True)),
-        *(("2 workers p99 ms", True), ("2 workers / 1", True)),
-    ]
+def _sizing_cells(row: Row, pinned: Row | None) -> list[str]:
+    """A row of a layout's table; beside the pinned worker's row (`pinned`), a second layout's
+    rows give their growth over it, in req/s and in req/s per CPU-second."""
     cells = [
-        _sizing_cells(row, both.get((row["database"], row["target"])))
-        for row in rows
-        if row["layout"] == pinned_layout
+        *(row["database"], row["target"], str(row["connections"])),
+        *(f"{row['rps']:.1f}", _ms(row["p99_us"]), _optional(row["cpu_us_per_request"], ".0f")),
+        _optional(_per_cpu_second(row), ".0f"),
+        *(_optional(row["others_cpu_share"], ".0%"), _vs(row["vs_baseline"])),
     ]
+    if pinned is None:
+        counted = ("statements", "checkouts", "transactions")
+        return [*cells, *(_optional(row[name], ".2f") for name in counted)]
+    grown, alone = _per_cpu_second(row), _per_cpu_second(pinned)
+    return [*cells, _vs(row["growth"]), _vs(grown / alone if grown and alone else None)]
+
+
+SIZING_COLUMNS = (
+    *(("database", False), ("row", False), ("conns", True), ("req/s", True), ("p99 ms", True)),
+    *(("CPU µs/req", True), ("req/s per CPU-second", True), ("others' CPU", True)),
+    ("vs baseline", True),
+)
+
+
+def _sizing_notes(sizing: Mapping[str, Any]) -> list[str]:
     notes = []
     for database, note in sizing["databases"].items():
         before, after = note["loadavg"]
@@ -324,22 +322,51 @@ def sizing_section(document: Document) -> str:
             + (f"; most connections to it held by one worker after a run: {held}" if held else "")
             + "."
         )
+    return notes
+
+
+def sizing_section(document: Document) -> str:
+    """bench/sizing.py's rows: one worker pinned to a CPU, then two workers on both beside it."""
+    sizing = document["sizing"]
+    pinned_layout, *others = (layout["name"] for layout in sizing["layouts"])
+    rows = sizing["rows"]
+    pinned = {(r["database"], r["target"]): r for r in rows if r["layout"] == pinned_layout}
+    counted = (("statements/req", True), ("checkouts/req", True), ("commits/req", True))
+    tables = [
+        f"### {pinned_layout}",
+        "",
+        table([*SIZING_COLUMNS, *counted], [_sizing_cells(r, None) for r in pinned.values()]),
+    ]
+    grown = (("vs 1 worker", True), ("vs 1 worker per CPU-second", True))
+    for layout in others:
+        cells = [
+            _sizing_cells(r, pinned.get((r["database"], r["target"])))
+            for r in rows
+            if r["layout"] == layout
+        ]
+        tables += ["", f"### {layout}", "", table([*SIZING_COLUMNS, *grown], cells)]
     return "\n".join(
         [
             "## Sizing per CPU",
             "",
-            f"`req/s`, `p99 ms`: {pinned_layout} (`taskset`), wrk on the other CPU; the medians "
-            "of the rounds. `CPU µs/req`: what the worker spent per request, and `req/s per "
-            "CPU-second` its inverse: what a CPU of its own would serve. `others' CPU`: the share "
-            "of the worker's CPU that other processes took during the runs. `vs baseline`: req/s "
-            "over the bare FastAPI app's, pinned alike. `statements/req`, `checkouts/req`, "
-            "`commits/req`: from a counting twin of the worker under the same load "
-            f"(bench/counted.py). `2 workers`: {both_layout}, wrk unpinned, measured in the same "
-            "rounds, each run beside the pinned worker's, and their req/s over its.",
+            f"{pinned_layout} (`taskset`), wrk on the other CPU; "
+            + (
+                f"{', '.join(others)}, wrk unpinned, in the same rounds, each run beside the "
+                "pinned worker's; "
+                if others
+                else ""
+            )
+            + "the medians of the rounds. `CPU µs/req`: what the server's workers spent per "
+            "request; `req/s per CPU-second`: the workers over it, what they would serve with a "
+            "CPU each to themselves. `others' CPU`: the share of the server's CPUs that other "
+            "processes took during its runs. `vs baseline`: req/s over the bare FastAPI app's, "
+            "placed alike. `statements/req`, `checkouts/req`, `commits/req`: from a counting "
+            "twin of the pinned worker under the same load (bench/counted.py). `vs 1 worker`: "
+            "req/s, and req/s per CPU-second times the workers, over the pinned worker's.",
             "",
-            table(columns, cells),
+            *tables,
             "",
-            *notes,
+            *_sizing_notes(sizing),
         ]
     )
 

@@ -61,6 +61,7 @@ from harness import (
     keyhouse_argv,
     keyhouse_env,
     log,
+    one_length,
     pinned,
     request,
     run_wrk,
@@ -182,17 +183,17 @@ def _sent(port: int, load: Load) -> tuple[int, bytes]:
     return status, answer
 
 
+def _answer(port: int, load: Load, check: Callable[[bytes], bool]) -> bytes:
+    """An answer to `load`'s request: 200, and `check`ed."""
+    status, body = _sent(port, load)
+    if status != 200 or not check(body):
+        fail(f"{load.env['BENCH_PATH']} answered {status}: {body[:300]!r}")
+    return body
+
+
 def _answer_length(port: int, load: Load, check: Callable[[bytes], bool]) -> int:
-    """The one body length of three answers to `load`'s request, each 200 and `check`ed."""
-    lengths: set[int] = set()
-    for _ in range(3):
-        status, body = _sent(port, load)
-        if status != 200 or not check(body):
-            fail(f"{load.env['BENCH_PATH']} answered {status}: {body[:300]!r}")
-        lengths.add(len(body))
-    if len(lengths) != 1:
-        fail(f"{load.env['BENCH_PATH']} answers vary in length ({sorted(lengths)})")
-    return lengths.pop()
+    """The one body length of three answers to `load`'s request."""
+    return one_length(load.env["BENCH_PATH"], (_answer(port, load, check) for _ in range(3)))
 
 
 def _read(path: str, bearer: str) -> Load:
@@ -300,11 +301,9 @@ def _run(
     return result
 
 
-def _held(server: Server, port: int | None) -> int:
-    """The most connections to the database (on `port`) that one of the server's workers holds."""
-    if port is None:
-        return 0
-    return max(processes.connections_to(pid, port) for pid in server.worker_pids())
+def _held(side: Side, port: int) -> int:
+    """The most connections to the database (on `port`) one of the side's workers holds."""
+    return max(processes.connections_to(pid, port) for pid in side.keyhouse.worker_pids())
 
 
 def _rounds(
@@ -331,10 +330,9 @@ def _rounds(
                     side.server(target), loads[key], target, prepared, config.sizing_duration, True
                 )
                 runs[key].append(result)
-                held = _held(side.keyhouse, port)
-                notes.connections[side.layout.name] = max(
-                    held, notes.connections.get(side.layout.name, 0)
-                )
+                if port is not None:
+                    held = max(notes.connections.get(side.layout.name, 0), _held(side, port))
+                    notes.connections[side.layout.name] = held
                 log(
                     f"[{database}, {side.layout.name}] {SCENARIO} round {round_number} "
                     f"{target.name:<18} {result.describe()}  "

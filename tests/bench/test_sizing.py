@@ -62,9 +62,19 @@ def test_two_workers_are_set_beside_the_pinned_one() -> None:
             },
         }
     }
-    table = [line for line in sizing_section(document).splitlines() if "| implicit" in line]
-    cells = [cell.strip() for cell in table[0].strip("|").split("|")]
-    assert cells == [
+    rendered = sizing_section(document)
+    pinned_table, both_table = rendered.split(f"### {sizing.BOTH.name}")
+    assert _cells(pinned_table, "implicit") == [
         *("sqlite", "implicit", "16", "8000.0", "4.00", "125", "8000", "10%", ""),
-        *("0.01", "", "", "12000.0", "4.00", "1.50"),
+        *("0.01", "", ""),
     ]
+    # two workers at the pinned worker's CPU per request: each CPU serves as much
+    assert _cells(both_table, "implicit") == [
+        *("sqlite", "implicit", "16", "12000.0", "4.00", "125", "16000", "10%", ""),
+        *("1.50", "2.00"),
+    ]
+
+
+def _cells(table: str, row: str) -> list[str]:
+    (line,) = [line for line in table.splitlines() if f"| {row} " in line]
+    return [cell.strip() for cell in line.strip("|").split("|")]
