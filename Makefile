@@ -42,7 +42,8 @@ $(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-test
 	touch $@
 
 # The performance report (bench/results/report.md): every scenario, both databases, 1 and 2
-# workers, about 35 minutes. wrk comes from Debian's packages.
+# workers, and the sizing table of a pinned worker: about 55 minutes. wrk comes from Debian's
+# packages.
 bench: $(VENV)/.installed-bench
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/run.py

@@ -8,10 +8,11 @@ no sessions or ORM, no caching; each request runs its statements on a pooled con
 
 - `GET /v2/products/{id}`: the store's live product with this id.
 - `GET /v2/products?page[limit]=N&page[offset]=M`: a count and a page of live products.
-- `GET /v2/orders`: a count and a page of the shopper's orders, and their items' ids.
+- `GET /v2/orders`: a count and a page of the shopper's orders, and their items' ids; with an
+  account token header (whatever its value), of the account's orders instead.
 
 Set by `bench/run.py`: `KEYHOUSE_DATABASE_URL` (Keyhouse's), `BENCH_STORE_ID`,
-`BENCH_CUSTOMER_ID`.
+`BENCH_CUSTOMER_ID`, `BENCH_ACCOUNT_ID`.
 
     KEYHOUSE_DATABASE_URL=... BENCH_STORE_ID=... BENCH_CUSTOMER_ID=... \\
         .venv/bin/python -m uvicorn bench.bare_reads:create_bare_app --factory
@@ -38,12 +39,14 @@ PRODUCT_COLUMNS = (
     "created_at, updated_at"
 )
 ORDER_COLUMNS = (
-    "id, customer_id, customer_name, customer_email, billing_address, shipping_address, "
-    "status, payment, shipping, total_amount, currency, created_at, updated_at"
+    "id, customer_id, account_id, customer_name, customer_email, billing_address, "
+    "shipping_address, status, payment, shipping, total_amount, currency, created_at, updated_at"
 )
+ACCOUNT_TOKEN_HEADER = "ep-account-management-authentication-token"  # noqa: S105 (a header)
 TYPES = {
     "id": Uuid(),
     "customer_id": Uuid(),
+    "account_id": Uuid(),
     "order_id": Uuid(),
     "price": JSON(),
     "billing_address": JSON(),
@@ -53,13 +56,14 @@ TYPES = {
 }
 LIVE_PRODUCTS = "FROM product WHERE store_id = :store_id AND status = 'live'"
 OWN_ORDERS = "FROM sales_order WHERE store_id = :store_id AND customer_id = :customer_id"
+ACCOUNT_ORDERS = "FROM sales_order WHERE store_id = :store_id AND account_id = :account_id"
 
 
 def sql(statement: str, *columns: str, expanding: Sequence[str] = ()) -> TextClause:
     """`statement` with its bound ids and its result columns typed as Keyhouse's are."""
     params = [
         bindparam(name, type_=Uuid(), expanding=name in expanding)
-        for name in ("store_id", "customer_id", "product_id", "order_ids")
+        for name in ("store_id", "customer_id", "account_id", "product_id", "order_ids")
         if f":{name}" in statement
     ]
     return text(statement).bindparams(*params).columns(**{c: TYPES[c] for c in columns})
@@ -74,10 +78,17 @@ PRODUCT_PAGE = sql(
     f"SELECT {PRODUCT_COLUMNS} {LIVE_PRODUCTS} ORDER BY created_at, id LIMIT :limit OFFSET :offset",
     "id", "price", "created_at", "updated_at",
 )  # fmt: skip
+ORDER_TYPED = ("id", "customer_id", "account_id", "billing_address", "shipping_address")
+ORDER_PAGE_SQL = "SELECT {columns} {orders} ORDER BY created_at, id LIMIT :limit OFFSET :offset"
 ORDER_COUNT = sql(f"SELECT count(*) {OWN_ORDERS}")
 ORDER_PAGE = sql(
-    f"SELECT {ORDER_COLUMNS} {OWN_ORDERS} ORDER BY created_at, id LIMIT :limit OFFSET :offset",
-    "id", "customer_id", "billing_address", "shipping_address", "created_at", "updated_at",
+    ORDER_PAGE_SQL.format(columns=ORDER_COLUMNS, orders=OWN_ORDERS),
+    *ORDER_TYPED, "created_at", "updated_at",
+)  # fmt: skip
+ACCOUNT_ORDER_COUNT = sql(f"SELECT count(*) {ACCOUNT_ORDERS}")
+ACCOUNT_ORDER_PAGE = sql(
+    ORDER_PAGE_SQL.format(columns=ORDER_COLUMNS, orders=ACCOUNT_ORDERS),
+    *ORDER_TYPED, "created_at", "updated_at",
 )  # fmt: skip
 ITEM_IDS = sql(
     "SELECT order_id, id FROM sales_order_item WHERE store_id = :store_id "
@@ -128,6 +139,12 @@ def _order(row: Row[Any], item_ids: list[uuid.UUID]) -> dict[str, Any]:
         "formatted": _formatted(row.total_amount, row.currency),
     }
     customer_id = str(row.customer_id) if row.customer_id is not None else None
+    relationships: dict[str, Any] = {
+        "customer": {"data": {"type": "customer", "id": customer_id}},
+        "items": {"data": [{"type": "item", "id": str(i)} for i in item_ids]},
+    }
+    if row.account_id is not None:
+        relationships["account"] = {"data": {"type": "account", "id": str(row.account_id)}}
     return {
         "type": "order",
         "id": str(row.id),
@@ -138,10 +155,7 @@ def _order(row: Row[Any], item_ids: list[uuid.UUID]) -> dict[str, Any]:
         "billing_address": row.billing_address,
         "shipping_address": row.shipping_address,
         "meta": {"display_price": {"with_tax": shown}, **_timestamps(row)},
-        "relationships": {
-            "customer": {"data": {"type": "customer", "id": customer_id}},
-            "items": {"data": [{"type": "item", "id": str(i)} for i in item_ids]},
-        },
+        "relationships": relationships,
     }
 
 
@@ -198,6 +212,7 @@ def create_bare_app() -> FastAPI:
     url = os.environ["KEYHOUSE_DATABASE_URL"]
     store_id = uuid.UUID(os.environ["BENCH_STORE_ID"])
     customer_id = uuid.UUID(os.environ["BENCH_CUSTOMER_ID"])
+    account_id = uuid.UUID(os.environ["BENCH_ACCOUNT_ID"])
     engines: list[AsyncEngine] = []
 
     @asynccontextmanager
@@ -231,11 +246,15 @@ def create_bare_app() -> FastAPI:
     @app.get("/v2/orders")
     async def list_orders(request: Request) -> Response:
         limit, offset = _page(request)
-        params = {"store_id": store_id, "customer_id": customer_id}
+        params: dict[str, Any] = {"store_id": store_id, "customer_id": customer_id}
+        count, page = ORDER_COUNT, ORDER_PAGE
+        if ACCOUNT_TOKEN_HEADER in request.headers:
+            params = {"store_id": store_id, "account_id": account_id}
+            count, page = ACCOUNT_ORDER_COUNT, ACCOUNT_ORDER_PAGE
         async with engines[0].connect() as connection:
-            total = (await connection.execute(ORDER_COUNT, params)).scalar_one()
+            total = (await connection.execute(count, params)).scalar_one()
             paged = {**params, "limit": limit, "offset": offset}
-            rows = (await connection.execute(ORDER_PAGE, paged)).all()
+            rows = (await connection.execute(page, paged)).all()
             items = await _item_ids(connection, store_id, rows)
         data = [_order(row, items[row.id]) for row in rows]
         return _list(request, data, limit, offset, total)

@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -18,7 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -84,6 +85,8 @@ class Config:
     bypass: str = "resolved"  # how bench/unvalidated.py applies its override (see there)
     workers: tuple[int, ...] = (1,)  # worker counts, each in turn, the same for every server
     databases: tuple[str, ...] = ("sqlite",)  # each in turn, at each worker count
+    sizing_duration: int = 5  # seconds per measured run of the sizing scenario's rows
+    sizing_rounds: int = 2  # its rounds over every row
 
 
 # --- wrk ----------------------------------------------------------------------------------
@@ -106,6 +109,9 @@ class WrkRun:
     # The CPU time (user and system) all of the server's workers spent during the run, per
     # request completed, in µs: what the machine's other load does not inflate much.
     cpu_us_per_request: float | None = None
+    # The share of the time of the CPUs the server may run on that other processes than the
+    # server (and wrk, where it shares them) spent during the run: the machine's other load.
+    others_cpu_share: float | None = None
 
     @classmethod
     def parse(cls, output: str, *, where: str) -> "WrkRun":
@@ -153,6 +159,17 @@ class Load:
     connections: int
     threads: int = 1
     timeout_seconds: int = WRK_TIMEOUT_SECONDS
+    cpus: tuple[int, ...] = ()  # the CPUs wrk may run on (`taskset -c`); () for any
+
+
+def pinned(cpus: Sequence[int]) -> list[str]:
+    """The prefix that runs a command on the CPUs `cpus` only (`taskset -c`), none for any."""
+    if not cpus:
+        return []
+    found = shutil.which("taskset")
+    if found is None:
+        fail("taskset (util-linux) is not installed")
+    return [found, "-c", ",".join(map(str, cpus))]
 
 
 def wrk_binary() -> str:
@@ -170,6 +187,7 @@ class Wrk:
         self.seconds = seconds
         self.where = where
         argv = [
+            *pinned(load.cpus),
             wrk_binary(),
             f"-t{load.threads}",
             f"-c{load.connections}",
@@ -231,12 +249,18 @@ def run_wrk_balanced(server: "Server", load: Load, seconds: int, where: str) -> 
     workers, again while one worker did most of the work (at most `BALANCE_ATTEMPTS` runs, the
     most even one kept), with the busiest worker's share recorded."""
     attempts: list[WrkRun] = []
+    cpus = os.sched_getaffinity(server.pid)
+    wrk_beside = not load.cpus or not cpus.isdisjoint(load.cpus)  # wrk on the server's CPUs
     for _ in range(BALANCE_ATTEMPTS):
-        before = server.cpu_ticks()
+        before, cores, children = server.cpu_ticks(), processes.core_ticks_of(cpus), _reaped()
         result = run_wrk(server, load, seconds, where)
         spent = [after - then for then, after in zip(before, server.cpu_ticks(), strict=True)]
+        ours = sum(spent) + (_reaped() - children if wrk_beside else 0)
+        others = processes.others_share(cores, processes.core_ticks_of(cpus), ours)
         cpu_us = sum(spent) / processes.CLOCK_TICKS_PER_SECOND * 1e6 / result.requests
-        result = dataclasses.replace(result, cpu_us_per_request=round(cpu_us, 1))
+        result = dataclasses.replace(
+            result, cpu_us_per_request=round(cpu_us, 1), others_cpu_share=round(others, 3)
+        )
         if server.workers == 1:
             return result
         share = processes.busiest_share(spent)
@@ -245,6 +269,12 @@ def run_wrk_balanced(server: "Server", load: Load, seconds: int, where: str) -> 
             break
         log(f"{where}: one worker did {share:.0%} of the work; measuring again")
     return min(attempts, key=lambda attempt: attempt.busiest_worker_share or 0.0)
+
+
+def _reaped() -> float:
+    """The CPU time of the child processes this one has waited for (wrk runs), in ticks."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (usage.ru_utime + usage.ru_stime) * processes.CLOCK_TICKS_PER_SECOND
 
 
 # --- servers ------------------------------------------------------------------------------
@@ -278,6 +308,25 @@ def request(
         return response.status, {k.lower(): v for k, v in response.getheaders()}, payload
     finally:
         connection.close()
+
+
+def send_json(port: int, method: str, path: str, body: Any, headers: Mapping[str, str]) -> Any:
+    """A JSON request as a client of the API sends it; its JSON answer, or `fail` unless 200
+    or 201."""
+    sent = {**headers, "Content-Type": "application/json", "Accept": "application/json"}
+    status, _, answer = request(port, method, path, json.dumps(body).encode(), headers=sent)
+    if status not in (200, 201):
+        fail(f"Keyhouse answered {status} to {method} {path}: {answer[:300]!r}")
+    return json.loads(answer)
+
+
+def one_length(what: str, bodies: Iterable[bytes]) -> int:
+    """The one length of `bodies` (answers to the same request, each checked), or `fail`: wrk
+    checks every answer of a run against it."""
+    lengths = {len(body) for body in bodies}
+    if len(lengths) != 1:
+        fail(f"{what} bodies vary in length ({sorted(lengths)})")
+    return lengths.pop()
 
 
 def get_json(port: int, path: str) -> Any:
@@ -532,10 +581,17 @@ class Deployment:
 
     def start(self, server: Server) -> Server:
         """Registers `server` for stopping, then starts it and waits until it answers."""
-        self.servers.append(server)
-        server.start()
-        server.wait_ready()
+        self.start_all(server)
         return server
+
+    def start_all(self, *servers: Server) -> None:
+        """Registers `servers` for stopping, starts them side by side, waits until each
+        answers."""
+        self.servers.extend(servers)
+        for server in servers:
+            server.start()
+        for server in servers:
+            server.wait_ready()
 
 
 def token_form(grant: str, client: Client) -> bytes:

@@ -10,6 +10,7 @@ import os
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from harness import (
     ROOT,
@@ -24,6 +25,7 @@ from harness import (
     fail,
     free_port,
     log,
+    pinned,
     request,
     run_wrk,
     run_wrk_balanced,
@@ -152,41 +154,55 @@ def _summaries(
     return rows
 
 
-def run(deployment: Deployment, config: Config) -> list[Summary]:
-    """Starts the baseline beside Keyhouse, checks both, then the interleaved rounds."""
-    where, client, keyhouse = deployment.label, deployment.client, deployment.keyhouse
+def keyhouse_answers(port: int, client: Client) -> tuple[dict[str, int], dict[str, Any]]:
+    """Each grant's body length and headers, from real tokens that verify."""
     lengths: dict[str, int] = {}
-    keyhouse_headers: dict[str, dict[str, str]] = {}
+    headers: dict[str, dict[str, str]] = {}
     for grant in GRANTS:
-        lengths[grant], keyhouse_headers[grant] = _verify_keyhouse_token(
-            keyhouse.port, grant, client
-        )
-    log(f"[{where}] keyhouse pid {keyhouse.pid} on :{keyhouse.port}; token bodies {lengths}")
+        lengths[grant], headers[grant] = _verify_keyhouse_token(port, grant, client)
+    return lengths, headers
 
-    baseline_port = free_port()
-    baseline_env = {
-        name: value for name, value in os.environ.items() if not name.startswith("KEYHOUSE_")
-    }
-    baseline_env["BENCH_BODY_BYTES"] = json.dumps(lengths)
+
+def baseline_server(
+    deployment: Deployment,
+    config: Config,
+    lengths: dict[str, int],
+    keyhouse_headers: dict[str, Any],
+    *,
+    cpus: tuple[int, ...] = (),
+) -> Server:
+    """bench/baseline.py for beside Keyhouse, with its workers (on `cpus` only, if given), to
+    answer each grant with Keyhouse's body length and headers; not yet started."""
+    port = free_port()
+    env = {name: value for name, value in os.environ.items() if not name.startswith("KEYHOUSE_")}
+    env["BENCH_BODY_BYTES"] = json.dumps(lengths)
     extra_headers = [_app_headers(headers) for headers in keyhouse_headers.values()]
     if any(headers != extra_headers[0] for headers in extra_headers):
         fail(f"Keyhouse's headers differ between grants: {keyhouse_headers}")
-    baseline_env["BENCH_HEADERS"] = json.dumps(extra_headers[0])
-    baseline = deployment.start(
-        Server(
-            "baseline",
-            uvicorn_argv(
-                "bench.baseline:app", baseline_port, config, deployment.workers, factory=False
-            ),
-            baseline_env,
-            baseline_port,
-            deployment.data_dir / "baseline.log",
-            workers=deployment.workers,
-        )
+    env["BENCH_HEADERS"] = json.dumps(extra_headers[0])
+    argv = uvicorn_argv("bench.baseline:app", port, config, deployment.workers, factory=False)
+    log_file = deployment.data_dir / f"baseline-{deployment.workers}w.log"
+    return Server(
+        "baseline", [*pinned(cpus), *argv], env, port, log_file, workers=deployment.workers
     )
+
+
+def check_baseline(
+    baseline: Server, client: Client, lengths: dict[str, int], keyhouse_headers: dict[str, Any]
+) -> None:
+    """The started baseline answers each grant with Keyhouse's body length and headers."""
     for grant in GRANTS:
-        _verify_baseline(baseline_port, grant, client, lengths[grant], keyhouse_headers[grant])
-    log(f"[{where}] baseline pid {baseline.pid} on :{baseline_port}; checks passed")
+        _verify_baseline(baseline.port, grant, client, lengths[grant], keyhouse_headers[grant])
+
+
+def run(deployment: Deployment, config: Config) -> list[Summary]:
+    """Starts the baseline beside Keyhouse, checks both, then the interleaved rounds."""
+    where, client, keyhouse = deployment.label, deployment.client, deployment.keyhouse
+    lengths, keyhouse_headers = keyhouse_answers(keyhouse.port, client)
+    log(f"[{where}] keyhouse pid {keyhouse.pid} on :{keyhouse.port}; token bodies {lengths}")
+    baseline = deployment.start(baseline_server(deployment, config, lengths, keyhouse_headers))
+    check_baseline(baseline, client, lengths, keyhouse_headers)
+    log(f"[{where}] baseline pid {baseline.pid} on :{baseline.port}; checks passed")
 
     targets = (baseline, keyhouse)  # this order in every round
     for grant in GRANTS:

@@ -9,7 +9,7 @@ import contextlib
 import os
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,6 +96,64 @@ def busiest_share(cpu_ticks_per_worker: Sequence[int]) -> float:
     """The busiest worker's share of the CPU time all of them spent (1.0 if none was spent)."""
     total = sum(cpu_ticks_per_worker)
     return max(cpu_ticks_per_worker) / total if total else 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class CoreTicks:
+    """Clock ticks of some CPUs since boot, from /proc/stat: spent busy, and in all."""
+
+    busy: int
+    total: int
+
+
+def core_ticks(stat: str, cpus: Collection[int]) -> CoreTicks:
+    """The ticks of the CPUs numbered in `cpus`, summed, from a /proc/stat text. Busy: user,
+    nice, system, irq, softirq and steal (guest time is within user); in all: those, idle
+    and iowait."""
+    busy = total = 0
+    for line in stat.splitlines():
+        name, *values = line.split()
+        if not name.startswith("cpu") or not name[3:].isdigit() or int(name[3:]) not in cpus:
+            continue
+        user, nice, system, idle, iowait, irq, softirq, steal = map(int, values[:8])
+        spent = user + nice + system + irq + softirq + steal
+        busy += spent
+        total += spent + idle + iowait
+    return CoreTicks(busy, total)
+
+
+def core_ticks_of(cpus: Collection[int]) -> CoreTicks:
+    return core_ticks((PROC / "stat").read_text(), cpus)
+
+
+def others_share(before: CoreTicks, after: CoreTicks, ours: float) -> float:
+    """The share of some CPUs' time between two readings that processes other than ours spent,
+    `ours` being the ticks our own processes spent on them meanwhile."""
+    total = after.total - before.total
+    return max(0.0, (after.busy - before.busy - ours) / total) if total > 0 else 0.0
+
+
+def established_to(net_tcp: str, port: int, inodes: Collection[str]) -> int:
+    """How many of the sockets `inodes` a /proc/<pid>/net/tcp (or tcp6) text shows established
+    to a remote `port`."""
+    count = 0
+    for line in net_tcp.splitlines()[1:]:
+        fields = line.split()
+        remote, state, inode = fields[2], fields[3], fields[9]
+        count += state == "01" and int(remote.rsplit(":", 1)[1], 16) == port and inode in inodes
+    return count
+
+
+def connections_to(pid: int, port: int) -> int:
+    """The TCP connections process `pid` holds open to a remote `port` (a database's)."""
+    inodes = set()
+    for descriptor in (PROC / str(pid) / "fd").iterdir():
+        with contextlib.suppress(OSError):  # closed since listed
+            target = os.readlink(descriptor)
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    tables = ((PROC / str(pid) / "net" / name).read_text() for name in ("tcp", "tcp6"))
+    return sum(established_to(table, port, inodes) for table in tables)
 
 
 def cpu_ticks_of(pid: int) -> int:

@@ -1,11 +1,14 @@
 """Scenario `protected`: the store API's reads, against the same reads without our layers.
 
-Three reads a storefront makes, each with an implicit bearer token (`read`):
+Four reads a storefront makes, each with an implicit bearer token (`read`):
 
 - `product`: `GET /v2/products/{id}`, one live product;
 - `products`: `GET /v2/products?page[limit]=25`, a page of 25 live products;
 - `orders`: `GET /v2/orders` with the shopper's customer token beside the bearer token, a
-  page of their 25 orders (two items each).
+  page of their 25 orders (two items each);
+- `account-orders`: `GET /v2/orders` with an account member's account token beside it, a page
+  of the account's 25 orders (two items each): the account-scoped twin of `orders` (issue 22),
+  with `orders`' targets, and its req/s over `orders`' reported (`vs_customer`).
 
 Each on three servers with the same workers, database and request bytes, in interleaved rounds:
 `keyhouse`; `unvalidated`, Keyhouse with bearer validation bypassed (bench/unvalidated.py),
@@ -26,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import layers
+from account_data import ACCOUNT_TOKEN_HEADER
 from harness import (
     REQUEST_LUA,
     TARGET_WORKERS,
@@ -66,6 +70,7 @@ class Read:
     name: str
     path: str  # `{product_id}` is filled in
     with_customer: bool = False  # the shopper's customer token goes beside the bearer token
+    with_account: bool = False  # or the account member's account token
     min_rps: float | None = None
     min_vs_bare: float | None = None
     max_p99_ms: float | None = None
@@ -75,7 +80,9 @@ READS = (
     Read("product", PRODUCTS_PATH + "/{product_id}", min_rps=3500, min_vs_bare=0.7, max_p99_ms=25),
     Read("products", PRODUCTS_PATH + "?page[limit]=25", min_rps=1500, max_p99_ms=25),
     Read("orders", "/v2/orders", with_customer=True),
+    Read("account-orders", "/v2/orders", with_account=True),
 )
+ACCOUNT_TWINS = {"account-orders": "orders"}  # an account-token read, and its customer twin
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +101,7 @@ class ReadRow:
     rss: Memory  # the server's workers, after the rounds of every read
     vs_bare: float | None = None  # req/s over the bare app's (Keyhouse, unvalidated)
     vs_unvalidated: float | None = None  # req/s over the unvalidated app's (Keyhouse)
+    vs_customer: float | None = None  # an account read's req/s over its customer twin's
     meets_target: bool | None = None  # None: no target applies (references, 2+ workers)
     misses: list[str] = field(default_factory=list)  # the targets this row missed
 
@@ -116,6 +124,7 @@ class SentRead:
             "BENCH_PATH": self.path,
             "BENCH_AUTHORIZATION": self.headers["Authorization"],
             "BENCH_CUSTOMER_TOKEN": self.headers.get(CUSTOMER_TOKEN_HEADER, ""),
+            "BENCH_ACCOUNT_TOKEN": self.headers.get(ACCOUNT_TOKEN_HEADER, ""),
             "BENCH_EXPECT_BYTES": str(expect_bytes),
         }
         return Load(REQUEST_LUA, env, config.connections, config.threads)
@@ -124,11 +133,12 @@ class SentRead:
 def _sent_reads(data: StoreData) -> list[SentRead]:
     bearer = {"Authorization": f"Bearer {data.implicit_token}", "Accept": "application/json"}
     shopper = {**bearer, CUSTOMER_TOKEN_HEADER: data.customer_token}
+    buyer = {**bearer, ACCOUNT_TOKEN_HEADER: data.account_token}
     return [
         SentRead(
             read,
             read.path.format(product_id=data.product_ids[0]),
-            shopper if read.with_customer else bearer,
+            shopper if read.with_customer else buyer if read.with_account else bearer,
         )
         for read in READS
     ]
@@ -186,9 +196,11 @@ def _start_references(deployment: Deployment, config: Config, data: StoreData) -
         "KEYHOUSE_ISSUER": issuer["issuer"],
         "BENCH_ACCESS_TOKEN": data.implicit_token,
         "BENCH_CUSTOMER_TOKEN": data.customer_token,
+        "BENCH_ACCOUNT_TOKEN": data.account_token,
         "BENCH_BYPASS": config.bypass,
         "BENCH_STORE_ID": data.store_id,
         "BENCH_CUSTOMER_ID": data.customer_id,
+        "BENCH_ACCOUNT_ID": data.account_id,
     }
     servers = {"keyhouse": deployment.keyhouse}
     for name, app in (("unvalidated", UNVALIDATED_APP), ("bare", BARE_APP)):
@@ -281,7 +293,18 @@ def _rows(
         )
         unvalidated = dataclasses.replace(unvalidated, vs_bare=unvalidated.rps / bare.rps)
         rows += [bare, unvalidated, _judged(keyhouse, read, bare, unvalidated)]
-    return rows
+    return _beside_customers(rows)
+
+
+def _beside_customers(rows: list[ReadRow]) -> list[ReadRow]:
+    """Keyhouse's account-token rows with their req/s over their customer twin's."""
+    keyhouse = {row.read: row for row in rows if row.target == "keyhouse"}
+    return [
+        dataclasses.replace(row, vs_customer=row.rps / keyhouse[ACCOUNT_TWINS[row.read]].rps)
+        if row.target == "keyhouse" and row.read in ACCOUNT_TWINS
+        else row
+        for row in rows
+    ]
 
 
 def run(deployment: Deployment, config: Config) -> list[ReadRow]:

@@ -15,8 +15,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from account_data import ACCOUNT_LOGIN_PATH
 from harness import RESULTS_DIR, RESULTS_FILE, ROOT, TOKEN_PATH
-from logins import LOGIN_PATH, LOGINS_ALONE, LOGINS_FLOOD
+from logins import LOGIN_PATH, LOGIN_RUNS
 
 REPORT_FILE = RESULTS_DIR / "report.md"
 RSS_COLUMNS = (("RSS max MiB", True), ("RSS mean MiB", True))
@@ -194,14 +195,16 @@ def protected_section(document: Document) -> str:
     columns = [
         *(("database", False), ("workers", True), ("read", False), ("target", False)),
         *(*MEASURED_COLUMNS, *RSS_COLUMNS, SPLIT_COLUMN),
-        *(("vs bare", True), ("vs unvalidated", True), ("targets", False)),
+        *(("vs bare", True), ("vs unvalidated", True), ("vs customer", True)),
+        ("targets", False),
     ]
     verdicts = {True: "ok", False: "missed", None: ""}
     rows = [
         [
             *(row["database"], str(row["workers"]), row["read"], row["target"]),
             *(*_measured(row), *_rss(row), _split(row)),
-            *(_vs(row["vs_bare"]), _vs(row["vs_unvalidated"]), verdicts[row["meets_target"]]),
+            *(_vs(row["vs_bare"]), _vs(row["vs_unvalidated"]), _vs(row.get("vs_customer"))),
+            verdicts[row["meets_target"]],
         ]
         for row in document["protected"]
     ]
@@ -211,7 +214,9 @@ def protected_section(document: Document) -> str:
             "## Protected reads",
             "",
             f"Reads with an implicit bearer token ({paths}; `orders` with the shopper's customer "
-            "token beside it), Keyhouse against itself with bearer validation bypassed "
+            "token beside it, `account-orders` with an account member's account token, and "
+            "`vs customer` its req/s over `orders`'), Keyhouse against itself with bearer "
+            "validation bypassed "
             "(`unvalidated`, bench/unvalidated.py) and against a bare FastAPI app running the "
             "same SQL (`bare`, bench/bare_reads.py). " + _read_targets(targets),
             "",
@@ -222,9 +227,16 @@ def protected_section(document: Document) -> str:
 
 def _per_worker(row: Row) -> str:
     """Logins per second per worker; blank for the probe, which measures latency."""
-    if row["target"] not in (LOGINS_ALONE, LOGINS_FLOOD):
+    if row["target"] not in LOGIN_RUNS:
         return ""
     return f"{row['rps'] / row['workers']:.1f}"
+
+
+def _login_cpu(row: Row) -> str:
+    """The server's CPU time per login (the median of the rounds) where it was measured: the
+    flood alone."""
+    cpu = [run["cpu_us_per_request"] for run in row["rounds"] if run.get("cpu_us_per_request")]
+    return f"{statistics.median(cpu) / 1000:.1f}" if cpu else ""
 
 
 def logins_section(document: Document) -> str:
@@ -232,27 +244,129 @@ def logins_section(document: Document) -> str:
     columns = [
         *(("database", False), ("workers", True), ("run", False), ("conns", True)),
         *(("req/s", True), ("logins/s per worker", True), ("p50 ms", True), ("p99 ms", True)),
-        *(*RSS_COLUMNS, ("target", False)),
+        ("CPU ms/login", True),
+        *(*RSS_COLUMNS, ("vs customer", True), ("target", False)),
     ]
     verdicts = {True: "ok", False: f"above {limit:.0f} ms", None: ""}
     rows = [
         [
             *(row["database"], str(row["workers"]), row["target"], str(row["connections"])),
             *(f"{row['rps']:.1f}", _per_worker(row)),
-            *(_ms(row["p50_us"]), _ms(row["p99_us"]), *_rss(row), verdicts[row["meets_target"]]),
+            *(_ms(row["p50_us"]), _ms(row["p99_us"]), _login_cpu(row)),
+            *(*_rss(row), _vs(row.get("ratio"))),
+            verdicts[row["meets_target"]],
         ]
         for row in document["logins"]
     ]
     return "\n".join(
         [
-            "## Customer logins",
+            "## Customer and account logins",
             "",
-            f"`POST {LOGIN_PATH}` (argon2id) flooding the server, and a small probe of implicit "
-            f"`POST {TOKEN_PATH}`: `logins` the flood alone, `implicit` the probe alone, "
-            "`logins+probe` the flood while probed, `implicit+flood` the probe inside the flood. "
-            f"Target: the probe's p99 in the flood under {limit:.0f} ms.",
+            f"Customers' `POST {LOGIN_PATH}` and account members' `POST {ACCOUNT_LOGIN_PATH}` "
+            "(argon2id, the same parameters) flooding the server in turn, and a small probe of "
+            f"implicit `POST {TOKEN_PATH}`: `logins` the flood alone, `implicit` the probe "
+            "alone, `logins+probe` the flood while probed, `implicit+flood` the probe inside "
+            "the flood; `account …` likewise with account logins, and `vs customer` their "
+            "req/s over the customers' twin row's. `CPU ms/login`: what the server spent from "
+            "the start of a flood alone until its queue was drained, per login (those wrk "
+            "completed, one in flight per connection, the drain's). Target: the probe's p99 in "
+            f"either flood under {limit:.0f} ms.",
             "",
             table(columns, rows),
+        ]
+    )
+
+
+def _optional(value: float | None, format_spec: str) -> str:
+    return "" if value is None else format(value, format_spec)
+
+
+def _per_cpu_second(row: Row) -> float | None:
+    """What the row's server would serve with each of its CPUs to itself: its workers over the
+    CPU time one request cost them."""
+    cpu = row["cpu_us_per_request"]
+    return row["workers"] * 1e6 / cpu if cpu else None
+
+
+def _sizing_cells(row: Row, pinned: Row | None) -> list[str]:
+    """A row of a layout's table; beside the pinned worker's row (`pinned`), a second layout's
+    rows give their growth over it, in req/s and in req/s per CPU-second."""
+    cells = [
+        *(row["database"], row["target"], str(row["connections"])),
+        *(f"{row['rps']:.1f}", _ms(row["p99_us"]), _optional(row["cpu_us_per_request"], ".0f")),
+        _optional(_per_cpu_second(row), ".0f"),
+        *(_optional(row["others_cpu_share"], ".0%"), _vs(row["vs_baseline"])),
+    ]
+    if pinned is None:
+        counted = ("statements", "checkouts", "transactions")
+        return [*cells, *(_optional(row[name], ".2f") for name in counted)]
+    grown, alone = _per_cpu_second(row), _per_cpu_second(pinned)
+    return [*cells, _vs(row["growth"]), _vs(grown / alone if grown and alone else None)]
+
+
+SIZING_COLUMNS = (
+    *(("database", False), ("row", False), ("conns", True), ("req/s", True), ("p99 ms", True)),
+    *(("CPU µs/req", True), ("req/s per CPU-second", True), ("others' CPU", True)),
+    ("vs baseline", True),
+)
+
+
+def _sizing_notes(sizing: Mapping[str, Any]) -> list[str]:
+    notes = []
+    for database, note in sizing["databases"].items():
+        before, after = note["loadavg"]
+        held = ", ".join(f"{layout}: {n}" for layout, n in note["connections"].items())
+        notes.append(
+            f"- **{database}**: password hashes `{note['password_hash']}`; 1-minute load "
+            f"average {before:.2f} before the rounds, {after:.2f} after"
+            + (f"; most connections to it held by one worker after a run: {held}" if held else "")
+            + "."
+        )
+    return notes
+
+
+def sizing_section(document: Document) -> str:
+    """bench/sizing.py's rows: one worker pinned to a CPU, then two workers on both beside it."""
+    sizing = document["sizing"]
+    pinned_layout, *others = (layout["name"] for layout in sizing["layouts"])
+    rows = sizing["rows"]
+    pinned = {(r["database"], r["target"]): r for r in rows if r["layout"] == pinned_layout}
+    counted = (("statements/req", True), ("checkouts/req", True), ("commits/req", True))
+    tables = [
+        f"### {pinned_layout}",
+        "",
+        table([*SIZING_COLUMNS, *counted], [_sizing_cells(r, None) for r in pinned.values()]),
+    ]
+    grown = (("vs 1 worker", True), ("vs 1 worker per CPU-second", True))
+    for layout in others:
+        cells = [
+            _sizing_cells(r, pinned.get((r["database"], r["target"])))
+            for r in rows
+            if r["layout"] == layout
+        ]
+        tables += ["", f"### {layout}", "", table([*SIZING_COLUMNS, *grown], cells)]
+    return "\n".join(
+        [
+            "## Sizing per CPU",
+            "",
+            f"{pinned_layout} (`taskset`), wrk on the other CPU; "
+            + (
+                f"{', '.join(others)}, wrk unpinned, in the same rounds, each run beside the "
+                "pinned worker's; "
+                if others
+                else ""
+            )
+            + "the medians of the rounds. `CPU µs/req`: what the server's workers spent per "
+            "request; `req/s per CPU-second`: the workers over it, what they would serve with a "
+            "CPU each to themselves. `others' CPU`: the share of the server's CPUs that other "
+            "processes took during its runs. `vs baseline`: req/s over the bare FastAPI app's, "
+            "placed alike. `statements/req`, `checkouts/req`, `commits/req`: from a counting "
+            "twin of the pinned worker under the same load (bench/counted.py). `vs 1 worker`: "
+            "req/s, and req/s per CPU-second times the workers, over the pinned worker's.",
+            "",
+            *tables,
+            "",
+            *_sizing_notes(sizing),
         ]
     )
 
@@ -265,6 +379,8 @@ def render(document: Document) -> str:
         sections.append(protected_section(document))
     if document["logins"]:
         sections.append(logins_section(document))
+    if document.get("sizing"):
+        sections.append(sizing_section(document))
     sections.append(_verdict(document))
     return "\n\n".join(sections) + "\n"
 
@@ -276,6 +392,8 @@ def _verdict(document: Document) -> str:
     rows = [*document["results"], *document["protected"], *document["logins"]]
     if any(row.get("meets_target") is not None for row in rows):
         return "Every target was met."
+    if not rows:
+        return "No target applies to these runs (sizing has none)."
     return "No target applies to these runs (the targets are for one worker)."
 
 

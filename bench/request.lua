@@ -3,6 +3,8 @@
 --   BENCH_PATH (required), BENCH_METHOD (default GET)
 --   BENCH_AUTHORIZATION (optional): the Authorization header, e.g. "Bearer eyJ..."
 --   BENCH_CUSTOMER_TOKEN (optional): a shopper's customer token (X-Moltin-Customer-Token)
+--   BENCH_ACCOUNT_TOKEN (optional): an account member's account token
+--     (EP-Account-Management-Authentication-Token)
 --   BENCH_BODY, BENCH_CONTENT_TYPE (optional): the request body and its type
 --   BENCH_EXPECT_STATUS (default 200): every response must have this status
 --   BENCH_EXPECT_BYTES (optional): the body length every response must have
@@ -29,6 +31,10 @@ end
 local customer_token = os.getenv("BENCH_CUSTOMER_TOKEN")
 if customer_token ~= nil and customer_token ~= "" then
   wrk.headers["X-Moltin-Customer-Token"] = customer_token
+end
+local account_token = os.getenv("BENCH_ACCOUNT_TOKEN")
+if account_token ~= nil and account_token ~= "" then
+  wrk.headers["EP-Account-Management-Authentication-Token"] = account_token
 end
 local body = os.getenv("BENCH_BODY")
 if body ~= nil and body ~= "" then

@@ -11,17 +11,22 @@ of workers (`--workers`, default 1 and 2; Keyhouse and its reference app alike):
   app with bearer validation bypassed (bench/unvalidated.py) and against a bare FastAPI app
   running the same SQL (bench/bare_reads.py). Targets: the product at 3,500 req/s and 0.7x the
   bare app, the page at 1,500 req/s, p99 under 25 ms, validation under 10%, RSS under 80 MiB.
-- `logins` (bench/logins.py): `POST /v2/customers/tokens` per second per worker, and the p99
-  of an implicit-token probe alone and during the login flood. Target: p99 under 50 ms.
+- `logins` (bench/logins.py): `POST /v2/customers/tokens` and `POST /v2/account-members/tokens`
+  per second per worker, and the p99 of an implicit-token probe alone and during each login
+  flood. Target: p99 under 50 ms.
+- `sizing` (bench/sizing.py): what one CPU serves, row by row (grants, logins, reads,
+  introspection), with one worker pinned to CPU 0 and wrk to CPU 1, then with two workers; the
+  statements each request sends. Its own servers and layouts, so `--workers` does not apply;
+  `--sizing-duration` and `--sizing-rounds` size its runs.
 
 The targets are for one worker. Requests come from `wrk` over loopback; targets alternate
 round by round, so drift hits both alike, and the median of the rounds is reported, with the
 resident memory of each server's workers after its rounds. Every server is stopped in every
 case. The Markdown report (bench/report.py) is printed and written to bench/results/report.md.
 
-    .venv/bin/python bench/run.py [--scenarios issuance,protected,logins] [--duration 10] \
-        [--read-duration 5] [--connections 32] [--databases sqlite,postgresql] \
-        [--workers 1,2] [--rounds 3]
+    .venv/bin/python bench/run.py [--scenarios issuance,protected,logins,sizing] \
+        [--duration 10] [--read-duration 5] [--connections 32] [--databases sqlite,postgresql] \
+        [--workers 1,2] [--rounds 3] [--sizing-duration 5] [--sizing-rounds 2]
 """
 
 import argparse
@@ -45,6 +50,7 @@ import issuance
 import logins
 import protected
 import report
+import sizing
 from harness import (
     POSTGRES_URL,
     RESULTS_FILE,
@@ -68,7 +74,8 @@ from issuance import Summary as IssuanceSummary
 from protected import ReadRow
 
 DATABASES = ("sqlite", "postgresql")
-SCENARIOS = ("issuance", "protected", "logins")  # run in this order on each deployment
+SCENARIOS = ("issuance", "protected", "logins", "sizing")  # run in this order
+DEPLOYED = frozenset(SCENARIOS) - {"sizing"}  # run on bench_deployment's servers
 WORKERS = (1, 2)
 BYPASS_MODES = ("resolved", "per-request")  # see bench/unvalidated.py
 BUSY_LOADAVG = 0.5  # above this before the start, warn that the machine is not idle
@@ -79,6 +86,7 @@ class Results:
     issuance: list[IssuanceSummary] = field(default_factory=list)
     protected: list[ReadRow] = field(default_factory=list)
     logins: list[Row] = field(default_factory=list)
+    sizing: dict[str, Any] | None = None  # bench/sizing.py's rows and notes
 
     def extend(self, other: "Results") -> None:
         self.issuance.extend(other.issuance)
@@ -197,6 +205,7 @@ def results_document(results: Results, config: Config, loadavg: float) -> dict[s
         "results": [asdict(row) for row in results.issuance],  # the issuance scenario
         "protected": [asdict(row) for row in results.protected],
         "logins": [asdict(row) for row in results.logins],
+        "sizing": results.sizing,
         "misses": results.misses(),
     }
 
@@ -244,6 +253,10 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per target")
     parser.add_argument(
+        "--sizing-duration", type=int, default=5, help="seconds per wrk run of the sizing rows"
+    )
+    parser.add_argument("--sizing-rounds", type=int, default=2, help="rounds over the sizing rows")
+    parser.add_argument(
         "--probe-connections",
         type=int,
         default=4,
@@ -276,7 +289,7 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     args.scenarios = tuple(name for name in SCENARIOS if name in chosen)
     args.workers = _counts(parser, "--workers", args.workers)
     numbers = ("duration", "read_duration", "warmup", "connections", "threads", "rounds")
-    for name in (*numbers, "probe_connections"):
+    for name in (*numbers, "probe_connections", "sizing_duration", "sizing_rounds"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     return args
@@ -321,6 +334,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         bypass=args.bypass,
         workers=args.workers,
         databases=tuple(args.databases),
+        sizing_duration=args.sizing_duration,
+        sizing_rounds=args.sizing_rounds,
     )
     log(
         f"uvicorn loop={loop} http={http}; wrk -t{config.threads} -c{config.connections} "
@@ -333,9 +348,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = Results()
     try:
         with _signals_unwind():
-            for database in config.databases:
-                for workers in config.workers:
-                    results.extend(bench_deployment(database, workers, config))
+            if DEPLOYED & set(config.scenarios):
+                for database in config.databases:
+                    for workers in config.workers:
+                        results.extend(bench_deployment(database, workers, config))
+            if "sizing" in config.scenarios:
+                results.sizing = sizing.run(config)
     except BenchError as error:
         log(f"bench failed: {error}")
         return 1

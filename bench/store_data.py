@@ -1,9 +1,11 @@
-"""The store the `protected` scenario reads: live products, and a shopper with orders.
+"""The store the `protected` scenario reads: live products, a shopper and an account with orders.
 
 Made through Keyhouse's own API and command line, as a storefront and a backend would: 30 live
 products (`POST /v2/products` with a backend token), a customer (`keyhouse customers create`)
-who logs in (`POST /v2/customers/tokens`) and checks out 25 carts of two products each, so that
-one product, a page of 25 products and a page of 25 orders are there to read.
+who logs in (`POST /v2/customers/tokens`) and checks out 25 carts of two products each, and an
+account member (bench/account_data.py) who logs in (`POST /v2/account-members/tokens`) and
+checks out 25 such carts for their account, so that one product, a page of 25 products, a page
+of a shopper's 25 orders and a page of an account's 25 orders are there to read.
 """
 
 import json
@@ -12,13 +14,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
-from harness import Deployment, fail, issue_token, keyhouse, request
+from account_data import ACCOUNT_TOKEN_HEADER, account_token, make_account_member
+from harness import Deployment, fail, issue_token, keyhouse, send_json
 
 PRODUCTS_PATH = "/v2/products"
 LOGIN_PATH = "/v2/customers/tokens"
 PRODUCT_COUNT = 30
 ORDER_COUNT = 25
 READER_EMAIL = "bench-reader@example.com"  # not the logins scenario's shopper
+MEMBER_USERNAME = "bench-buyer@example.com"  # nor its account member
+CONTACT = {"name": "Bench Buyer", "email": MEMBER_USERNAME}  # who placed an account's order
 ADDRESS = {
     "first_name": "Ron",
     "last_name": "Swanson",
@@ -55,14 +60,8 @@ class StoreData:
     customer_id: str
     implicit_token: str  # a storefront's access token (`read`)
     customer_token: str  # the shopper's, sent beside the implicit token
-
-
-def _send(port: int, method: str, path: str, body: Any, headers: dict[str, str]) -> Any:
-    sent = {**headers, "Content-Type": "application/json", "Accept": "application/json"}
-    status, _, answer = request(port, method, path, json.dumps(body).encode(), headers=sent)
-    if status not in (200, 201):
-        fail(f"Keyhouse answered {status} to {method} {path}: {answer[:300]!r}")
-    return json.loads(answer)
+    account_id: str
+    account_token: str  # the account member's for their account, sent beside it too
 
 
 def _customer(deployment: Deployment, bearer: str) -> tuple[str, str]:
@@ -74,36 +73,64 @@ def _customer(deployment: Deployment, bearer: str) -> tuple[str, str]:
         stdin=password + "\n",
     )
     login = {"data": {"type": "token", "email": READER_EMAIL, "password": password}}
-    data = _send(deployment.keyhouse.port, "POST", LOGIN_PATH, login, {"Authorization": bearer})
+    data = send_json(deployment.keyhouse.port, "POST", LOGIN_PATH, login, {"Authorization": bearer})
     customer_id, token = json.loads(output).get("id"), data["data"].get("token")
     if not isinstance(customer_id, str) or not isinstance(token, str):
         fail(f"no customer or no customer token: {output} {data}")
     return customer_id, token
 
 
-def _check_out(port: int, cart: str, products: list[str], headers: dict[str, str]) -> None:
+def _check_out(
+    port: int, cart: str, products: list[str], headers: dict[str, str], contact: bool
+) -> None:
     for product_id in products:
         item = {"data": {"type": "cart_item", "id": product_id, "quantity": 1}}
-        _send(port, "POST", f"/v2/carts/{cart}/items", item, headers)
-    addresses = {"data": {"billing_address": ADDRESS, "shipping_address": ADDRESS}}
-    _send(port, "POST", f"/v2/carts/{cart}/checkout", addresses, headers)
+        send_json(port, "POST", f"/v2/carts/{cart}/items", item, headers)
+    addresses: dict[str, Any] = {"billing_address": ADDRESS, "shipping_address": ADDRESS}
+    body = {"data": {**addresses, **({"contact": CONTACT} if contact else {})}}
+    send_json(port, "POST", f"/v2/carts/{cart}/checkout", body, headers)
+
+
+def make_products(port: int, backend: str) -> list[str]:
+    """`PRODUCT_COUNT` live products, made with `backend` (a client_credentials bearer header);
+    their ids."""
+    headers = {"Authorization": backend}
+    return [
+        send_json(port, "POST", PRODUCTS_PATH, {"data": product_body(number)}, headers)["data"][
+            "id"
+        ]
+        for number in range(1, PRODUCT_COUNT + 1)
+    ]
+
+
+def _orders(port: int, ids: list[str], cart: str, headers: dict[str, str], contact: bool) -> None:
+    """`ORDER_COUNT` checkouts of two products each, carts named `cart`-0, -1, …"""
+    for number in range(ORDER_COUNT):
+        pair = [ids[number % len(ids)], ids[(number + 1) % len(ids)]]
+        _check_out(port, f"{cart}-{number}", pair, headers, contact)
 
 
 def make_store_data(deployment: Deployment) -> StoreData:
     port, client = deployment.keyhouse.port, deployment.client
-    backend = {"Authorization": f"Bearer {issue_token(port, 'client_credentials', client)}"}
+    backend = f"Bearer {issue_token(port, 'client_credentials', client)}"
     implicit_token = issue_token(port, "implicit", client)
-    products = [
-        _send(port, "POST", PRODUCTS_PATH, {"data": product_body(number)}, backend)["data"]
-        for number in range(1, PRODUCT_COUNT + 1)
-    ]
+    ids = make_products(port, backend)
     bearer = f"Bearer {implicit_token}"
     customer_id, customer_token = _customer(deployment, bearer)
     shopper = {"Authorization": bearer, "X-Moltin-Customer-Token": customer_token}
-    ids = [product["id"] for product in products]
-    for number in range(ORDER_COUNT):
-        pair = [ids[number % len(ids)], ids[(number + 1) % len(ids)]]
-        _check_out(port, f"bench-reads-{number}", pair, shopper)
+    _orders(port, ids, "bench-reads", shopper, contact=False)
+    member = make_account_member(port, backend, MEMBER_USERNAME)
+    member_token = account_token(port, bearer, member)
+    buyer = {"Authorization": bearer, ACCOUNT_TOKEN_HEADER: member_token}
+    _orders(port, ids, "bench-account-reads", buyer, contact=True)
     # The store the client (and so every token above) belongs to, as tokens name it.
     claims = jwt.decode(implicit_token, options={"verify_signature": False})
-    return StoreData(claims["store_id"], ids, customer_id, implicit_token, customer_token)
+    return StoreData(
+        claims["store_id"],
+        ids,
+        customer_id,
+        implicit_token,
+        customer_token,
+        member.account_id,
+        member_token,
+    )

@@ -16,7 +16,10 @@ document the schemes (two header lookups).
 The fixed `Caller` is built at startup from a real token, `BENCH_ACCESS_TOKEN`, and, if set,
 a shopper's customer token, `BENCH_CUSTOMER_TOKEN`, both verified by the app's own
 `TokenVerifier`, so it names the same store, scopes and shopper as the requests sent to
-Keyhouse. `KEYHOUSE_ISSUER` must be the issuer of those tokens (Keyhouse's address).
+Keyhouse. `KEYHOUSE_ISSUER` must be the issuer of those tokens (Keyhouse's address). With
+`BENCH_ACCOUNT_TOKEN` too, an account member's account token, a second fixed `Caller` (the
+access token and that account) answers the `GET /v2/orders` that carry an account token
+header: the one read the bench sends with one, and the only one that looks for the header.
 
 `BENCH_BYPASS` says how the override is applied:
 
@@ -45,13 +48,14 @@ from fastapi.dependencies.models import Dependant, _get_oauth_scopes
 from fastapi.dependencies.utils import get_dependant
 from starlette.middleware import Middleware
 
-from app.http.security import Caller, _current_caller, require_scopes
+from app.http.security import ACCOUNT_TOKEN_HEADER, Caller, _current_caller, require_scopes
 from app.main import create_app
 from app.oauth.scopes import READ
 from app.oauth.verification import TokenVerifier
-from app.store.reads import StoreReads
+from app.store.reads import ORDERS_PATH, StoreReads
 
 BYPASS_MODES = ("resolved", "per-request")
+ACCOUNT_HEADER = ACCOUNT_TOKEN_HEADER.lower().encode("latin-1")  # as ASGI gives header names
 
 
 def _served_dependants(app: FastAPI) -> list[Dependant]:
@@ -120,19 +124,28 @@ def bypass_store_reads(app: FastAPI, caller_of: Callable[[Request], Awaitable[Ca
 def create_unvalidated_app() -> FastAPI:
     token = os.environ.get("BENCH_ACCESS_TOKEN", "")
     customer_token = os.environ.get("BENCH_CUSTOMER_TOKEN", "")
+    account_token = os.environ.get("BENCH_ACCOUNT_TOKEN", "")
     mode = os.environ.get("BENCH_BYPASS", "resolved")
     if not token:
         raise RuntimeError("BENCH_ACCESS_TOKEN (a valid access token) is required")
     if mode not in BYPASS_MODES:
         raise RuntimeError(f"BENCH_BYPASS must be one of {BYPASS_MODES}, not {mode!r}")
     app = create_app()
-    fixed: list[Caller] = []
+    fixed: list[Caller] = []  # the caller, then the account's caller if there is one
 
     async def fixed_caller() -> Caller:
         return fixed[0]
 
-    async def fixed_read_caller(_request: Request) -> Caller:
-        return require_scopes(fixed[0], (READ,))  # the scope check still runs
+    async def fixed_read_caller(request: Request) -> Caller:
+        caller = fixed[0]
+        scope = request.scope
+        if (
+            len(fixed) > 1
+            and scope["path"] == ORDERS_PATH
+            and any(name == ACCOUNT_HEADER for name, _ in scope["headers"])
+        ):
+            caller = fixed[1]
+        return require_scopes(caller, (READ,))  # the scope check still runs
 
     app.dependency_overrides[_current_caller] = fixed_caller
     if mode == "resolved" and resolve_overrides(app) == 0:
@@ -148,6 +161,9 @@ def create_unvalidated_app() -> FastAPI:
             access = await verifier.access_token(token)
             customer = await verifier.customer_token(customer_token) if customer_token else None
             fixed.append(Caller(token=access, customer=customer))
+            if account_token:
+                account = await verifier.account_token(account_token)
+                fixed.append(Caller(token=access, customer=None, account=account))
             yield state
 
     app.router.lifespan_context = lifespan

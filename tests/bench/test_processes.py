@@ -5,7 +5,19 @@ import os
 import time
 
 import pytest
-from processes import Memory, busiest_share, cpu_ticks, parent_pid, rss_kib, vmrss_kib, worker_pids
+from processes import (
+    CoreTicks,
+    Memory,
+    busiest_share,
+    core_ticks,
+    cpu_ticks,
+    established_to,
+    others_share,
+    parent_pid,
+    rss_kib,
+    vmrss_kib,
+    worker_pids,
+)
 
 STATUS = """\
 Name:\tpython
@@ -75,3 +87,38 @@ def test_the_busiest_workers_share_of_the_cpu_time_spent() -> None:
     assert busiest_share([50, 50]) == 0.5
     assert busiest_share([10, 30]) == 0.75
     assert busiest_share([0, 0]) == 1.0  # nothing spent: not an even split
+
+
+PROC_STAT = """\
+cpu  300 0 100 900 10 5 5 0 0 0
+cpu0 200 0 60 400 5 3 2 0 0 0
+cpu1 100 0 40 500 5 2 3 0 0 0
+intr 12345
+"""
+
+
+def test_core_ticks_sum_the_cpus_asked_for_only() -> None:
+    assert core_ticks(PROC_STAT, {0}) == CoreTicks(busy=265, total=670)
+    assert core_ticks(PROC_STAT, {0, 1}) == CoreTicks(busy=410, total=1320)
+
+
+def test_others_share_is_what_the_cpus_spent_beyond_our_processes() -> None:
+    before, after = CoreTicks(busy=100, total=1000), CoreTicks(busy=250, total=1200)
+    assert others_share(before, after, ours=110) == 0.2
+    assert others_share(before, after, ours=200) == 0.0  # never below nothing
+    assert others_share(before, before, ours=0) == 0.0
+
+
+NET_TCP = """\
+  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:A1B2 0100007F:1538 01 00000000:00000000 00:00000000 00000000     0        0 111 1
+   1: 0100007F:A1B3 0100007F:1538 01 00000000:00000000 00:00000000 00000000     0        0 222 1
+   2: 0100007F:A1B4 0100007F:1538 06 00000000:00000000 00:00000000 00000000     0        0 333 1
+   3: 0100007F:A1B5 0100007F:18EB 01 00000000:00000000 00:00000000 00000000     0        0 444 1
+"""
+
+
+def test_established_connections_to_a_port_are_counted_for_our_sockets_only() -> None:
+    # 0x1538 is 5432; the third is in TIME_WAIT (06), the fourth to 6379, 222 another process's
+    assert established_to(NET_TCP, 5432, {"111", "333", "444"}) == 1
+    assert established_to(NET_TCP, 5432, {"111", "222"}) == 2

@@ -3,15 +3,17 @@
 import dataclasses
 
 from processes import Memory
-from protected import READS, ReadRow, _judged
+from protected import READS, ReadRow, _beside_customers, _judged
 
 LEAN = Memory.of([70 * 1024])
-PRODUCT, PRODUCTS, ORDERS = READS
+PRODUCT, PRODUCTS, ORDERS, ACCOUNT_ORDERS = READS
 
 
-def _row(target: str, rps: float, *, workers: int = 1, p99_ms: float = 20.0) -> ReadRow:
+def _row(
+    target: str, rps: float, *, workers: int = 1, p99_ms: float = 20.0, read: str = "product"
+) -> ReadRow:
     return ReadRow(
-        **{"database": "sqlite", "workers": workers, "read": "product", "target": target},
+        **{"database": "sqlite", "workers": workers, "read": read, "target": target},
         **{"connections": 32, "rounds": [], "rps": rps, "p50_us": 9000, "p99_us": p99_ms * 1000},
         rss=LEAN,
     )
@@ -48,3 +50,29 @@ def test_orders_have_no_throughput_target_and_two_workers_no_verdict() -> None:
         _row("unvalidated", 950, workers=2),
     )
     assert (two.meets_target, two.misses, round(two.vs_bare or 0, 2)) == (None, [], 0.1)
+
+
+def test_account_orders_are_held_to_the_orders_targets_and_set_beside_them() -> None:
+    assert (ACCOUNT_ORDERS.path, ACCOUNT_ORDERS.with_account) == (ORDERS.path, True)
+    targets = ("min_rps", "min_vs_bare", "max_p99_ms")
+    assert [getattr(ACCOUNT_ORDERS, name) for name in targets] == [
+        getattr(ORDERS, name) for name in targets
+    ]
+    slow = _judged(
+        _row("keyhouse", 800, read="account-orders"),
+        ACCOUNT_ORDERS,
+        _row("bare", 1000),
+        _row("unvalidated", 950),
+    )
+    assert slow.misses == [
+        "sqlite, 1 worker: account-orders at 0.84x unvalidated, not 0.9x or more"
+    ]
+    rows = _beside_customers(
+        [
+            _row("bare", 1000, read="orders"),
+            _row("keyhouse", 900, read="orders"),
+            _row("unvalidated", 950, read="account-orders"),
+            slow,
+        ]
+    )
+    assert [row.vs_customer for row in rows] == [None, None, None, 800 / 900]

@@ -178,7 +178,7 @@ def test_read_rows_give_both_ratios_and_the_verdict_on_keyhouse_rows() -> None:
         **{"database": "sqlite", "workers": "1", "read": "product", "target": "keyhouse"},
         **{"req/s": "3700.0", "p50 ms": "9.10", "p99 ms": "21.70", "CPU µs/req": "210"},
         **{"RSS max MiB": "60.2", "RSS mean MiB": "59.1", "busiest worker": ""},
-        **{"vs bare": "3.70", "vs unvalidated": "0.95", "targets": "ok"},
+        **{"vs bare": "3.70", "vs unvalidated": "0.95", "vs customer": "", "targets": "ok"},
     }
     assert orders["targets"] == "missed"
     assert "`product` 3,500 req/s or more, 0.7x the bare app, p99 under 25 ms" in report
@@ -188,9 +188,19 @@ def test_read_rows_give_both_ratios_and_the_verdict_on_keyhouse_rows() -> None:
 
 def test_login_rows_give_logins_per_worker_but_not_for_the_probe() -> None:
     report = render(
-        document(logins=[_login("logins", 14.8), _login("implicit+flood", 2750.6, True)])
+        document(
+            logins=[
+                _login("logins", 14.8),
+                _login("implicit+flood", 2750.6, True),
+                {
+                    **_login("account logins", 14.1),
+                    **{"ratio": 0.953, "rounds": [{"cpu_us_per_request": 61234.0}]},
+                },
+                _login("implicit+account flood", 2702.2, False),
+            ]
+        )
     )
-    logins, probe = _rows(report, "Customer logins")
+    logins, probe, account, account_probe = _rows(report, "Customer and account logins")
     assert (logins["workers"], logins["req/s"], logins["logins/s per worker"]) == (
         "2",
         "14.8",
@@ -198,6 +208,9 @@ def test_login_rows_give_logins_per_worker_but_not_for_the_probe() -> None:
     )
     assert (logins["p50 ms"], logins["p99 ms"], logins["target"]) == ("1105.87", "1925.82", "")
     assert (probe["req/s"], probe["logins/s per worker"], probe["target"]) == ("2750.6", "", "ok")
+    assert (logins["vs customer"], account["vs customer"]) == ("", "0.95")
+    assert (account["logins/s per worker"], account_probe["target"]) == ("7.0", "above 50 ms")
+    assert (logins["CPU ms/login"], account["CPU ms/login"]) == ("", "61.2")
 
 
 def test_the_header_warns_when_wrk_shares_the_cores_with_the_workers() -> None:
