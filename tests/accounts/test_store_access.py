@@ -2,11 +2,9 @@
 account's own account, member, carts, checkout and orders, and never another account's."""
 
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
@@ -17,75 +15,22 @@ from app.accounts.tokens import AccountTokenIssuer
 from app.runtime.db import Database
 
 from ..customers.shoppers import backend_token, headers, new_shopper
-from ..store.conftest import ADDRESS, product_body
+from ..store.conftest import ADDRESS
 from ..world import assert_errors
 from .realm import (
+    HEADER,
+    RENEWAL,
     SETTINGS_URL,
+    TOKENS_URL,
+    Setup,
     add_member,
+    checkout_body,
     data_of,
-    make_account,
-    make_member,
-    make_profile,
+    item,
+    login_body,
     passwords_url,
     realm_id,
 )
-from .test_tokens import TOKENS_URL, login_body
-
-HEADER = "EP-Account-Management-Authentication-Token"
-
-
-@dataclass(frozen=True)
-class Member:
-    id: str
-    account: str
-    membership: str
-    token: str
-
-
-@dataclass(frozen=True)
-class Setup:
-    backend: str
-    storefront: str
-    product: str
-    a: Member
-    b: Member
-
-    def as_member(self, member: Member, token: str | None = None) -> dict[str, str]:
-        return {**headers(self.storefront), HEADER: token or member.token}
-
-
-async def _member(
-    http: httpx.AsyncClient, backend: str, storefront: str, realm: str, profile: str, name: str
-) -> Member:
-    member, username = await make_member(http, backend, realm, profile)
-    account = await make_account(http, backend, name)
-    membership = await add_member(http, backend, account, member)
-    response = await http.post(
-        TOKENS_URL, json=login_body(profile, username), headers=headers(storefront)
-    )
-    (token,) = data_of(response, 201)
-    return Member(member, account, membership, token["token"])
-
-
-@pytest.fixture
-async def setup(http: httpx.AsyncClient, backend: str, storefront: str) -> Setup:
-    realm = await realm_id(http, backend)
-    profile = await make_profile(http, backend, realm)
-    product = data_of(
-        await http.post("/v2/products", json=product_body(), headers=headers(backend)), 201
-    )
-    a = await _member(http, backend, storefront, realm, profile, "Acme")
-    b = await _member(http, backend, storefront, realm, profile, "Bolt")
-    return Setup(backend, storefront, product["id"], a, b)
-
-
-def item(product: str) -> dict[str, Any]:
-    return {"data": {"type": "cart_item", "id": product, "quantity": 2}}
-
-
-def checkout_body() -> dict[str, Any]:
-    contact = {"name": "Ron", "email": "ron@example.com"}
-    return {"data": {"contact": contact, "billing_address": ADDRESS, "shipping_address": ADDRESS}}
 
 
 async def test_an_account_token_reads_its_own_account_and_member(
@@ -220,20 +165,14 @@ async def test_switching_accounts_with_the_current_token(
 ) -> None:
     a, b = setup.a, setup.b
     await add_member(http, setup.backend, b.account, a.id)  # A's member joins Bolt too
-    switch = {
-        "data": {
-            "type": "account_management_authentication_token",
-            "authentication_mechanism": "account_management_authentication_token",
-        }
-    }
-    response = await http.post(TOKENS_URL, json=switch, headers=setup.as_member(a))
+    response = await http.post(TOKENS_URL, json=RENEWAL, headers=setup.as_member(a))
     assert response.status_code == 201, response.text
     tokens = response.json()["data"]
     assert [t["account_id"] for t in tokens] == [a.account, b.account]
     assert response.json()["meta"]["account_member_id"] == a.id
     bolt = {**headers(setup.storefront), HEADER: tokens[1]["token"]}
     assert data_of(await http.get(f"/v2/accounts/{b.account}", headers=bolt), 200)["name"] == "Bolt"
-    without = await http.post(TOKENS_URL, json=switch, headers=headers(setup.storefront))
+    without = await http.post(TOKENS_URL, json=RENEWAL, headers=headers(setup.storefront))
     assert_errors(without, 401)
 
 
