@@ -7,6 +7,8 @@ ends their account tokens of earlier epochs on every worker (app/oauth/revocatio
 """
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, Literal
 
@@ -111,12 +113,19 @@ def check_username(profile: PasswordProfile, username: str) -> None:
         raise BadRequestError(NOT_AN_EMAIL)
 
 
-async def _commit_unique(session: AsyncSession) -> None:
+@asynccontextmanager
+async def _unique(session: AsyncSession) -> AsyncIterator[None]:
+    """A taken username, found by the statements within, is a 409 (and nothing is written)."""
     try:
-        await session.commit()
+        yield
     except IntegrityError as error:  # the unique constraints decide races, not a read first
         await session.rollback()
         raise ConflictError(USERNAME_TAKEN) from error
+
+
+async def _commit_unique(session: AsyncSession) -> None:
+    async with _unique(session):
+        await session.commit()
 
 
 def new_password(
@@ -179,19 +188,25 @@ async def update_password(
 ) -> Revocation | None:
     """A new username and/or password; a new password moves the member's credential epoch and
     returns the revocation of their earlier tokens (but `spared_token_id`, the one a member
-    changed their own password with), for the caller to apply once committed."""
+    changed their own password with), for the caller to apply once committed. One commit: a
+    taken username (409) changes nothing, the password included."""
     if data.username is not None:
         profile = await session.get(PasswordProfile, row.password_profile_id)
         assert profile is not None  # the foreign key
         check_username(profile, data.username)
-        row.username, row.username_key = data.username.strip(), username_key(data.username)
-    revocation = None
-    if data.password is not None:
+    password_hash = None
+    if data.password is not None:  # first: the hash runs with no transaction open
         await release_connection(session)
-        row.password_hash = await hasher.hash(data.password)
-        revocation = await _move_epoch(session, member, spared_token_id)
+        password_hash = await hasher.hash(data.password)
+    if data.username is not None:
+        row.username, row.username_key = data.username.strip(), username_key(data.username)
     row.updated_at = utcnow()
-    await _commit_unique(session)
+    revocation = None
+    async with _unique(session):  # a taken username fails the epoch's UPDATE (a flush) or commit
+        if password_hash is not None:
+            row.password_hash = password_hash
+            revocation = await _move_epoch(session, member, spared_token_id)
+        await session.commit()
     return revocation
 
 
