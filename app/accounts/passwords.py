@@ -2,8 +2,9 @@
 password profile info), hashed as customers' passwords are (app/runtime/passwords.py).
 
 Usernames are unique within a profile whatever their case, and a member has at most one in each
-profile. Setting a password moves the member's credential epoch, in the same transaction, which
-ends their account tokens of earlier epochs on every worker (app/oauth/revocation.py).
+profile. Setting or removing a password moves the member's credential epoch, in the same
+transaction, which ends their account tokens of earlier epochs on every worker
+(app/oauth/revocation.py).
 """
 
 import uuid
@@ -230,9 +231,15 @@ async def _move_epoch(
     )
 
 
-async def delete_password(session: AsyncSession, *, row: MemberPassword) -> None:
+async def delete_password(
+    session: AsyncSession, *, member: AccountMember, row: MemberPassword
+) -> Revocation:
+    """Removes a username and password: a change of credentials too, so it ends the member's
+    tokens as a new password does (returns the revocation, for the caller to apply)."""
     await session.execute(delete(MemberPassword).where(MemberPassword.id == row.id))
+    revocation = await _move_epoch(session, member, None)
     await session.commit()
+    return revocation
 
 
 async def authenticate_member(
