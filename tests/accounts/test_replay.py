@@ -34,7 +34,7 @@ async def _password_url(http: httpx.AsyncClient, setup: Setup, member: Member) -
     return f"{url}/{secret['id']}"
 
 
-def _password_change(password: str = NEW_PASSWORD) -> dict[str, Any]:
+def password_change(password: str = NEW_PASSWORD) -> dict[str, Any]:
     return {"data": {"type": "user_authentication_password_profile_info", "password": password}}
 
 
@@ -51,7 +51,7 @@ async def password_set_by_a_backend(
     http: httpx.AsyncClient, setup: Setup, make_client: MakeClient
 ) -> None:
     url = await _password_url(http, setup, setup.a)
-    data_of(await http.put(url, json=_password_change(), headers=headers(setup.backend)), 200)
+    data_of(await http.put(url, json=password_change(), headers=headers(setup.backend)), 200)
 
 
 async def password_changed_by_the_member(
@@ -64,7 +64,7 @@ async def password_changed_by_the_member(
     )
     url = await _password_url(http, setup, setup.a)
     sent = setup.as_member(setup.a, other["token"])
-    data_of(await http.put(url, json=_password_change(), headers=sent), 200)
+    data_of(await http.put(url, json=password_change(), headers=sent), 200)
 
 
 async def password_removed(http: httpx.AsyncClient, setup: Setup, make_client: MakeClient) -> None:
@@ -125,7 +125,7 @@ async def test_an_ended_account_token_is_refused_on_every_route(
     requests = [
         ("GET", f"/v2/accounts/{a.account}", None),
         ("GET", f"/v2/account-members/{a.id}", None),
-        ("PUT", password_url, _password_change("the thiefs own password")),
+        ("PUT", password_url, password_change("the thiefs own password")),
         ("POST", TOKENS_URL, RENEWAL),
         ("GET", "/v2/carts", None),
         ("GET", "/v2/carts/a-cart-2", None),
