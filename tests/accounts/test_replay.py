@@ -28,7 +28,7 @@ from .test_takeover import settle
 NEW_PASSWORD = "a brand new password"
 
 
-async def _password_url(http: httpx.AsyncClient, setup: Setup, member: Member) -> str:
+async def secret_url(http: httpx.AsyncClient, setup: Setup, member: Member) -> str:
     url = passwords_url(setup.realm, member.id)
     (secret,) = data_of(await http.get(url, headers=headers(setup.backend)), 200)
     return f"{url}/{secret['id']}"
@@ -50,7 +50,7 @@ async def revoked(http: httpx.AsyncClient, setup: Setup, make_client: MakeClient
 async def password_set_by_a_backend(
     http: httpx.AsyncClient, setup: Setup, make_client: MakeClient
 ) -> None:
-    url = await _password_url(http, setup, setup.a)
+    url = await secret_url(http, setup, setup.a)
     data_of(await http.put(url, json=password_change(), headers=headers(setup.backend)), 200)
 
 
@@ -62,13 +62,13 @@ async def password_changed_by_the_member(
     (other,) = data_of(
         await http.post(TOKENS_URL, json=login, headers=headers(setup.storefront)), 201
     )
-    url = await _password_url(http, setup, setup.a)
+    url = await secret_url(http, setup, setup.a)
     sent = setup.as_member(setup.a, other["token"])
     data_of(await http.put(url, json=password_change(), headers=sent), 200)
 
 
 async def password_removed(http: httpx.AsyncClient, setup: Setup, make_client: MakeClient) -> None:
-    url = await _password_url(http, setup, setup.a)
+    url = await secret_url(http, setup, setup.a)
     assert (await http.delete(url, headers=headers(setup.backend))).status_code == 204
 
 
@@ -118,7 +118,7 @@ async def test_an_ended_account_token_is_refused_on_every_route(
     order = data_of(
         await http.post("/v2/carts/a-cart/checkout", json=checkout_body(), headers=as_a), 201
     )
-    password_url = await _password_url(http, setup, a)
+    password_url = await secret_url(http, setup, a)
 
     await ending(http, setup, make_client)
 
