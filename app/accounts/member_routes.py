@@ -262,6 +262,7 @@ async def update_user_authentication_password_profile_info(
     PASSWORDS + "/{password_info_id}",
     status_code=204,
     summary="Remove a member's username and password from a profile, ending their tokens (write)",
+    responses=error_responses(409),
 )
 async def delete_user_authentication_password_profile_info(
     request: Request, session: SessionDep, member: MemberDep, row: PasswordDep

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.accounts.members import AccountMember
 from app.accounts.password_profiles import PasswordProfile
 from app.accounts.realms import MAX_TOKEN_TIMEOUT
+from app.customers.credentials import CredentialsChangedError
 from app.customers.customers import release_connection
 from app.customers.emails import is_email
 from app.http.jsonapi import (
@@ -214,13 +215,17 @@ async def update_password(
 async def _move_epoch(
     session: AsyncSession, member: AccountMember, spared_token_id: str | None
 ) -> Revocation:
+    """Moves the member's epoch on from the one this request read, or raises (409) if another
+    change moved it since: this one's revocation would spare the tokens of the other's."""
     epoch = member.credential_epoch
-    await session.execute(
+    moved = await session.execute(
         update(AccountMember)
-        .where(AccountMember.id == member.id)
-        .values(credential_epoch=AccountMember.credential_epoch + 1, updated_at=utcnow())
+        .where(AccountMember.id == member.id, AccountMember.credential_epoch == epoch)
+        .values(credential_epoch=epoch + 1, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        raise CredentialsChangedError()
     member.credential_epoch = epoch + 1
     return revoke_credentials(
         session,

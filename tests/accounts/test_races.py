@@ -11,13 +11,9 @@ from fastapi import FastAPI
 
 from ..customers.shoppers import PASSWORD, headers
 from ..customers.test_takeover import IN_FLIGHT, HeldLogins
-from .realm import (
-    TOKENS_URL,
-    Setup,
-    data_of,
-    login_body,
-)
-from .test_replay import ENDINGS, Ending
+from ..world import assert_errors
+from .realm import TOKENS_URL, Setup, data_of, login_body
+from .test_replay import ENDINGS, Ending, password_change, secret_url
 from .test_takeover import settle
 
 # Past the second of the change: a cutoff by `iat` would let a token signed now through.
@@ -93,3 +89,42 @@ async def test_a_login_that_read_the_accounts_before_an_end_gets_no_live_token(
     for login in logins:
         for token in data_of(await login, 201):
             assert not await can_read_account(http, setup, token["token"])
+
+
+async def test_of_two_password_changes_at_once_the_later_leaves_no_token_of_the_earlier(
+    app: FastAPI, http: httpx.AsyncClient, setup: Setup
+) -> None:
+    first, second = "the first new password", "the second new password"
+    hasher = app.state.password_hasher
+    hash_password, release = hasher.hash, asyncio.Event()
+
+    async def held_hash(password: str) -> str:
+        if password == first:  # the first change reads the member, then waits for its hash
+            await release.wait()
+        return await hash_password(password)
+
+    hasher.hash = held_hash
+    url = await secret_url(http, setup, setup.a)
+    sent = headers(setup.backend)
+    first_change = asyncio.create_task(http.put(url, json=password_change(first), headers=sent))
+    await asyncio.sleep(0.2)
+    data_of(await http.put(url, json=password_change(second), headers=sent), 200)
+    login = login_body(setup.profile, setup.a.username, second)
+    (token,) = data_of(
+        await http.post(TOKENS_URL, json=login, headers=headers(setup.storefront)), 201
+    )
+    release.set()
+    changed = await first_change
+    if changed.status_code == 200:  # the second password is gone: so is its token
+        assert not await can_read_account(http, setup, token["token"])
+    else:  # the first change was refused, and changed nothing
+        assert_errors(changed, 409)
+        assert await can_read_account(http, setup, token["token"])
+        assert_errors(
+            await http.post(
+                TOKENS_URL,
+                json=login_body(setup.profile, setup.a.username, first),
+                headers=headers(setup.storefront),
+            ),
+            401,
+        )
