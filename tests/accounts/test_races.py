@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from ..customers.shoppers import PASSWORD, headers
 from ..customers.test_takeover import IN_FLIGHT, HeldLogins
 from ..world import assert_errors
-from .realm import TOKENS_URL, Setup, data_of, login_body
+from .realm import TOKENS_URL, Setup, data_of, infos_url, login_body, signup_body
 from .test_replay import ENDINGS, Ending, password_change, secret_url
 from .test_takeover import settle
 
@@ -128,3 +128,39 @@ async def test_of_two_password_changes_at_once_the_later_leaves_no_token_of_the_
             ),
             401,
         )
+
+
+@pytest.mark.parametrize("own_account", [False, True], ids=["member", "member_and_account"])
+async def test_two_sign_ups_of_one_username_at_once_make_one_member(
+    http: httpx.AsyncClient, setup: Setup, own_account: bool
+) -> None:
+    await settle(
+        http,
+        setup.backend,
+        enable_self_signup=True,
+        auto_create_account_for_account_members=own_account,
+    )
+    spellings = ["twin", "TWIN", " Twin", "twin ", "tWin"]
+    sign_ups = [
+        http.post(
+            TOKENS_URL,
+            json=signup_body(setup.profile, username, password=f"{PASSWORD} {number}"),
+            headers=headers(setup.storefront),
+        )
+        for number, username in enumerate(spellings)
+    ]
+    answers = await asyncio.gather(*sign_ups)
+    assert sorted(a.status_code for a in answers) == [201, 409, 409, 409, 409], [
+        a.text for a in answers
+    ]
+    for refused in (a for a in answers if a.status_code == 409):
+        assert_errors(refused, 409)
+    (won,) = [number for number, a in enumerate(answers) if a.status_code == 201]
+    login = login_body(setup.profile, "TWIN", f"{PASSWORD} {won}")
+    response = await http.post(TOKENS_URL, json=login, headers=headers(setup.storefront))
+    member = response.json()["meta"]["account_member_id"]
+    assert member == answers[won].json()["meta"]["account_member_id"]
+    listed = await http.get(infos_url(setup.realm), headers=headers(setup.backend))
+    assert len(data_of(listed, 200)) == 3  # A, B and the one sign-up that won
+    accounts = await http.get("/v2/accounts", headers=headers(setup.backend))
+    assert len(data_of(accounts, 200)) == 2 + own_account
