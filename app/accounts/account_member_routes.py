@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.convertors import register_url_convertor
 
 from app.accounts import members as service
-from app.accounts.logins import MemberCredentialsError, log_in_member, sign_up_member
+from app.accounts.logins import log_in_member, sign_up_member
 from app.accounts.members import MEMBER_FILTERS, MEMBER_TYPE, AccountMember, MemberOut, member_json
 from app.accounts.memberships import (
     MembershipOut,
@@ -191,14 +191,13 @@ async def _log_in(
             password=login.password,
         )
         return member, member.credential_epoch
-    if profile is None:
-        raise MemberCredentialsError()
     guard: LoginGuard = request.app.state.login_guard
     return await log_in_member(
         session,
         hasher=hasher,
         guard=guard,
         store_id=caller.store_id,
+        profile_id=login.password_profile_id,
         profile=profile,
         username=login.username,
         password=login.password,

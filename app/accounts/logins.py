@@ -44,22 +44,31 @@ async def log_in_member(
     hasher: PasswordHasher,
     guard: LoginGuard,
     store_id: uuid.UUID,
-    profile: PasswordProfile,
+    profile_id: uuid.UUID,
+    profile: PasswordProfile | None,
     username: str,
     password: str,
     host: str,
 ) -> tuple[AccountMember, int]:
     """The member and their credential epoch; `MemberCredentialsError` otherwise, counted and
-    audited as a failed customer login is. A locked attempt is a 429 before any hashing."""
+    audited as a failed customer login is. A locked attempt is a 429 before any hashing.
+
+    `profile` is the realm's profile of `profile_id`, or None: a profile of no one, or of another
+    store, costs the hash and counts as a wrong password does, so it answers as late and it
+    gives no more guesses."""
     attempt = await guard.admit(
         store_id=store_id,
         email=username,
         password=password,
         host=host,
-        password_profile_id=profile.id,
+        password_profile_id=profile_id,
     )
     found = await authenticate_member(
-        session, hasher=hasher, profile_id=profile.id, username=username, password=password
+        session,
+        hasher=hasher,
+        profile_id=profile.id if profile is not None else None,
+        username=username,
+        password=password,
     )
     if found is not None:
         await guard.succeeded(attempt)

@@ -251,21 +251,24 @@ async def authenticate_member(
     session: AsyncSession,
     *,
     hasher: PasswordHasher,
-    profile_id: uuid.UUID,
+    profile_id: uuid.UUID | None,
     username: str,
     password: str,
 ) -> tuple[AccountMember, int] | None:
     """The member and the credential epoch read with the hash, if the password matches; an
-    unknown username costs the same hash as a wrong password."""
-    query = (
-        select(MemberPassword, AccountMember)
-        .join(AccountMember, AccountMember.id == MemberPassword.member_id)
-        .where(
-            MemberPassword.password_profile_id == profile_id,
-            MemberPassword.username_key == username_key(username),
+    unknown username, or no profile (None: none of the realm's), costs the same hash as a
+    wrong password."""
+    found = None
+    if profile_id is not None:
+        query = (
+            select(MemberPassword, AccountMember)
+            .join(AccountMember, AccountMember.id == MemberPassword.member_id)
+            .where(
+                MemberPassword.password_profile_id == profile_id,
+                MemberPassword.username_key == username_key(username),
+            )
         )
-    )
-    found = (await session.execute(query)).first()
+        found = (await session.execute(query)).first()
     await release_connection(session)
     row, member = found if found is not None else (None, None)
     check = await hasher.check(password, row.password_hash if row else None)
