@@ -176,6 +176,7 @@ async def _log_in(
     """A password login, or a self sign-up: the member and their credential epoch."""
     assert login.password_profile_id and login.username and login.password  # the model checked
     profile = await get_profile(session, realm_id=realm.id, profile_id=login.password_profile_id)
+    guard: LoginGuard = request.app.state.login_guard
     if login.authentication_mechanism == "self_signup":
         if profile is None:
             raise NotFoundError(PROFILE_ELSEWHERE)
@@ -183,15 +184,16 @@ async def _log_in(
         member = await sign_up_member(
             session,
             hasher=hasher,
+            guard=guard,
             realm=realm,
             profile=profile,
             name=login.name,
             email=login.email,
             username=login.username,
             password=login.password,
+            host=host,
         )
         return member, member.credential_epoch
-    guard: LoginGuard = request.app.state.login_guard
     return await log_in_member(
         session,
         hasher=hasher,

@@ -25,7 +25,9 @@ from .realm import (
     passwords_url,
     profiles_url,
     realm_id,
+    signup_body,
 )
+from .test_takeover import settle
 
 
 class CountedHashes:
@@ -97,6 +99,25 @@ async def test_failed_member_and_customer_logins_count_against_one_address(
     right = login_body(setup.profile, setup.b.username)
     assert_errors(await http.post(TOKENS_URL, json=right, headers=headers(setup.storefront)), 429)
     assert_errors(await log_in(http, setup.storefront, email=customer), 429)
+
+
+@pytest.mark.settings(lockout_address_failures=2)
+async def test_a_sign_up_cannot_ask_faster_than_a_login_whether_a_username_is_taken(
+    app: FastAPI, http: httpx.AsyncClient, setup: Setup
+) -> None:
+    await settle(http, setup.backend, enable_self_signup=True)
+    hashes = CountedHashes(app)
+    for username in (setup.a.username, setup.b.username):
+        body = signup_body(setup.profile, username)
+        taken = await http.post(TOKENS_URL, json=body, headers=headers(setup.storefront))
+        assert_errors(taken, 409)
+    hashes.taken()
+    # Counted as failed logins: the address may ask no more, a free username included.
+    free = signup_body(setup.profile, "free")
+    assert_errors(await http.post(TOKENS_URL, json=free, headers=headers(setup.storefront)), 429)
+    assert hashes.taken() == 0  # refused before the hash
+    right = login_body(setup.profile, setup.a.username)
+    assert_errors(await http.post(TOKENS_URL, json=right, headers=headers(setup.storefront)), 429)
 
 
 async def test_ids_of_another_store_are_no_more_than_ids_of_nothing(
