@@ -6,6 +6,7 @@ import pytest
 
 from ..conftest import MakeClient
 from ..customers.shoppers import backend_token, headers, implicit_token
+from ..customers.test_takeover_workers import two_workers  # noqa: F401 (a fixture, shared)
 from ..store.conftest import product_body
 from .realm import Setup, data_of, make_profile, member_of_account, realm_id
 

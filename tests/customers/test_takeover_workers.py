@@ -63,14 +63,14 @@ async def test_no_login_with_the_old_credentials_outlives_the_change_on_any_work
     await asyncio.sleep(max(0.0, race.changed_at + PROPAGATION_SECONDS - time.monotonic()))
     for token in tokens:
         for _ in range(PROBES_PER_TOKEN):
-            read = two_workers.get(race.customer_url, headers=headers(storefront, token))
+            read = two_workers.get(race.probe_url, headers=headers(storefront, token))
             assert read.status_code == 401, read.text
-    assert len(two_workers.pids_that_answered(race.customer_url)) == 2
+    assert len(two_workers.pids_that_answered(race.probe_url)) == 2
 
 
 @dataclass
 class Race:
-    customer_url: str
+    probe_url: str  # where each token is tried afterwards
     changed_at: float
     answers: list[tuple[httpx.Response, float]]
 
