@@ -9,7 +9,7 @@ import pytest
 
 from ..conftest import MakeClient
 from ..customers.conftest import MakeStore
-from ..customers.shoppers import PASSWORD, backend_token, headers, new_shopper
+from ..customers.shoppers import PASSWORD, backend_token, headers, implicit_token, new_shopper
 from ..world import assert_errors
 from .realm import (
     HEADER,
@@ -114,6 +114,34 @@ async def test_a_member_cannot_take_another_members_username(
     assert [t["account_id"] for t in owner] == [setup.a.account]
 
 
+async def test_a_member_cannot_take_another_members_email_or_a_username_elsewhere(
+    http: httpx.AsyncClient, setup: Setup
+) -> None:
+    await settle(http, setup.backend, account_member_self_management="update_only")
+    a_url = f"/v2/account-members/{setup.a.id}"
+    email = data_of(await http.get(a_url, headers=headers(setup.backend)), 200)["email"]
+    # Self-management reaches the member's own username and password, not their name or email,
+    # and makes no username in another profile.
+    info = {"data": {"type": "user_authentication_info", "email": email}}
+    b_info = f"{infos_url(setup.realm)}/{setup.b.id}"
+    assert_errors(await http.put(b_info, json=info, headers=setup.as_member(setup.b)), 403)
+    other_profile = await make_profile(http, setup.backend, setup.realm)
+    secret = {
+        "data": {
+            "type": "user_authentication_password_profile_info",
+            "username": setup.a.username,
+            "password": THIEFS_PASSWORD,
+            "password_profile_id": other_profile,
+        }
+    }
+    url = passwords_url(setup.realm, setup.b.id)
+    assert_errors(await http.post(url, json=secret, headers=setup.as_member(setup.b)), 403)
+    b = data_of(
+        await http.get(f"/v2/account-members/{setup.b.id}", headers=headers(setup.backend)), 200
+    )
+    assert b["email"] != email
+
+
 # --- 3. a username of one profile, or of another store --------------------------------------
 
 
@@ -192,15 +220,14 @@ async def test_an_account_token_of_another_store_renews_nothing_there(
 ) -> None:
     store = await make_store("elsewhere")
     their_front = await make_client(name="front", store_id=store.id, public=True)
-    their_token = (
-        await http.post(
-            "/oauth/access_token",
-            data={"grant_type": "implicit", "client_id": their_front.client.id},
-        )
-    ).json()["access_token"]
-    sent = {**headers(their_token), HEADER: setup.a.token}
+    sent = {**headers(await implicit_token(http, their_front)), HEADER: setup.a.token}
     assert_errors(await http.post(TOKENS_URL, json=RENEWAL, headers=sent), 401)
     assert_errors(await http.get(f"/v2/account-members/{setup.a.id}", headers=sent), 401)
+    # Nor may another store's client log the member out (/oauth/revoke answers 200 whatever).
+    form = {"token": setup.a.token, "client_id": their_front.client.id}
+    assert (await http.post("/oauth/revoke", data=form)).status_code == 200
+    own = await http.get(f"/v2/account-members/{setup.a.id}", headers=setup.as_member(setup.a))
+    assert own.status_code == 200, own.text
 
 
 # --- 5. renewal of a dead token, or for an account left ------------------------------------
