@@ -3,6 +3,7 @@ logins in flight across a change of credentials or the member's deletion, two ch
 password at once, two sign-ups of one username at once."""
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -33,22 +34,6 @@ def _log_in(http: httpx.AsyncClient, setup: Setup) -> "asyncio.Task[httpx.Respon
     return asyncio.create_task(http.post(TOKENS_URL, json=body, headers=headers(setup.storefront)))
 
 
-@pytest.mark.parametrize("ending", ENDINGS[1:], ids=[e.__name__ for e in ENDINGS[1:]])
-async def test_a_login_that_checked_the_password_before_an_end_gets_no_live_token(
-    app: FastAPI, http: httpx.AsyncClient, setup: Setup, make_client: Any, ending: Ending
-) -> None:
-    await settle(http, setup.backend, account_member_self_management="update_only")
-    held = HeldLogins(app, PASSWORD)
-    logins = [_log_in(http, setup) for _ in range(IN_FLIGHT)]
-    await held.all_checked(IN_FLIGHT)
-    await ending(http, setup, make_client)
-    await asyncio.sleep(PAST_THE_SECOND)
-    held.release.set()
-    for login in logins:
-        for token in data_of(await login, 201):
-            assert not await can_read_account(http, setup, token["token"])
-
-
 class HeldIssues:
     """Holds the signing of account tokens, once the login has read the member's accounts,
     until released."""
@@ -75,17 +60,41 @@ class HeldIssues:
         self.holding = False  # the ending's own login, if any, goes through
 
 
+Hold = Callable[[FastAPI], tuple[asyncio.Event, Callable[[int], Awaitable[None]]]]
+
+
+def after_the_password_check(
+    app: FastAPI,
+) -> tuple[asyncio.Event, Callable[[int], Awaitable[None]]]:
+    held = HeldLogins(app, PASSWORD)
+    return held.release, held.all_checked
+
+
+def after_the_accounts_read(app: FastAPI) -> tuple[asyncio.Event, Callable[[int], Awaitable[None]]]:
+    held = HeldIssues(app)
+    return held.release, held.all_waiting
+
+
+HOLDS = [after_the_password_check, after_the_accounts_read]
+
+
 @pytest.mark.parametrize("ending", ENDINGS[1:], ids=[e.__name__ for e in ENDINGS[1:]])
-async def test_a_login_that_read_the_accounts_before_an_end_gets_no_live_token(
-    app: FastAPI, http: httpx.AsyncClient, setup: Setup, make_client: Any, ending: Ending
+@pytest.mark.parametrize("hold", HOLDS, ids=[h.__name__ for h in HOLDS])
+async def test_a_login_in_flight_across_an_end_gets_no_live_token(
+    app: FastAPI,
+    http: httpx.AsyncClient,
+    setup: Setup,
+    make_client: Any,
+    hold: Hold,
+    ending: Ending,
 ) -> None:
     await settle(http, setup.backend, account_member_self_management="update_only")
-    held = HeldIssues(app)
+    release, all_held = hold(app)
     logins = [_log_in(http, setup) for _ in range(IN_FLIGHT)]
-    await held.all_waiting(IN_FLIGHT)
+    await all_held(IN_FLIGHT)
     await ending(http, setup, make_client)
     await asyncio.sleep(PAST_THE_SECOND)
-    held.release.set()
+    release.set()
     for login in logins:
         for token in data_of(await login, 201):
             assert not await can_read_account(http, setup, token["token"])
