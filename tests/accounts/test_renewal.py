@@ -7,6 +7,7 @@ import pytest
 from fastapi import FastAPI
 
 from app.oauth.revocation import RevocationList
+from app.runtime.db import Database
 from app.runtime.settings import Settings
 
 from ..conftest import MakeClient, http_client, serving
@@ -14,6 +15,7 @@ from ..customers.shoppers import headers
 from ..world import assert_errors
 from .realm import RENEWAL, TOKENS_URL, Setup, data_of, login_body, passwords_url
 from .test_replay import ENDINGS, NEW_PASSWORD, Ending, password_change
+from .test_store_access import expired_token
 from .test_takeover import settle
 
 
@@ -75,4 +77,12 @@ async def test_a_token_ended_through_another_worker_renews_nothing(
     async with serving(settings) as other_worker, http_client(other_worker) as other:
         await ending(other, setup, make_client)
     renewal = await http.post(TOKENS_URL, json=RENEWAL, headers=setup.as_member(setup.a))
+    assert_errors(renewal, 401)
+
+
+async def test_an_expired_token_renews_nothing(
+    app: FastAPI, http: httpx.AsyncClient, setup: Setup, database: Database
+) -> None:
+    expired = await expired_token(app, database, setup.a)
+    renewal = await http.post(TOKENS_URL, json=RENEWAL, headers=setup.as_member(setup.a, expired))
     assert_errors(renewal, 401)

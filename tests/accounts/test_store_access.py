@@ -6,7 +6,6 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy import select
 
 from app.accounts.accounts import Account
 from app.accounts.members import AccountMember
@@ -22,6 +21,7 @@ from .realm import (
     RENEWAL,
     SETTINGS_URL,
     TOKENS_URL,
+    Member,
     Setup,
     add_member,
     checkout_body,
@@ -108,27 +108,29 @@ async def test_a_checkout_with_an_account_token_needs_a_contact(
     )
 
 
+async def expired_token(app: FastAPI, database: Database, member: Member) -> str:
+    """A token of the member's (one) account that expired the moment it was signed."""
+    async with database.sessions() as session:
+        found = await session.get(AccountMember, uuid.UUID(member.id))
+        membership = await session.get(AccountMembership, uuid.UUID(member.membership))
+        account = await session.get(Account, uuid.UUID(member.account))
+    assert found is not None and membership is not None and account is not None
+    issuer: AccountTokenIssuer = app.state.account_token_issuer
+    (expired,) = await issuer.issue(
+        found, [(membership, account)], store_id=account.store_id, epoch=0, ttl=0
+    )
+    return expired.token
+
+
 async def test_ended_tokens_are_401(
     app: FastAPI, http: httpx.AsyncClient, setup: Setup, database: Database
 ) -> None:
     a, b = setup.a, setup.b
     url = f"/v2/accounts/{a.account}"
     assert_errors(await http.get(url, headers=setup.as_member(a, "not-a-token")), 401)
-    # expired
-    async with database.sessions() as session:
-        member = await session.get(AccountMember, uuid.UUID(a.id))
-        membership = (
-            await session.scalars(
-                select(AccountMembership).where(AccountMembership.member_id == uuid.UUID(a.id))
-            )
-        ).one()
-        account = await session.get(Account, uuid.UUID(a.account))
-    assert member is not None and account is not None
-    issuer: AccountTokenIssuer = app.state.account_token_issuer
-    (expired,) = await issuer.issue(
-        member, [(membership, account)], store_id=account.store_id, epoch=0, ttl=0
+    response = await http.get(
+        url, headers=setup.as_member(a, await expired_token(app, database, a))
     )
-    response = await http.get(url, headers=setup.as_member(a, expired.token))
     assert_errors(response, 401)
     assert 'error="invalid_token"' in response.headers["www-authenticate"]
     # a removed membership
