@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.convertors import register_url_convertor
 
 from app.accounts import members as service
-from app.accounts.logins import MemberCredentialsError, log_in_member, sign_up_member
+from app.accounts.logins import log_in_member, sign_up_member
 from app.accounts.members import MEMBER_FILTERS, MEMBER_TYPE, AccountMember, MemberOut, member_json
 from app.accounts.memberships import (
     MembershipOut,
@@ -39,8 +39,9 @@ from app.http.jsonapi import (
     page_of,
 )
 from app.http.security import Caller, InsufficientScopeError, ReadCaller, WriteCaller
+from app.oauth.revocation import RevocationList
 from app.oauth.scopes import WRITE
-from app.oauth.verification import REALM
+from app.oauth.verification import REALM, InvalidTokenError, TokenVerifier
 from app.runtime.db import SessionDep
 from app.runtime.passwords import PasswordHasher
 from app.runtime.ratelimit import client_host
@@ -52,7 +53,7 @@ the same 401; failures count towards the same lockout as customers' logins (429)
 
 `account_management_authentication_token`, with the current account token in
 `EP-Account-Management-Authentication-Token`: fresh tokens for every account of its member, for
-switching accounts and for renewal (401 without one).
+switching accounts and for renewal (401 without one, or with one revoked or otherwise ended).
 
 `self_signup` (where the realm's settings enable it, else 403): also the new member's `name` and
 `email`; creates the member, their username and password in the profile and, if the realm says
@@ -141,14 +142,26 @@ class AccountTokenRequiredError(KeyhouseError):
         return {**self.headers, "WWW-Authenticate": f'Bearer {REALM}, error="invalid_token"'}
 
 
-async def _current_member(session: AsyncSession, caller: Caller) -> tuple[AccountMember, int]:
-    """The member of the account token sent beside the access token, for switching accounts."""
+async def _current_member(
+    request: Request, session: AsyncSession, caller: Caller
+) -> tuple[AccountMember, int]:
+    """The member of the account token sent beside the access token, for switching accounts and
+    renewal, and their credential epoch now.
+
+    The token was checked against this worker's copy of the revocations, which may lag another
+    worker's by a moment; fresh tokens must not outlive a revocation made there. So the copy is
+    brought up to date first, after the member was read: every change of credentials up to
+    the epoch read has its revocation in it, and a token still valid is of that epoch, or the
+    one its change spared (with which the member made it)."""
     if caller.account is None:
         raise AccountTokenRequiredError()
     member = await session.get(AccountMember, caller.account.member_id)
-    if member is None:  # deleted this moment: its tokens are being revoked
-        raise AccountTokenRequiredError()
-    return member, caller.account.credential_epoch
+    revocations: RevocationList = request.app.state.revocations
+    await revocations.poll()
+    verifier: TokenVerifier = request.app.state.token_verifier
+    if member is None or not verifier.still_valid(caller.account):
+        raise InvalidTokenError()
+    return member, member.credential_epoch
 
 
 async def _log_in(
@@ -163,6 +176,7 @@ async def _log_in(
     """A password login, or a self sign-up: the member and their credential epoch."""
     assert login.password_profile_id and login.username and login.password  # the model checked
     profile = await get_profile(session, realm_id=realm.id, profile_id=login.password_profile_id)
+    guard: LoginGuard = request.app.state.login_guard
     if login.authentication_mechanism == "self_signup":
         if profile is None:
             raise NotFoundError(PROFILE_ELSEWHERE)
@@ -170,22 +184,22 @@ async def _log_in(
         member = await sign_up_member(
             session,
             hasher=hasher,
+            guard=guard,
             realm=realm,
             profile=profile,
             name=login.name,
             email=login.email,
             username=login.username,
             password=login.password,
+            host=host,
         )
         return member, member.credential_epoch
-    if profile is None:
-        raise MemberCredentialsError()
-    guard: LoginGuard = request.app.state.login_guard
     return await log_in_member(
         session,
         hasher=hasher,
         guard=guard,
         store_id=caller.store_id,
+        profile_id=login.password_profile_id,
         profile=profile,
         username=login.username,
         password=login.password,
@@ -212,7 +226,7 @@ async def create_account_member_token(
     realm = await realm_of_store(session, store_id=caller.store_id)
     login = body.data
     if login.authentication_mechanism == "account_management_authentication_token":
-        member, epoch = await _current_member(session, caller)
+        member, epoch = await _current_member(request, session, caller)
     else:
         member, epoch = await _log_in(request, session, caller, login, realm, hasher, host)
     issuer: AccountTokenIssuer = request.app.state.account_token_issuer

@@ -261,10 +261,11 @@ async def update_user_authentication_password_profile_info(
 @router.delete(
     PASSWORDS + "/{password_info_id}",
     status_code=204,
-    summary="Remove a member's username and password from a profile (write)",
+    summary="Remove a member's username and password from a profile, ending their tokens (write)",
+    responses=error_responses(409),
 )
 async def delete_user_authentication_password_profile_info(
-    session: SessionDep, row: PasswordDep
+    request: Request, session: SessionDep, member: MemberDep, row: PasswordDep
 ) -> Response:
-    await passwords.delete_password(session, row=row)
+    apply_revocation(request, await passwords.delete_password(session, member=member, row=row))
     return Response(status_code=204)

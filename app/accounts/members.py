@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, ForeignKey, String, delete, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.accounts.realms import MAX_TOKEN_TIMEOUT
+from app.accounts.realms import MAX_TOKEN_TIMEOUT, SIGNING_LAG_SECONDS
 from app.customers.emails import Email
 from app.http.jsonapi import (
     ISO_DATETIME,
@@ -158,6 +158,7 @@ async def delete_member(session: AsyncSession, *, member: AccountMember) -> Revo
         kind="account_member",
         subject=str(member.id),
         max_token_lifetime=MAX_TOKEN_TIMEOUT,
+        issuing_lag_seconds=SIGNING_LAG_SECONDS,
     )
     await session.commit()
     return revocation

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.accounts.accounts import Account, delete_account_row
-from app.accounts.realms import MAX_TOKEN_TIMEOUT
+from app.accounts.realms import MAX_TOKEN_TIMEOUT, SIGNING_LAG_SECONDS
 from app.http.jsonapi import ConflictError, Output, Page, TimestampsMeta, fetch_page, timestamps
 from app.oauth.revocation import Revocation, revoke_subject
 from app.runtime.db import Base, utcnow
@@ -139,6 +139,7 @@ def _revoke(session: AsyncSession, membership_id: uuid.UUID) -> Revocation:
         kind="membership",
         subject=str(membership_id),
         max_token_lifetime=MAX_TOKEN_TIMEOUT,
+        issuing_lag_seconds=SIGNING_LAG_SECONDS,
     )
 
 

@@ -2,11 +2,14 @@
 password profile info), hashed as customers' passwords are (app/runtime/passwords.py).
 
 Usernames are unique within a profile whatever their case, and a member has at most one in each
-profile. Setting a password moves the member's credential epoch, in the same transaction, which
-ends their account tokens of earlier epochs on every worker (app/oauth/revocation.py).
+profile. Setting or removing a password moves the member's credential epoch, in the same
+transaction, which ends their account tokens of earlier epochs on every worker
+(app/oauth/revocation.py).
 """
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, Literal
 
@@ -19,6 +22,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.accounts.members import AccountMember
 from app.accounts.password_profiles import PasswordProfile
 from app.accounts.realms import MAX_TOKEN_TIMEOUT
+from app.customers.credentials import CredentialsChangedError
 from app.customers.customers import release_connection
 from app.customers.emails import is_email
 from app.http.jsonapi import (
@@ -111,12 +115,19 @@ def check_username(profile: PasswordProfile, username: str) -> None:
         raise BadRequestError(NOT_AN_EMAIL)
 
 
-async def _commit_unique(session: AsyncSession) -> None:
+@asynccontextmanager
+async def _unique(session: AsyncSession) -> AsyncIterator[None]:
+    """A taken username, found by the statements within, is a 409 (and nothing is written)."""
     try:
-        await session.commit()
+        yield
     except IntegrityError as error:  # the unique constraints decide races, not a read first
         await session.rollback()
         raise ConflictError(USERNAME_TAKEN) from error
+
+
+async def _commit_unique(session: AsyncSession) -> None:
+    async with _unique(session):
+        await session.commit()
 
 
 def new_password(
@@ -179,32 +190,42 @@ async def update_password(
 ) -> Revocation | None:
     """A new username and/or password; a new password moves the member's credential epoch and
     returns the revocation of their earlier tokens (but `spared_token_id`, the one a member
-    changed their own password with), for the caller to apply once committed."""
+    changed their own password with), for the caller to apply once committed. One commit: a
+    taken username (409) changes nothing, the password included."""
     if data.username is not None:
         profile = await session.get(PasswordProfile, row.password_profile_id)
         assert profile is not None  # the foreign key
         check_username(profile, data.username)
-        row.username, row.username_key = data.username.strip(), username_key(data.username)
-    revocation = None
-    if data.password is not None:
+    password_hash = None
+    if data.password is not None:  # first: the hash runs with no transaction open
         await release_connection(session)
-        row.password_hash = await hasher.hash(data.password)
-        revocation = await _move_epoch(session, member, spared_token_id)
+        password_hash = await hasher.hash(data.password)
+    if data.username is not None:
+        row.username, row.username_key = data.username.strip(), username_key(data.username)
     row.updated_at = utcnow()
-    await _commit_unique(session)
+    revocation = None
+    async with _unique(session):  # a taken username fails the epoch's UPDATE (a flush) or commit
+        if password_hash is not None:
+            row.password_hash = password_hash
+            revocation = await _move_epoch(session, member, spared_token_id)
+        await session.commit()
     return revocation
 
 
 async def _move_epoch(
     session: AsyncSession, member: AccountMember, spared_token_id: str | None
 ) -> Revocation:
+    """Moves the member's epoch on from the one this request read, or raises (409) if another
+    change moved it since: this one's revocation would spare the tokens of the other's."""
     epoch = member.credential_epoch
-    await session.execute(
+    moved = await session.execute(
         update(AccountMember)
-        .where(AccountMember.id == member.id)
-        .values(credential_epoch=AccountMember.credential_epoch + 1, updated_at=utcnow())
+        .where(AccountMember.id == member.id, AccountMember.credential_epoch == epoch)
+        .values(credential_epoch=epoch + 1, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        raise CredentialsChangedError()
     member.credential_epoch = epoch + 1
     return revoke_credentials(
         session,
@@ -215,30 +236,39 @@ async def _move_epoch(
     )
 
 
-async def delete_password(session: AsyncSession, *, row: MemberPassword) -> None:
+async def delete_password(
+    session: AsyncSession, *, member: AccountMember, row: MemberPassword
+) -> Revocation:
+    """Removes a username and password: a change of credentials too, so it ends the member's
+    tokens as a new password does (returns the revocation, for the caller to apply)."""
     await session.execute(delete(MemberPassword).where(MemberPassword.id == row.id))
+    revocation = await _move_epoch(session, member, None)
     await session.commit()
+    return revocation
 
 
 async def authenticate_member(
     session: AsyncSession,
     *,
     hasher: PasswordHasher,
-    profile_id: uuid.UUID,
+    profile_id: uuid.UUID | None,
     username: str,
     password: str,
 ) -> tuple[AccountMember, int] | None:
     """The member and the credential epoch read with the hash, if the password matches; an
-    unknown username costs the same hash as a wrong password."""
-    query = (
-        select(MemberPassword, AccountMember)
-        .join(AccountMember, AccountMember.id == MemberPassword.member_id)
-        .where(
-            MemberPassword.password_profile_id == profile_id,
-            MemberPassword.username_key == username_key(username),
+    unknown username, or no profile (None: none of the realm's), costs the same hash as a
+    wrong password."""
+    found = None
+    if profile_id is not None:
+        query = (
+            select(MemberPassword, AccountMember)
+            .join(AccountMember, AccountMember.id == MemberPassword.member_id)
+            .where(
+                MemberPassword.password_profile_id == profile_id,
+                MemberPassword.username_key == username_key(username),
+            )
         )
-    )
-    found = (await session.execute(query)).first()
+        found = (await session.execute(query)).first()
     await release_connection(session)
     row, member = found if found is not None else (None, None)
     check = await hasher.check(password, row.password_hash if row else None)

@@ -21,6 +21,10 @@ from app.runtime.db import Base, utcnow
 DEFAULT_TOKEN_TIMEOUT = 86_400
 # Revocation rows must outlive every token they refuse, so a realm's tokens live 30 days at most.
 MAX_TOKEN_TIMEOUT = 30 * 86_400
+# A login that has read a member's accounts signs their tokens well within this. Removing the
+# member or a membership refuses its tokens signed up to this long after, not only those signed
+# by then: a login in flight must not sign one that outlives the removal.
+SIGNING_LAG_SECONDS = 60
 MIN_TOKEN_TIMEOUT = 60
 SETTINGS_TYPE = "account_authentication_settings"
 SelfManagement = Literal["disabled", "update_only"]

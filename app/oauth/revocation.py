@@ -292,8 +292,11 @@ class RevocationList:
             # After a failed read, at the usual pace: a push heard meanwhile was not read.
             pushed = self._pushed() and not failed
             interval = self._pushed_poll_seconds if pushed else self._poll_seconds
+            # Not `asyncio.wait_for`: a nudge at the moment the worker stops would end the wait
+            # and swallow the cancellation (Python 3.11), and the shutdown would wait for ever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), interval)
+                async with asyncio.timeout(interval):
+                    await self._wakeup.wait()
             self._wakeup.clear()  # before reading: a nudge from now on is for rows not read yet
             try:
                 await self.poll()

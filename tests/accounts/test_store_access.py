@@ -2,13 +2,10 @@
 account's own account, member, carts, checkout and orders, and never another account's."""
 
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
 
 from app.accounts.accounts import Account
 from app.accounts.members import AccountMember
@@ -17,75 +14,23 @@ from app.accounts.tokens import AccountTokenIssuer
 from app.runtime.db import Database
 
 from ..customers.shoppers import backend_token, headers, new_shopper
-from ..store.conftest import ADDRESS, product_body
+from ..store.conftest import ADDRESS
 from ..world import assert_errors
 from .realm import (
+    HEADER,
+    RENEWAL,
     SETTINGS_URL,
+    TOKENS_URL,
+    Member,
+    Setup,
     add_member,
+    checkout_body,
     data_of,
-    make_account,
-    make_member,
-    make_profile,
+    item,
+    login_body,
     passwords_url,
     realm_id,
 )
-from .test_tokens import TOKENS_URL, login_body
-
-HEADER = "EP-Account-Management-Authentication-Token"
-
-
-@dataclass(frozen=True)
-class Member:
-    id: str
-    account: str
-    membership: str
-    token: str
-
-
-@dataclass(frozen=True)
-class Setup:
-    backend: str
-    storefront: str
-    product: str
-    a: Member
-    b: Member
-
-    def as_member(self, member: Member, token: str | None = None) -> dict[str, str]:
-        return {**headers(self.storefront), HEADER: token or member.token}
-
-
-async def _member(
-    http: httpx.AsyncClient, backend: str, storefront: str, realm: str, profile: str, name: str
-) -> Member:
-    member, username = await make_member(http, backend, realm, profile)
-    account = await make_account(http, backend, name)
-    membership = await add_member(http, backend, account, member)
-    response = await http.post(
-        TOKENS_URL, json=login_body(profile, username), headers=headers(storefront)
-    )
-    (token,) = data_of(response, 201)
-    return Member(member, account, membership, token["token"])
-
-
-@pytest.fixture
-async def setup(http: httpx.AsyncClient, backend: str, storefront: str) -> Setup:
-    realm = await realm_id(http, backend)
-    profile = await make_profile(http, backend, realm)
-    product = data_of(
-        await http.post("/v2/products", json=product_body(), headers=headers(backend)), 201
-    )
-    a = await _member(http, backend, storefront, realm, profile, "Acme")
-    b = await _member(http, backend, storefront, realm, profile, "Bolt")
-    return Setup(backend, storefront, product["id"], a, b)
-
-
-def item(product: str) -> dict[str, Any]:
-    return {"data": {"type": "cart_item", "id": product, "quantity": 2}}
-
-
-def checkout_body() -> dict[str, Any]:
-    contact = {"name": "Ron", "email": "ron@example.com"}
-    return {"data": {"contact": contact, "billing_address": ADDRESS, "shipping_address": ADDRESS}}
 
 
 async def test_an_account_token_reads_its_own_account_and_member(
@@ -163,27 +108,29 @@ async def test_a_checkout_with_an_account_token_needs_a_contact(
     )
 
 
+async def expired_token(app: FastAPI, database: Database, member: Member) -> str:
+    """A token of the member's (one) account that expired the moment it was signed."""
+    async with database.sessions() as session:
+        found = await session.get(AccountMember, uuid.UUID(member.id))
+        membership = await session.get(AccountMembership, uuid.UUID(member.membership))
+        account = await session.get(Account, uuid.UUID(member.account))
+    assert found is not None and membership is not None and account is not None
+    issuer: AccountTokenIssuer = app.state.account_token_issuer
+    (expired,) = await issuer.issue(
+        found, [(membership, account)], store_id=account.store_id, epoch=0, ttl=0
+    )
+    return expired.token
+
+
 async def test_ended_tokens_are_401(
     app: FastAPI, http: httpx.AsyncClient, setup: Setup, database: Database
 ) -> None:
     a, b = setup.a, setup.b
     url = f"/v2/accounts/{a.account}"
     assert_errors(await http.get(url, headers=setup.as_member(a, "not-a-token")), 401)
-    # expired
-    async with database.sessions() as session:
-        member = await session.get(AccountMember, uuid.UUID(a.id))
-        membership = (
-            await session.scalars(
-                select(AccountMembership).where(AccountMembership.member_id == uuid.UUID(a.id))
-            )
-        ).one()
-        account = await session.get(Account, uuid.UUID(a.account))
-    assert member is not None and account is not None
-    issuer: AccountTokenIssuer = app.state.account_token_issuer
-    (expired,) = await issuer.issue(
-        member, [(membership, account)], store_id=account.store_id, epoch=0, ttl=0
+    response = await http.get(
+        url, headers=setup.as_member(a, await expired_token(app, database, a))
     )
-    response = await http.get(url, headers=setup.as_member(a, expired.token))
     assert_errors(response, 401)
     assert 'error="invalid_token"' in response.headers["www-authenticate"]
     # a removed membership
@@ -220,20 +167,14 @@ async def test_switching_accounts_with_the_current_token(
 ) -> None:
     a, b = setup.a, setup.b
     await add_member(http, setup.backend, b.account, a.id)  # A's member joins Bolt too
-    switch = {
-        "data": {
-            "type": "account_management_authentication_token",
-            "authentication_mechanism": "account_management_authentication_token",
-        }
-    }
-    response = await http.post(TOKENS_URL, json=switch, headers=setup.as_member(a))
+    response = await http.post(TOKENS_URL, json=RENEWAL, headers=setup.as_member(a))
     assert response.status_code == 201, response.text
     tokens = response.json()["data"]
     assert [t["account_id"] for t in tokens] == [a.account, b.account]
     assert response.json()["meta"]["account_member_id"] == a.id
     bolt = {**headers(setup.storefront), HEADER: tokens[1]["token"]}
     assert data_of(await http.get(f"/v2/accounts/{b.account}", headers=bolt), 200)["name"] == "Bolt"
-    without = await http.post(TOKENS_URL, json=switch, headers=headers(setup.storefront))
+    without = await http.post(TOKENS_URL, json=RENEWAL, headers=headers(setup.storefront))
     assert_errors(without, 401)
 
 

@@ -13,47 +13,22 @@ from app.oauth.clients import CreatedClient
 from app.oauth.stores import Store
 
 from ..conftest import MakeClient
-from ..customers.shoppers import PASSWORD, backend_token, headers, implicit_token
+from ..customers.shoppers import backend_token, headers, implicit_token
 from ..world import assert_errors
 from .realm import (
     SETTINGS_URL,
+    TOKEN_TYPE,
+    TOKENS_URL,
     add_member,
     data_of,
+    login_body,
     make_account,
     make_member,
     make_profile,
     passwords_url,
     realm_id,
+    signup_body,
 )
-
-TOKENS_URL = "/v2/account-members/tokens"
-TOKEN_TYPE = "account_management_authentication_token"
-
-
-def login_body(profile: str, username: str, password: str = PASSWORD) -> dict[str, Any]:
-    return {
-        "data": {
-            "type": TOKEN_TYPE,
-            "authentication_mechanism": "password",
-            "password_profile_id": profile,
-            "username": username,
-            "password": password,
-        }
-    }
-
-
-def signup_body(profile: str, username: str, **extra: str) -> dict[str, Any]:
-    data = {
-        "type": TOKEN_TYPE,
-        "authentication_mechanism": "self_signup",
-        "password_profile_id": profile,
-        "username": username,
-        "password": PASSWORD,
-        "name": "Leslie",
-        "email": "leslie@example.com",
-        **extra,
-    }
-    return {"data": data}
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ holding the logins' checks, is in test_takeover.py.
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,26 +51,18 @@ async def test_no_login_with_the_old_credentials_outlives_the_change_on_any_work
     async with httpx.AsyncClient(base_url=two_workers.url, timeout=30) as http:
         storefront = await implicit_token(http, await make_client(public=True))
         backend = await backend_token(http, await make_client(name="backend"))
-        tokens: list[str] = []
-        for _ in range(ROUNDS):
-            race = await race_logins_against_a_change(http, storefront, backend, two_workers.url)
-            tokens += [answer.json()["data"]["token"] for answer in race.successes]
-            if race.late_successes:
-                break
-        else:
-            pytest.fail(f"in {ROUNDS} rounds no login signed its token after the change")
-
-    await asyncio.sleep(max(0.0, race.changed_at + PROPAGATION_SECONDS - time.monotonic()))
-    for token in tokens:
-        for _ in range(PROBES_PER_TOKEN):
-            read = two_workers.get(race.customer_url, headers=headers(storefront, token))
-            assert read.status_code == 401, read.text
-    assert len(two_workers.pids_that_answered(race.customer_url)) == 2
+        race, answers = await race_in_rounds(
+            lambda: race_logins_against_a_change(http, storefront, backend, two_workers.url)
+        )
+    tokens = [answer.json()["data"]["token"] for answer in answers]
+    await assert_refused_everywhere(
+        two_workers, race, [headers(storefront, token) for token in tokens]
+    )
 
 
 @dataclass
 class Race:
-    customer_url: str
+    probe_url: str  # where each token is tried afterwards
     changed_at: float
     answers: list[tuple[httpx.Response, float]]
 
@@ -81,6 +73,31 @@ class Race:
     @property
     def late_successes(self) -> list[httpx.Response]:
         return [answer for answer, at in self.answers if answer.is_success and at > self.changed_at]
+
+
+async def race_in_rounds(race: Callable[[], Awaitable[Race]]) -> tuple[Race, list[httpx.Response]]:
+    """Runs `race` until a login of it signed its token after the change: that last race, and
+    the successful logins of every round."""
+    successes: list[httpx.Response] = []
+    for _ in range(ROUNDS):
+        raced = await race()
+        successes += raced.successes
+        if raced.late_successes:
+            return raced, successes
+    pytest.fail(f"in {ROUNDS} rounds no login signed its token after the change")
+
+
+async def assert_refused_everywhere(
+    two_workers: Serving, race: Race, sent: list[dict[str, str]]
+) -> None:
+    """Once the change has reached every worker, each of the headers `sent` (one a token) is
+    refused at the race's probe URL by both workers."""
+    await asyncio.sleep(max(0.0, race.changed_at + PROPAGATION_SECONDS - time.monotonic()))
+    for request_headers in sent:
+        for _ in range(PROBES_PER_TOKEN):
+            read = two_workers.get(race.probe_url, headers=request_headers)
+            assert read.status_code == 401, read.text
+    assert len(two_workers.pids_that_answered(race.probe_url)) == 2
 
 
 async def race_logins_against_a_change(

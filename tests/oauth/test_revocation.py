@@ -296,6 +296,19 @@ async def test_expired_revocations_are_purged(database: Database) -> None:
     assert left == ["live"]
 
 
+async def test_a_nudge_as_the_worker_stops_does_not_keep_its_poll_alive(database: Database) -> None:
+    """A push heard the moment the worker shuts down: with `asyncio.wait_for` (Python 3.11) the
+    poll's wait ended by the nudge swallowed the cancellation, and the shutdown waited for ever."""
+    revocations = RevocationList(database, poll_seconds=0.25)
+    await revocations.start()
+    await asyncio.sleep(0.05)  # waiting for the next poll
+    revocations.nudge()
+    stopping = asyncio.create_task(revocations.stop())
+    done, _ = await asyncio.wait({stopping}, timeout=5)
+    stopping.cancel()  # if it is still waiting: let the test end
+    assert stopping in done
+
+
 def _subject_revocation(cutoff: int, spared: str | None) -> Revocation:
     return Revocation(
         kind="customer",
