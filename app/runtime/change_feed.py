@@ -115,8 +115,12 @@ class RedisSource:
             socket_keepalive_options=keepalive.TCP_OPTIONS,
         )
         pubsub = client.pubsub()
+        # `asyncio.timeout`, not `asyncio.wait_for`, throughout: on Python 3.11 `wait_for`
+        # swallows a cancellation that arrives as its call completes, and the feed's stop
+        # cancels once, then waits.
         try:
-            await asyncio.wait_for(pubsub.subscribe(self._channel), self._timeout)
+            async with asyncio.timeout(self._timeout):
+                await pubsub.subscribe(self._channel)
             connected()
             heard = pinged = time.monotonic()
             while True:
@@ -124,7 +128,8 @@ class RedisSource:
                 if now - heard > REDIS_HEARTBEAT_SECONDS + self._timeout:
                     raise TimeoutError("Redis stopped answering")
                 if now - pinged >= REDIS_HEARTBEAT_SECONDS:
-                    await asyncio.wait_for(pubsub.ping(), self._timeout)
+                    async with asyncio.timeout(self._timeout):
+                        await pubsub.ping()
                     pinged = now
                 message = await pubsub.get_message(timeout=REDIS_HEARTBEAT_SECONDS / 2)
                 if message is None:
@@ -134,9 +139,11 @@ class RedisSource:
                     yield message["data"]
         finally:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(pubsub.aclose(), self._timeout)  # type: ignore[no-untyped-call]
+                async with asyncio.timeout(self._timeout):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(client.aclose(), self._timeout)
+                async with asyncio.timeout(self._timeout):
+                    await client.aclose()
 
 
 class ChangeFeed:

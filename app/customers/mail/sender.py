@@ -111,8 +111,11 @@ class MailSender:
                     logger.warning("shopper mail: sending failed", exc_info=True)
             polls += 1
             interval = PUSHED_POLL_SECONDS if self._pushed() else POLL_SECONDS
+            # Not `asyncio.wait_for`, which on Python 3.11 swallows a cancellation that arrives
+            # as a wake ends the wait (the stop cancels again, but need not).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), interval)
+                async with asyncio.timeout(interval):
+                    await self._wakeup.wait()
 
     async def send_due(self) -> int:
         """Handles every request due now; returns how many."""
