@@ -88,6 +88,29 @@ TO_THE_REALM = _each(
     "list_user_authentication_info",
     "create_user_authentication_info",
 )
+PASSWORD_OPERATIONS = (
+    "get_user_authentication_password_profile_info",
+    "update_user_authentication_password_profile_info",
+    "delete_user_authentication_password_profile_info",
+)
+
+
+def to_password(item: str, *, leaving: str | None = None) -> dict[str, Link]:
+    """Links from a member's username and password (`item` points at it in the answer) to
+    reading, changing and deleting it, of the same member, and its password profile, of the same
+    realm. Without them a fuzzer infers its own, which take the member's id from the password's
+    or leave the realm out, and never reach either."""
+    password = {**SAME_MEMBER, "password_info_id": f"{item}/id"}
+    profile = {**SAME_REALM, "profile_id": f"{item}/password_profile_id"}
+    targets = [target for target in PASSWORD_OPERATIONS if target != leaving]
+    return {
+        **_each(password, *targets),
+        **_each(
+            profile, "get_password_profile", "update_password_profile", "delete_password_profile"
+        ),
+    }
+
+
 # A member's new username and password, logged in with.
 MEMBER_LOG_IN = Link(
     "create_account_member_token",
@@ -179,14 +202,25 @@ LINKS: dict[tuple[str, int], dict[str, Link]] = {
         ),
     },
     ("create_user_authentication_password_profile_info", 201): {
-        **_each(
-            {**SAME_MEMBER, "password_info_id": NEW_ID},
-            "get_user_authentication_password_profile_info",
-            "update_user_authentication_password_profile_info",
-            "delete_user_authentication_password_profile_info",
-        ),
+        **to_password("$response.body#/data"),
         "create_account_member_token": MEMBER_LOG_IN,
     },
+    ("get_user_authentication_password_profile_info", 200): to_password(
+        "$response.body#/data", leaving="get_user_authentication_password_profile_info"
+    ),
+    ("update_user_authentication_password_profile_info", 200): to_password(
+        "$response.body#/data", leaving="update_user_authentication_password_profile_info"
+    ),
+    ("list_user_authentication_password_profile_info", 200): to_password("$response.body#/data/0"),
+    # A member's first membership, in its account (the answer names both).
+    ("list_account_member_memberships", 200): _each(
+        {
+            "account_id": "$response.body#/data/0/relationships/account/data/id",
+            "membership_id": "$response.body#/data/0/id",
+        },
+        "get_account_membership",
+        "delete_account_membership",
+    ),
 }
 
 
