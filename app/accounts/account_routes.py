@@ -25,7 +25,7 @@ from app.accounts.memberships import (
     membership_json,
 )
 from app.accounts.realms import realm_of_store
-from app.http.errors import NotFoundError, error_responses
+from app.http.errors import NotFoundError, error_responses, found
 from app.http.jsonapi import (
     Body,
     Document,
@@ -51,10 +51,9 @@ NO_SUCH_MEMBER = "The account member does not exist."
 
 
 async def _account(session: SessionDep, caller: WriteCaller, account_id: uuid.UUID) -> Account:
-    account = await service.get_account(session, store_id=caller.store_id, account_id=account_id)
-    if account is None:
-        raise NotFoundError()
-    return account
+    return found(
+        await service.get_account(session, store_id=caller.store_id, account_id=account_id)
+    )
 
 
 AccountDep = Annotated[Account, Depends(_account)]
@@ -64,10 +63,9 @@ async def _readable_account(
     session: SessionDep, caller: ReadCaller, account_id: uuid.UUID
 ) -> Account:
     caller.check_account(account_id)  # an account token reads its own account only
-    account = await service.get_account(session, store_id=caller.store_id, account_id=account_id)
-    if account is None:
-        raise NotFoundError()
-    return account
+    return found(
+        await service.get_account(session, store_id=caller.store_id, account_id=account_id)
+    )
 
 
 ReadableAccount = Annotated[Account, Depends(_readable_account)]
@@ -76,12 +74,11 @@ ReadableAccount = Annotated[Account, Depends(_readable_account)]
 async def _membership(
     session: SessionDep, account: AccountDep, membership_id: uuid.UUID
 ) -> AccountMembership:
-    found = await memberships.get_membership(
-        session, account_id=account.id, membership_id=membership_id
+    return found(
+        await memberships.get_membership(
+            session, account_id=account.id, membership_id=membership_id
+        )
     )
-    if found is None:
-        raise NotFoundError()
-    return found
 
 
 MembershipDep = Annotated[AccountMembership, Depends(_membership)]

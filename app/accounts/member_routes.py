@@ -29,7 +29,7 @@ from app.accounts.passwords import (
 )
 from app.accounts.realm_paths import HasherDep, WritableRealm
 from app.accounts.realms import find_realm
-from app.http.errors import KeyhouseError, NotFoundError, error_responses
+from app.http.errors import KeyhouseError, NotFoundError, error_responses, found
 from app.http.jsonapi import (
     Body,
     Document,
@@ -57,10 +57,7 @@ PASSWORDS = "/{info_id}/user-authentication-password-profile-info"
 
 
 async def _member(session: SessionDep, realm: WritableRealm, info_id: uuid.UUID) -> AccountMember:
-    member = await service.get_member(session, realm_id=realm.id, member_id=info_id)
-    if member is None:
-        raise NotFoundError()
-    return member
+    return found(await service.get_member(session, realm_id=realm.id, member_id=info_id))
 
 
 MemberDep = Annotated[AccountMember, Depends(_member)]
@@ -69,10 +66,9 @@ MemberDep = Annotated[AccountMember, Depends(_member)]
 async def _password(
     session: SessionDep, member: MemberDep, password_info_id: uuid.UUID
 ) -> MemberPassword:
-    row = await passwords.get_password(session, member_id=member.id, password_id=password_info_id)
-    if row is None:
-        raise NotFoundError()
-    return row
+    return found(
+        await passwords.get_password(session, member_id=member.id, password_id=password_info_id)
+    )
 
 
 PasswordDep = Annotated[MemberPassword, Depends(_password)]
@@ -100,10 +96,7 @@ async def _managed_member(
             raise NotFoundError()
         if realm.account_member_self_management != "update_only":
             raise SelfManagementDisabledError()
-    member = await service.get_member(session, realm_id=realm.id, member_id=info_id)
-    if member is None:
-        raise NotFoundError()
-    return member
+    return found(await service.get_member(session, realm_id=realm.id, member_id=info_id))
 
 
 ManagedMember = Annotated[AccountMember, Depends(_managed_member)]
@@ -112,10 +105,9 @@ ManagedMember = Annotated[AccountMember, Depends(_managed_member)]
 async def _managed_password(
     session: SessionDep, member: ManagedMember, password_info_id: uuid.UUID
 ) -> MemberPassword:
-    row = await passwords.get_password(session, member_id=member.id, password_id=password_info_id)
-    if row is None:
-        raise NotFoundError()
-    return row
+    return found(
+        await passwords.get_password(session, member_id=member.id, password_id=password_info_id)
+    )
 
 
 ManagedPassword = Annotated[MemberPassword, Depends(_managed_password)]

@@ -15,7 +15,7 @@ from app.accounts.password_profiles import (
     profile_json,
 )
 from app.accounts.realm_paths import ReadableRealm, WritableRealm
-from app.http.errors import NotFoundError, error_responses
+from app.http.errors import error_responses, found
 from app.http.jsonapi import (
     Body,
     Document,
@@ -39,10 +39,7 @@ router = APIRouter(
 async def _readable_profile(
     session: SessionDep, realm: ReadableRealm, profile_id: uuid.UUID
 ) -> PasswordProfile:
-    profile = await service.get_profile(session, realm_id=realm.id, profile_id=profile_id)
-    if profile is None:
-        raise NotFoundError()
-    return profile
+    return found(await service.get_profile(session, realm_id=realm.id, profile_id=profile_id))
 
 
 async def _writable_profile(

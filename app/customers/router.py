@@ -27,7 +27,7 @@ from app.customers.tokens import (
     CustomerTokenRequest,
     IssuedCustomerToken,
 )
-from app.http.errors import KeyhouseError, NotFoundError, error_responses
+from app.http.errors import KeyhouseError, error_responses, found
 from app.http.jsonapi import (
     Body,
     Document,
@@ -125,12 +125,9 @@ async def _customer_for(
     session: SessionDep, caller: ReadCaller, customer_id: uuid.UUID
 ) -> Customer:
     caller.check_customer(customer_id)
-    customer = await service.get_customer(
-        session, store_id=caller.store_id, customer_id=customer_id
+    return found(
+        await service.get_customer(session, store_id=caller.store_id, customer_id=customer_id)
     )
-    if customer is None:
-        raise NotFoundError()
-    return customer
 
 
 CustomerDep = Annotated[Customer, Depends(_customer_for)]

@@ -9,7 +9,7 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from fastapi import FastAPI, Request
@@ -63,6 +63,16 @@ class NotFoundError(KeyhouseError):
     status_code = 404
     title = "Not Found"
     default_detail = "The requested resource does not exist."
+
+
+Found = TypeVar("Found")
+
+
+def found(resource: Found | None) -> Found:
+    """The resource a route looked up, or a 404 where there is none."""
+    if resource is None:
+        raise NotFoundError()
+    return resource
 
 
 class MethodNotAllowedError(KeyhouseError):

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 
 from app.customers.router import CustomerDep
-from app.http.errors import NotFoundError, error_responses
+from app.http.errors import error_responses, found
 from app.http.jsonapi import (
     Body,
     Document,
@@ -35,12 +35,11 @@ router = APIRouter(
 async def _address_for(
     session: SessionDep, caller: ReadCaller, customer: CustomerDep, address_id: uuid.UUID
 ) -> Address:
-    address = await service.get_address(
-        session, store_id=caller.store_id, customer_id=customer.id, address_id=address_id
+    return found(
+        await service.get_address(
+            session, store_id=caller.store_id, customer_id=customer.id, address_id=address_id
+        )
     )
-    if address is None:
-        raise NotFoundError()
-    return address
 
 
 AddressDep = Annotated[Address, Depends(_address_for)]

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.http.errors import NotFoundError, error_responses
+from app.http.errors import NotFoundError, error_responses, found
 from app.http.jsonapi import (
     Body,
     Document,
@@ -61,10 +61,7 @@ CartDep = Annotated[Cart, Depends(_cart_for)]
 
 
 async def _item_for(session: SessionDep, cart: CartDep, item_id: uuid.UUID) -> CartItem:
-    item = await service.get_item(session, cart=cart, item_id=item_id)
-    if item is None:
-        raise NotFoundError()
-    return item
+    return found(await service.get_item(session, cart=cart, item_id=item_id))
 
 
 CartItemDep = Annotated[CartItem, Depends(_item_for)]

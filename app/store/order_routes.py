@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.customers.customers import get_customer
-from app.http.errors import NotFoundError, error_responses, json_response
+from app.http.errors import NotFoundError, error_responses, found, json_response
 from app.http.jsonapi import (
     Body,
     Document,
@@ -54,16 +54,15 @@ async def _order_for(session: SessionDep, caller: ReadCaller, order_id: uuid.UUI
     # Another customer's order, or a guest's, does not exist for a customer token; another
     # account's, for an account token.
     customer_id, account_id = caller.order_owner()
-    order = await service.get_order(
-        session,
-        store_id=caller.store_id,
-        order_id=order_id,
-        customer_id=customer_id,
-        account_id=account_id,
+    return found(
+        await service.get_order(
+            session,
+            store_id=caller.store_id,
+            order_id=order_id,
+            customer_id=customer_id,
+            account_id=account_id,
+        )
     )
-    if order is None:
-        raise NotFoundError()
-    return order
 
 
 OrderDep = Annotated[Order, Depends(_order_for)]

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from app.http.errors import NotFoundError, error_responses, json_response
+from app.http.errors import NotFoundError, error_responses, found, json_response
 from app.http.jsonapi import (
     Body,
     Document,
@@ -38,12 +38,14 @@ router = APIRouter(
 
 async def _product_for(session: SessionDep, caller: ReadCaller, product_id: uuid.UUID) -> Product:
     # A draft does not exist for a storefront: 404, as for an unknown id.
-    product = await service.get_product(
-        session, store_id=caller.store_id, product_id=product_id, live_only=not caller.is_backend
+    return found(
+        await service.get_product(
+            session,
+            store_id=caller.store_id,
+            product_id=product_id,
+            live_only=not caller.is_backend,
+        )
     )
-    if product is None:
-        raise NotFoundError()
-    return product
 
 
 ProductDep = Annotated[Product, Depends(_product_for)]
