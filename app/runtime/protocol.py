@@ -134,7 +134,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self.head_pending = False  # a request began, and its headers have not ended
         self.head_since: float | None = None  # when (None: no head to wait for)
         self.head_bytes = 0  # fed since the pending head began, but for the feed it began in
-        self.head_timer: asyncio.TimerHandle | None = None
+        self.pending_timer: asyncio.TimerHandle | None = None
         self.body_since: float | None = None  # when the headers of a request still reading ended
         self.over_capacity = False
         self.refusing: int | None = None  # the status a parser callback refused with
@@ -144,11 +144,11 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self.over_capacity = len(self.connections) > self.limits.max_connections
         self.head_since = self.loop.time()  # a connection that never sends a byte times out too
-        self._check_head_later(self.limits.header_timeout_seconds)
+        self._check_pending_later(self.limits.header_timeout_seconds)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.head_timer is not None:
-            self.head_timer.cancel()
+        if self.pending_timer is not None:
+            self.pending_timer.cancel()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -231,13 +231,13 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         HttpToolsProtocol.on_message_complete(self)
         self.body_since = None
 
-    def _check_head_later(self, seconds: float) -> None:
-        self.head_timer = self.loop.call_later(seconds, self._check_head)
+    def _check_pending_later(self, seconds: float) -> None:
+        self.pending_timer = self.loop.call_later(seconds, self._check_pending)
 
-    def _check_head(self) -> None:
+    def _check_pending(self) -> None:
         """One timer per connection: it checks the pending head or body, if any, and comes
         again."""
-        self.head_timer = None
+        self.pending_timer = None
         if self.refused or self.transport.is_closing():
             return
         now, limits = self.loop.time(), self.limits
@@ -257,7 +257,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
                 self.transport.close()  # a new connection that sent nothing: nobody to answer
                 return
             next_check = min(next_check, -late)
-        self._check_head_later(next_check)
+        self._check_pending_later(next_check)
 
     def _body_late(self) -> None:
         """A request's body is late: 408 if the app has not answered (it is waiting on the
