@@ -242,6 +242,10 @@ def test_an_empty_redis_url_means_memory() -> None:
     assert Settings(redis_url="").redis_url is None
 
 
+# Scheduling slack on a loaded machine: far below the eight timeouts of one wait per request.
+SLACK = 1.0
+
+
 async def timed(request: Awaitable[httpx.Response]) -> tuple[int, float]:
     started = time.perf_counter()
     response = await request
@@ -270,7 +274,7 @@ async def test_a_hung_redis_costs_one_short_timeout_per_retry_not_one_per_reques
         private_redis.freeze()
         frozen = await asyncio.gather(*(timed(implicit(http, public)) for _ in range(8)))
         assert {status for status, _ in frozen} == {200}  # issuance goes on, uncounted
-        assert max(took for _, took in frozen) < 1.5 * settings.redis_timeout_seconds, frozen
+        assert max(took for _, took in frozen) < settings.redis_timeout_seconds + SLACK, frozen
 
         await asyncio.sleep(ratelimit.RETRY_SECONDS)  # a retry is due: one request probes
         retried = await asyncio.gather(
@@ -278,9 +282,11 @@ async def test_a_hung_redis_costs_one_short_timeout_per_retry_not_one_per_reques
             *(timed(log_in(http, storefront, email=email)) for _ in range(2)),
         )
         assert [status for status, _ in retried] == [200] * 8 + [503] * 2
-        slow = [took for _, took in retried if took > settings.redis_timeout_seconds / 2]
+        # A request that waited for Redis took at least the timeout; one per request would
+        # make all ten slow.
+        slow = [took for _, took in retried if took >= 0.9 * settings.redis_timeout_seconds]
         assert len(slow) == 1, retried  # the probe alone waited
-        assert max(slow) < 1.5 * settings.redis_timeout_seconds
+        assert max(slow) < settings.redis_timeout_seconds + SLACK
 
         private_redis.thaw()
         await asyncio.sleep(ratelimit.RETRY_SECONDS)

@@ -19,6 +19,16 @@ TOKEN_PATH = "/oauth/access_token"
 PRODUCTS = "/v2/products"
 
 
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @dataclass(frozen=True)
 class Sent:
     """A request as it went out: a retried request is the same object with new headers."""

@@ -17,20 +17,10 @@ from keyhouse_client import (
 
 from ..conftest import LiveServer
 from ..store.conftest import ADDRESS, product_body
-from .conftest import PRODUCTS, TOKEN_PATH, Recorder, backend_auth
+from .conftest import PRODUCTS, TOKEN_PATH, Clock, Recorder, backend_auth
 
 LOGIN = "/v2/customers/tokens"
 ORDERS = "/v2/orders"
-
-
-class Clock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def new_password() -> str:
