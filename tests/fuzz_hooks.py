@@ -13,6 +13,7 @@ from string import ascii_uppercase
 from typing import Any
 
 from schemathesis import Case, HookContext, Response
+from schemathesis.hooks import HookDispatcher
 from schemathesis.schemas import BaseSchema
 
 # Operations whose body carries a product's prices.
@@ -117,6 +118,11 @@ def has_a_code(context: HookContext, case: Case) -> bool:
 
 def register(schema: BaseSchema, seeds: dict[str, str]) -> None:
     """Adds the hooks to `schema`, and so to the schemas filtered from it (they share them)."""
+    install(schema.hooks, seeds)
+
+
+def install(hooks: HookDispatcher, seeds: dict[str, str]) -> None:
+    """Adds the hooks to `hooks`: a schema's, or Schemathesis's global ones (tests/fuzz_cli.py)."""
     existing = Existing(seeds)
 
     def record(context: HookContext, case: Case, response: Response) -> None:
@@ -128,7 +134,6 @@ def register(schema: BaseSchema, seeds: dict[str, str]) -> None:
     def name_existing(context: HookContext, case: Case) -> Case:
         return existing.name_existing(case)
 
-    hooks = schema.hooks
     hooks.hook("map_case").apply_to(operation_id=PRICED)(one_price_per_currency)
     hooks.hook("after_call")(record)
     hooks.hook("filter_case").apply_to(operation_id=NAMING)(can_name)

@@ -227,14 +227,18 @@ async def create_account_member_token(
     login = body.data
     if login.authentication_mechanism == "account_management_authentication_token":
         member, epoch = await _current_member(request, session, caller)
+        assert caller.account is not None  # _current_member checked
+        profile_id = caller.account.password_profile_id  # a renewal keeps its login's profile
     else:
         member, epoch = await _log_in(request, session, caller, login, realm, hasher, host)
+        profile_id = login.password_profile_id
     issuer: AccountTokenIssuer = request.app.state.account_token_issuer
     tokens = await issuer.issue(
         member,
         await accounts_of_member(session, member_id=member.id),
         store_id=caller.store_id,
         epoch=epoch,
+        password_profile_id=profile_id,
         ttl=realm.token_timeout_seconds,
     )
     page = Page(limit=max(1, len(tokens)), offset=0)

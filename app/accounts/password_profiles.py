@@ -9,7 +9,9 @@ from sqlalchemy import ForeignKey, String, delete
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.accounts.realms import MAX_TOKEN_TIMEOUT, SIGNING_LAG_SECONDS
 from app.http.jsonapi import Output, Page, StorableText, TimestampsMeta, fetch_page, timestamps
+from app.oauth.revocation import Revocation, revoke_subject
 from app.runtime.db import Base, utcnow
 
 PROFILE_TYPE = "password_profile"
@@ -117,7 +119,18 @@ async def update_profile(
     return profile
 
 
-async def delete_profile(session: AsyncSession, *, profile: PasswordProfile) -> None:
-    """Deletes the profile and every username and password in it (the foreign keys cascade)."""
+async def delete_profile(session: AsyncSession, *, profile: PasswordProfile) -> Revocation:
+    """Deletes the profile and every username and password in it (the foreign keys cascade),
+    and ends the account tokens of every login through it, with one revocation whatever the
+    number of members (tokens name their login's profile)."""
     await session.execute(delete(PasswordProfile).where(PasswordProfile.id == profile.id))
+    revocation = revoke_subject(
+        session,
+        kind="password_profile",
+        subject=str(profile.id),
+        max_token_lifetime=MAX_TOKEN_TIMEOUT,
+        # A login that read the profile just before may still be signing its tokens.
+        issuing_lag_seconds=SIGNING_LAG_SECONDS,
+    )
     await session.commit()
+    return revocation

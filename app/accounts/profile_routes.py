@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from app.accounts import password_profiles as service
+from app.accounts.member_routes import apply_revocation
 from app.accounts.password_profiles import (
     PasswordProfile,
     PasswordProfileIn,
@@ -103,8 +104,13 @@ async def update_password_profile(
 @router.delete(
     "/{profile_id}",
     status_code=204,
-    summary="Delete a password profile with every username and password in it (write)",
+    summary=(
+        "Delete a password profile with every username and password in it, ending the tokens"
+        " of logins through it (write)"
+    ),
 )
-async def delete_password_profile(session: SessionDep, profile: WritableProfile) -> Response:
-    await service.delete_profile(session, profile=profile)
+async def delete_password_profile(
+    request: Request, session: SessionDep, profile: WritableProfile
+) -> Response:
+    apply_revocation(request, await service.delete_profile(session, profile=profile))
     return Response(status_code=204)

@@ -16,7 +16,12 @@ from app.accounts.passwords import MIN_PASSWORD_LENGTH
 from app.customers.emails import Email
 from app.http.jsonapi import Links, ListMeta, Output, StorableText
 from app.oauth.keys import KeyRing
-from app.oauth.tokens import ACCOUNT_TOKEN_TYPE, CREDENTIAL_EPOCH_CLAIM, TokenSigner
+from app.oauth.tokens import (
+    ACCOUNT_TOKEN_TYPE,
+    CREDENTIAL_EPOCH_CLAIM,
+    PASSWORD_PROFILE_CLAIM,
+    TokenSigner,
+)
 from app.observability import metrics
 
 TOKEN_TYPE = "account_management_authentication_token"  # noqa: S105 (a type)
@@ -142,17 +147,21 @@ class AccountTokenIssuer:
         *,
         store_id: uuid.UUID,
         epoch: int,
+        password_profile_id: uuid.UUID | None,
         ttl: int,
     ) -> list[IssuedAccountToken]:
-        """One token per membership, of the credential epoch read with the password checked."""
+        """One token per membership, of the credential epoch read with the password checked,
+        naming the password profile logged in with (deleting it ends the tokens)."""
         issued = []
         for membership, account in memberships:
-            claims = {
+            claims: dict[str, Any] = {
                 "store_id": str(store_id),
                 "account_id": str(account.id),
                 "membership_id": str(membership.id),
                 CREDENTIAL_EPOCH_CLAIM: epoch,
             }
+            if password_profile_id is not None:
+                claims[PASSWORD_PROFILE_CLAIM] = str(password_profile_id)
             signed = await self._signer.sign(subject=str(member.id), ttl=ttl, claims=claims)
             metrics.token_issued(ACCOUNT_GRANT)
             issued.append(

@@ -44,11 +44,18 @@ GAP_PATIENCE_SECONDS = 10.0
 # At start-up, rows this far below the highest id are taken as possibly still in flight.
 STARTUP_LOOKBACK_IDS = 1000
 
-# `account_member` and `membership`: account tokens of a member, or of one of their accounts.
+# `account_member` and `membership`: account tokens of a member, or of one of their accounts;
+# `password_profile`: account tokens of a login through that (deleted) profile.
 RevocationKind = Literal[
-    "token", "client", "customer", "credentials", "account_member", "membership"
+    "token",
+    "client",
+    "customer",
+    "credentials",
+    "account_member",
+    "membership",
+    "password_profile",
 ]
-SubjectKind = Literal["client", "customer", "account_member", "membership"]
+SubjectKind = Literal["client", "customer", "account_member", "membership", "password_profile"]
 
 
 class Revocation(Base):
@@ -56,7 +63,8 @@ class Revocation(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
-    # A token's `jti`, a client id, a customer id, an account member id or a membership id.
+    # A token's `jti`, a client id, a customer id, an account member id, a membership id or a
+    # password profile id.
     value: Mapped[str] = mapped_column(String(64))
     # For subjects: tokens issued (`iat`) at or before this epoch second are refused.
     issued_before: Mapped[int | None]

@@ -18,6 +18,8 @@ CUSTOMER_TOKEN_TYPE = "customer+jwt"  # noqa: S105 (a JWT `typ`, not a secret)
 ACCOUNT_TOKEN_TYPE = "account+jwt"  # noqa: S105 (a JWT `typ`, not a secret)
 # A customer or account token's claim: the epoch of the credentials it was issued with.
 CREDENTIAL_EPOCH_CLAIM = "cred_epoch"
+# An account token's claim: the password profile its member logged in or signed up with.
+PASSWORD_PROFILE_CLAIM = "password_profile_id"  # noqa: S105 (a claim's name)
 
 
 @dataclass(slots=True)  # per request: not frozen, which triples the cost to build

@@ -21,6 +21,7 @@ from app.oauth.tokens import (
     ACCOUNT_TOKEN_TYPE,
     CREDENTIAL_EPOCH_CLAIM,
     CUSTOMER_TOKEN_TYPE,
+    PASSWORD_PROFILE_CLAIM,
 )
 
 MAX_REMEMBERED_TOKENS = 10_000
@@ -81,6 +82,9 @@ class AccountToken:
     issued_at: int
     expires_at: int
     credential_epoch: int
+    # The password profile the member logged in or signed up with, carried on by renewals;
+    # None in tokens signed before tokens named it.
+    password_profile_id: uuid.UUID | None
     claims: dict[str, Any]
 
 
@@ -119,6 +123,7 @@ def _account_token(claims: dict[str, Any]) -> AccountToken:
     epoch = claims[CREDENTIAL_EPOCH_CLAIM]
     if type(epoch) is not int:
         raise ValueError("credential epoch")
+    profile = claims.get(PASSWORD_PROFILE_CLAIM)
     return AccountToken(
         token_id=claims["jti"],
         member_id=uuid.UUID(claims["sub"]),
@@ -128,6 +133,7 @@ def _account_token(claims: dict[str, Any]) -> AccountToken:
         issued_at=int(claims["iat"]),
         expires_at=int(claims["exp"]),
         credential_epoch=epoch,
+        password_profile_id=None if profile is None else uuid.UUID(profile),
         claims=claims,
     )
 
@@ -181,16 +187,7 @@ class TokenVerifier:
             client = verified.client_id
             return revocations.is_revoked(verified.token_id, "client", client, verified.issued_at)
         if isinstance(verified, AccountToken):
-            # The member deleted or their password changed; or this membership removed.
-            return revocations.is_revoked(
-                verified.token_id,
-                "account_member",
-                str(verified.member_id),
-                verified.issued_at,
-                credential_epoch=verified.credential_epoch,
-            ) or revocations.is_revoked(
-                verified.token_id, "membership", str(verified.membership_id), verified.issued_at
-            )
+            return self._is_revoked_account_token(verified)
         customer = str(verified.customer_id)
         return revocations.is_revoked(
             verified.token_id,
@@ -198,6 +195,28 @@ class TokenVerifier:
             customer,
             verified.issued_at,
             credential_epoch=verified.credential_epoch,
+        )
+
+    def _is_revoked_account_token(self, verified: AccountToken) -> bool:
+        """The member deleted or their password changed; this membership removed; or the
+        password profile they logged in with deleted."""
+        revocations = self._revocations
+        token_id, issued_at = verified.token_id, verified.issued_at
+        member, membership = str(verified.member_id), str(verified.membership_id)
+        profile = verified.password_profile_id
+        return (
+            revocations.is_revoked(
+                token_id,
+                "account_member",
+                member,
+                issued_at,
+                credential_epoch=verified.credential_epoch,
+            )
+            or revocations.is_revoked(token_id, "membership", membership, issued_at)
+            or (
+                profile is not None
+                and revocations.is_revoked(token_id, "password_profile", str(profile), issued_at)
+            )
         )
 
     async def any_token(self, token: str) -> VerifiedToken | None:

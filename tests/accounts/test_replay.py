@@ -1,5 +1,6 @@
 """Account tokens replayed after their end: revoked, of a member whose password changed or who
-was deleted, of an account deleted or left. Each is refused on every route that takes one."""
+was deleted, of an account deleted or left, of a login through a password profile deleted. Each
+is refused on every route that takes one."""
 
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -89,6 +90,11 @@ async def account_deleted(http: httpx.AsyncClient, setup: Setup, make_client: Ma
     assert (await http.delete(url, headers=headers(setup.backend))).status_code == 204
 
 
+async def profile_deleted(http: httpx.AsyncClient, setup: Setup, make_client: MakeClient) -> None:
+    url = f"/v2/authentication-realms/{setup.realm}/password-profiles/{setup.profile}"
+    assert (await http.delete(url, headers=headers(setup.backend))).status_code == 204
+
+
 ENDINGS = [
     revoked,
     password_set_by_a_backend,
@@ -97,6 +103,7 @@ ENDINGS = [
     member_deleted,
     membership_removed,
     account_deleted,
+    profile_deleted,
 ]
 
 

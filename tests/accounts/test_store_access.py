@@ -117,7 +117,12 @@ async def expired_token(app: FastAPI, database: Database, member: Member) -> str
     assert found is not None and membership is not None and account is not None
     issuer: AccountTokenIssuer = app.state.account_token_issuer
     (expired,) = await issuer.issue(
-        found, [(membership, account)], store_id=account.store_id, epoch=0, ttl=0
+        found,
+        [(membership, account)],
+        store_id=account.store_id,
+        epoch=0,
+        password_profile_id=None,
+        ttl=0,
     )
     return expired.token
 

@@ -254,3 +254,51 @@ async def test_a_removed_membership_gives_no_token_for_its_account(
         ),
         404,
     )
+
+
+# --- 6. a password profile deleted, its logins live on ------------------------------------
+
+
+async def test_deleting_a_profile_ends_the_tokens_of_logins_through_it(
+    http: httpx.AsyncClient, setup: Setup
+) -> None:
+    """An operator deletes a profile (its passwords leaked, say): every token of a login through
+    it ends, renewals of those included; a login of the same member through another profile
+    lives on."""
+    a = setup.a
+    other = await make_profile(http, setup.backend, setup.realm)
+    secret = {
+        "data": {
+            "type": "user_authentication_password_profile_info",
+            "username": "a-elsewhere",
+            "password": PASSWORD,
+            "password_profile_id": other,
+        }
+    }
+    url = passwords_url(setup.realm, a.id)
+    data_of(await http.post(url, json=secret, headers=headers(setup.backend)), 201)
+    elsewhere_login = login_body(other, "a-elsewhere")
+    (elsewhere,) = data_of(
+        await http.post(TOKENS_URL, json=elsewhere_login, headers=headers(setup.storefront)), 201
+    )
+    (renewed,) = data_of(await http.post(TOKENS_URL, json=RENEWAL, headers=setup.as_member(a)), 201)
+    profile_url = f"/v2/authentication-realms/{setup.realm}/password-profiles/{setup.profile}"
+    assert (await http.delete(profile_url, headers=headers(setup.backend))).status_code == 204
+
+    own_account = f"/v2/accounts/{a.account}"
+    for token in (a.token, renewed["token"]):
+        assert_errors(await http.get(own_account, headers=setup.as_member(a, token)), 401)
+        assert_errors(
+            await http.post(TOKENS_URL, json=RENEWAL, headers=setup.as_member(a, token)), 401
+        )
+    assert_errors(await log_in(http, setup, a.username, PASSWORD), 401)
+    # B logged in through the deleted profile too; A's other login is untouched.
+    assert_errors(
+        await http.get(f"/v2/accounts/{setup.b.account}", headers=setup.as_member(setup.b)), 401
+    )
+    as_elsewhere = setup.as_member(a, elsewhere["token"])
+    assert (await http.get(own_account, headers=as_elsewhere)).status_code == 200
+    (again,) = data_of(await http.post(TOKENS_URL, json=RENEWAL, headers=as_elsewhere), 201)
+    assert (
+        await http.get(own_account, headers=setup.as_member(a, again["token"]))
+    ).status_code == 200
