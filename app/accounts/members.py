@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, ForeignKey, String, delete, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.accounts.realms import MAX_TOKEN_TIMEOUT, SIGNING_LAG_SECONDS
+from app.accounts.realms import revoke_account_tokens
 from app.customers.emails import Email
 from app.http.jsonapi import (
     ISO_DATETIME,
@@ -28,7 +28,7 @@ from app.http.jsonapi import (
     timestamps,
     utc_datetime,
 )
-from app.oauth.revocation import Revocation, revoke_subject
+from app.oauth.revocation import Revocation
 from app.runtime.db import Base, utcnow
 
 INFO_TYPE = "user_authentication_info"
@@ -153,12 +153,6 @@ async def delete_member(session: AsyncSession, *, member: AccountMember) -> Revo
     """Deletes the member with their passwords and memberships (the foreign keys cascade) and
     ends every account token they hold; the caller applies the revocation to its worker."""
     await session.execute(delete(AccountMember).where(AccountMember.id == member.id))
-    revocation = revoke_subject(
-        session,
-        kind="account_member",
-        subject=str(member.id),
-        max_token_lifetime=MAX_TOKEN_TIMEOUT,
-        issuing_lag_seconds=SIGNING_LAG_SECONDS,
-    )
+    revocation = revoke_account_tokens(session, kind="account_member", subject=member.id)
     await session.commit()
     return revocation

@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.accounts.accounts import Account, delete_account_row
-from app.accounts.realms import MAX_TOKEN_TIMEOUT, SIGNING_LAG_SECONDS
+from app.accounts.realms import revoke_account_tokens
 from app.http.jsonapi import ConflictError, Output, Page, TimestampsMeta, fetch_page, timestamps
-from app.oauth.revocation import Revocation, revoke_subject
+from app.oauth.revocation import Revocation
 from app.runtime.db import Base, utcnow
 
 MEMBERSHIP_TYPE = "account_membership"
@@ -133,20 +133,10 @@ async def accounts_of_member(
     return [(row[0], row[1]) for row in (await session.execute(query)).all()]
 
 
-def _revoke(session: AsyncSession, membership_id: uuid.UUID) -> Revocation:
-    return revoke_subject(
-        session,
-        kind="membership",
-        subject=str(membership_id),
-        max_token_lifetime=MAX_TOKEN_TIMEOUT,
-        issuing_lag_seconds=SIGNING_LAG_SECONDS,
-    )
-
-
 async def delete_membership(session: AsyncSession, *, membership: AccountMembership) -> Revocation:
     """Removes the member from the account and ends the tokens of this membership."""
     await session.execute(delete(AccountMembership).where(AccountMembership.id == membership.id))
-    revocation = _revoke(session, membership.id)
+    revocation = revoke_account_tokens(session, kind="membership", subject=membership.id)
     await session.commit()
     return revocation
 
@@ -155,7 +145,8 @@ async def delete_account(session: AsyncSession, *, account: Account) -> list[Rev
     """Deletes the account and ends the tokens of every membership it had."""
     query = select(AccountMembership.id).where(AccountMembership.account_id == account.id)
     revocations = [
-        _revoke(session, membership_id) for membership_id in await session.scalars(query)
+        revoke_account_tokens(session, kind="membership", subject=membership_id)
+        for membership_id in await session.scalars(query)
     ]
     await delete_account_row(session, account=account)
     await session.commit()

@@ -9,9 +9,9 @@ from sqlalchemy import ForeignKey, String, delete
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.accounts.realms import MAX_TOKEN_TIMEOUT, SIGNING_LAG_SECONDS
+from app.accounts.realms import revoke_account_tokens
 from app.http.jsonapi import Output, Page, StorableText, TimestampsMeta, fetch_page, timestamps
-from app.oauth.revocation import Revocation, revoke_subject
+from app.oauth.revocation import Revocation
 from app.runtime.db import Base, utcnow
 
 PROFILE_TYPE = "password_profile"
@@ -124,13 +124,6 @@ async def delete_profile(session: AsyncSession, *, profile: PasswordProfile) -> 
     and ends the account tokens of every login through it, with one revocation whatever the
     number of members (tokens name their login's profile)."""
     await session.execute(delete(PasswordProfile).where(PasswordProfile.id == profile.id))
-    revocation = revoke_subject(
-        session,
-        kind="password_profile",
-        subject=str(profile.id),
-        max_token_lifetime=MAX_TOKEN_TIMEOUT,
-        # A login that read the profile just before may still be signing its tokens.
-        issuing_lag_seconds=SIGNING_LAG_SECONDS,
-    )
+    revocation = revoke_account_tokens(session, kind="password_profile", subject=profile.id)
     await session.commit()
     return revocation

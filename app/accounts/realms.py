@@ -16,14 +16,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.http.jsonapi import Output, TimestampsMeta, timestamps, whole_number
+from app.oauth.revocation import Revocation, SubjectKind, revoke_subject
 from app.runtime.db import Base, utcnow
 
 DEFAULT_TOKEN_TIMEOUT = 86_400
 # Revocation rows must outlive every token they refuse, so a realm's tokens live 30 days at most.
 MAX_TOKEN_TIMEOUT = 30 * 86_400
 # A login that has read a member's accounts signs their tokens well within this. Removing the
-# member or a membership refuses its tokens signed up to this long after, not only those signed
-# by then: a login in flight must not sign one that outlives the removal.
+# member, a membership or a password profile refuses its tokens signed up to this long after,
+# not only those signed by then: a login in flight must not sign one that outlives the removal.
 SIGNING_LAG_SECONDS = 60
 MIN_TOKEN_TIMEOUT = 60
 SETTINGS_TYPE = "account_authentication_settings"
@@ -195,3 +196,18 @@ def realm_json(realm: AccountRealm) -> dict[str, Any]:
         "relationships": {"origin": {"data": origin}},
         "meta": timestamps(realm.created_at, realm.updated_at),
     }
+
+
+def revoke_account_tokens(
+    session: AsyncSession, *, kind: SubjectKind, subject: uuid.UUID
+) -> Revocation:
+    """Ends the account tokens of a member, a membership or a password profile removed: those
+    signed up to `SIGNING_LAG_SECONDS` from now, for as long as any realm's could live. The
+    caller commits, and applies the revocation to its worker."""
+    return revoke_subject(
+        session,
+        kind=kind,
+        subject=str(subject),
+        max_token_lifetime=MAX_TOKEN_TIMEOUT,
+        issuing_lag_seconds=SIGNING_LAG_SECONDS,
+    )
