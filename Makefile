@@ -34,8 +34,14 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The suite on TEST_WORKERS processes (pytest-xdist; each test file stays on one of them, in its
+# order), then the tests that bound a time (marker `timing`) alone, where no other test's load
+# can slow them.
+TEST_WORKERS ?= 2
+
 test: lint tests/js/node_modules/.installed
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m 'not slow and not timing'
+	$(BIN)/python -m pytest -m 'timing and not slow'
 
 $(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-test
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'

@@ -17,8 +17,7 @@ import httpx
 import pytest
 from sqlalchemy import make_url
 
-from .conftest import POSTGRES_URL, free_port
-from .test_migrations import _admin
+from .conftest import POSTGRES_URL, free_port, postgres_admin
 
 ROOT = Path(__file__).resolve().parents[1]
 INSTALL_SECONDS = 600
@@ -69,12 +68,12 @@ def database_environment(request: pytest.FixtureRequest) -> Iterator[dict[str, s
     server = make_url(POSTGRES_URL)
     name = f"{server.database}_installed"
     drop = f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    asyncio.run(_admin(POSTGRES_URL, [drop, f"CREATE DATABASE {name}"]))
+    asyncio.run(postgres_admin(POSTGRES_URL, [drop, f"CREATE DATABASE {name}"]))
     try:
         url = server.set(database=name).render_as_string(hide_password=False)
         yield {"KEYHOUSE_DATABASE_URL": url}
     finally:
-        asyncio.run(_admin(POSTGRES_URL, [drop]))
+        asyncio.run(postgres_admin(POSTGRES_URL, [drop]))
 
 
 class User:

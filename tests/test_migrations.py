@@ -5,7 +5,6 @@ a database of their own, created and dropped here, never the shared test databas
 """
 
 import asyncio
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,24 +15,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, inspect, make_url, text
+from sqlalchemy import Connection, inspect, make_url
 
 from app.runtime.db import create_engine
 from app.runtime.models import Base
 from app.runtime.schema import alembic_config
 
-POSTGRES_URL = os.environ.get("KEYHOUSE_TEST_DATABASE_URL", "")
-
-
-async def _admin(url: str, statements: list[str]) -> None:
-    engine = create_engine(url)
-    try:
-        async with engine.connect() as connection:
-            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-            for statement in statements:
-                await autocommit.execute(text(statement))
-    finally:
-        await engine.dispose()
+from .conftest import POSTGRES_URL, postgres_admin
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -50,11 +38,11 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
     name = f"{server.database}_migrations"
     # WITH (FORCE) ends sessions a failed earlier run may have left connected.
     drop = f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    asyncio.run(_admin(POSTGRES_URL, [drop, f"CREATE DATABASE {name}"]))
+    asyncio.run(postgres_admin(POSTGRES_URL, [drop, f"CREATE DATABASE {name}"]))
     try:
         yield server.set(database=name).render_as_string(hide_password=False)
     finally:
-        asyncio.run(_admin(POSTGRES_URL, [drop]))
+        asyncio.run(postgres_admin(POSTGRES_URL, [drop]))
 
 
 def _config(url: str) -> Config:

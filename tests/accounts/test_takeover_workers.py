@@ -37,7 +37,10 @@ from .realm import (
     realm_id,
 )
 
-pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="several workers need PostgreSQL")
+pytestmark = [
+    pytest.mark.skipif(not POSTGRES_URL, reason="several workers need PostgreSQL"),
+    pytest.mark.timing,
+]
 
 
 async def test_no_member_login_with_the_old_credentials_outlives_the_change_on_any_worker(

@@ -7,6 +7,8 @@ from typing import Any
 import hostile
 import pytest
 
+pytestmark = pytest.mark.timing
+
 # Worker CPU time per hostile request. The shapes cost 2-8 ms here on an idle machine (counted
 # in 10 ms ticks over 18 requests), 10 with another test run beside it; a path of 8 KB of `eyJ`
 # cost 300 ms in the log's redaction alone, a 64 KB one 26 s.

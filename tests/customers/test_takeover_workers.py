@@ -25,7 +25,10 @@ from ..conftest import POSTGRES_URL, MakeClient
 from ..serve import Serving, serving
 from .shoppers import backend_token, headers, implicit_token, log_in, new_email, sign_up
 
-pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="several workers need PostgreSQL")
+pytestmark = [
+    pytest.mark.skipif(not POSTGRES_URL, reason="several workers need PostgreSQL"),
+    pytest.mark.timing,
+]
 
 LOGINS = 20
 ROUNDS = 8  # each about a second

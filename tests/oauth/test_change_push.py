@@ -33,7 +33,10 @@ from app.runtime.settings import Settings
 from ..conftest import POSTGRES_URL, REDIS_URL, MakeClient, _require_redis
 from ..serve import Serving, serving
 
-pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="several workers need PostgreSQL")
+pytestmark = [
+    pytest.mark.skipif(not POSTGRES_URL, reason="several workers need PostgreSQL"),
+    pytest.mark.timing,
+]
 
 PUSH_BOUND_SECONDS = 0.1
 FALLBACK_SECONDS = 1.0  # the fallback poll of the broken-push test

@@ -232,6 +232,7 @@ async def test_tokens_are_signed_with_the_configured_algorithm_and_verify_with_j
         assert signing_key.key.key_size >= 2048
 
 
+@pytest.mark.timing
 async def test_a_rotated_in_key_is_published_within_a_poll(
     app: FastAPI, http: httpx.AsyncClient, database: Database, settings: Settings
 ) -> None:

@@ -266,6 +266,7 @@ async def wait_until_refused(http: httpx.AsyncClient, token: str) -> float:
     pytest.fail("the token was still accepted two seconds later")
 
 
+@pytest.mark.timing
 async def test_a_revocation_written_elsewhere_is_seen_within_a_second(
     http: httpx.AsyncClient, backend: CreatedClient, database: Database, app: FastAPI
 ) -> None:

@@ -20,7 +20,10 @@ from app.oauth.stores import Store
 from ..conftest import POSTGRES_URL, MakeClient
 from ..serve import Serving, serving
 
-pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="several workers need PostgreSQL")
+pytestmark = [
+    pytest.mark.skipif(not POSTGRES_URL, reason="several workers need PostgreSQL"),
+    pytest.mark.timing,
+]
 
 PROBES = 40  # requests on fresh connections; each worker gets some of them
 BOUND_SECONDS = 1.0

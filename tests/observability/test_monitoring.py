@@ -108,6 +108,7 @@ async def test_readiness_is_503_when_nothing_listens_at_the_database_port(
         app.state.database = served
 
 
+@pytest.mark.timing
 async def test_readiness_gives_up_on_a_database_that_never_answers(
     app: FastAPI, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -138,6 +138,7 @@ async def revoke_one(database: Database) -> str:
     return token_id
 
 
+@pytest.mark.timing
 async def test_a_write_is_heard_as_its_topic(
     backend: str, settings: Settings, database: Database, private_redis: PrivateRedis
 ) -> None:
@@ -153,6 +154,7 @@ async def test_a_write_is_heard_as_its_topic(
     assert took < 0.5
 
 
+@pytest.mark.timing
 async def test_reconnects_leave_one_connection_and_no_task_behind(
     backend: str, settings: Settings, database: Database, private_redis: PrivateRedis
 ) -> None:
@@ -175,6 +177,7 @@ async def test_reconnects_leave_one_connection_and_no_task_behind(
         await asyncio.sleep(0.01)
 
 
+@pytest.mark.timing
 async def test_a_revocation_missed_while_away_is_refused_once_back(
     backend: str, settings: Settings, database: Database, private_redis: PrivateRedis
 ) -> None:
@@ -217,6 +220,7 @@ def is_revoked(revocations: RevocationList, token_id: str) -> bool:
     return revocations.is_revoked(token_id, "client", "someone", int(time.time()))
 
 
+@pytest.mark.timing
 async def test_a_frozen_redis_is_noticed_and_left_for_the_poll(
     settings: Settings, private_redis: PrivateRedis, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -306,6 +310,7 @@ async def notify(postgres: PrivatePostgres, topic: str) -> None:
         await connection.close()
 
 
+@pytest.mark.timing
 @pytest.mark.skipif(not POSTGRES_URL, reason="restarts a PostgreSQL server")
 async def test_the_push_resumes_after_postgresql_restarts(
     private_postgres: PrivatePostgres,

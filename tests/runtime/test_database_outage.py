@@ -48,9 +48,12 @@ from app.store.products import Product
 from ..cli.test_cli import KEYHOUSE, SERVER_STOP_SECONDS, clean_environment, wait_for_metadata
 from ..conftest import POSTGRES_URL, TEST_SERVER_SECRET, free_port, make_settings
 
-pytestmark = pytest.mark.skipif(
-    not POSTGRES_URL.startswith("postgresql"), reason="restarts a PostgreSQL server"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not POSTGRES_URL.startswith("postgresql"), reason="restarts a PostgreSQL server"
+    ),
+    pytest.mark.timing,
+]
 
 CLIENTS = 4  # concurrent load clients
 REQUEST_TIMEOUT_SECONDS = 5.0  # an answer slower than this is a hang

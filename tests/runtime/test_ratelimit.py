@@ -200,6 +200,7 @@ async def test_the_memory_increment_counts_fixed_windows_as_upstream_does() -> N
         assert await storage.get_expiry("k") > started + 1
 
 
+@pytest.mark.timing
 async def test_with_redis_down_tokens_are_served_uncounted_and_a_warning_logged(
     database_url: str,
     tmp_path: Path,
@@ -252,6 +253,7 @@ async def timed(request: Awaitable[httpx.Response]) -> tuple[int, float]:
     return response.status_code, time.perf_counter() - started
 
 
+@pytest.mark.timing
 async def test_a_hung_redis_costs_one_short_timeout_per_retry_not_one_per_request(
     database_url: str,
     tmp_path: Path,

@@ -177,6 +177,7 @@ async def test_a_refused_recipient_ends_the_request_with_an_audit_event(
     assert await outbox(database) == []
 
 
+@pytest.mark.timing
 async def test_a_request_queued_by_another_worker_is_sent_at_once_over_the_push(
     app: FastAPI,
     http: httpx.AsyncClient,
