@@ -16,7 +16,6 @@ from app.accounts.accounts import (
     AccountUpdate,
     account_json,
 )
-from app.accounts.member_routes import apply_revocation
 from app.accounts.members import get_member
 from app.accounts.memberships import (
     AccountMembership,
@@ -38,6 +37,7 @@ from app.http.jsonapi import (
     page_of,
 )
 from app.http.security import ReadCaller, WriteCaller
+from app.oauth.revocation import apply_revocation
 from app.runtime.db import SessionDep
 
 router = APIRouter(

@@ -42,9 +42,8 @@ from app.http.jsonapi import (
     page_of,
 )
 from app.http.security import InsufficientScopeError, ReadCaller
-from app.oauth.revocation import Revocation, RevocationList
+from app.oauth.revocation import apply_revocation
 from app.oauth.scopes import WRITE
-from app.observability import metrics
 from app.runtime.db import SessionDep
 
 router = APIRouter(
@@ -111,13 +110,6 @@ async def _managed_password(
 
 
 ManagedPassword = Annotated[MemberPassword, Depends(_managed_password)]
-
-
-def apply_revocation(request: Request, revocation: Revocation) -> None:
-    """This worker refuses the tokens at once; the others at their next poll."""
-    revocations: RevocationList = request.app.state.revocations
-    revocations.apply(revocation)
-    metrics.revoked(revocation.kind)
 
 
 @router.post(

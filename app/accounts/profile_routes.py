@@ -7,7 +7,6 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from app.accounts import password_profiles as service
-from app.accounts.member_routes import apply_revocation
 from app.accounts.password_profiles import (
     PasswordProfile,
     PasswordProfileIn,
@@ -27,6 +26,7 @@ from app.http.jsonapi import (
     list_parameters,
     page_of,
 )
+from app.oauth.revocation import apply_revocation
 from app.runtime.db import SessionDep
 
 router = APIRouter(

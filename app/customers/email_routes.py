@@ -29,7 +29,6 @@ from app.customers.mail.verification import (
 from app.customers.password_routes import (
     MAIL_NOT_CONFIGURED,
     NEEDS_CUSTOMER_TOKEN,
-    apply_revocation,
     customer_of_own_token,
     mail_not_configured,
     shopper_mail,
@@ -39,6 +38,7 @@ from app.customers.router import HasherDep, limit_logins
 from app.http.errors import error_responses
 from app.http.jsonapi import Body, Document, JsonApiRoute, answers
 from app.http.security import ReadCaller
+from app.oauth.revocation import apply_revocation
 from app.runtime.db import SessionDep
 from app.runtime.ratelimit import client_host
 
@@ -109,7 +109,7 @@ async def confirm_email(
         host=host,
     )
     if revocation is not None:
-        apply_revocation(request, revocation, "customer")
+        apply_revocation(request, revocation, counted_as="customer")
     return {"data": customer_json(customer)}
 
 

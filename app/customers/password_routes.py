@@ -47,9 +47,8 @@ from app.customers.router import HasherDep, limit_logins
 from app.http.errors import JSON_API, ErrorDocument, KeyhouseError, NotFoundError, error_responses
 from app.http.jsonapi import Body, Document, JsonApiRoute, answers
 from app.http.security import CUSTOMER_TOKEN_HEADER, Caller, ReadCaller
-from app.oauth.revocation import Revocation, RevocationList, revoke_token
+from app.oauth.revocation import apply_revocation, revoke_token
 from app.oauth.verification import CustomerToken
-from app.observability import metrics
 from app.observability.audit import record
 from app.runtime.db import SessionDep
 from app.runtime.ratelimit import client_host
@@ -150,12 +149,6 @@ def shopper_mail(request: Request) -> ShopperMail:
     return mail
 
 
-def apply_revocation(request: Request, revocation: Revocation, kind: str) -> None:
-    revocations: RevocationList = request.app.state.revocations
-    revocations.apply(revocation)  # this worker at once; the others at their next poll
-    metrics.revoked(kind)
-
-
 @router.post(
     "/password-reset",
     status_code=202,
@@ -211,7 +204,7 @@ async def confirm_password_reset(
         password=body.data.password,
         host=host,
     )
-    apply_revocation(request, revocation, "customer")
+    apply_revocation(request, revocation, counted_as="customer")
     return {"data": customer_json(customer)}
 
 
@@ -250,7 +243,7 @@ async def change_password(
     )
     if revocation is None:
         raise InvalidCredentialsError()
-    apply_revocation(request, revocation, "customer")
+    apply_revocation(request, revocation, counted_as="customer")
     return Response(status_code=204)
 
 
@@ -276,5 +269,5 @@ async def revoke_current_customer_token(
         address=client_host(request.scope)[:MAX_AUDITED_ADDRESS],
     )
     await session.commit()
-    apply_revocation(request, revocation, "token")
+    apply_revocation(request, revocation)
     return Response(status_code=204)

@@ -41,10 +41,9 @@ from app.http.jsonapi import (
     page_of,
 )
 from app.http.security import Caller, InsufficientScopeError, ReadCaller, WriteCaller
-from app.oauth.revocation import RevocationList
+from app.oauth.revocation import apply_revocation
 from app.oauth.scopes import WRITE
 from app.oauth.stores import Store
-from app.observability import metrics
 from app.runtime.db import SessionDep
 from app.runtime.passwords import PasswordHasher
 from app.runtime.ratelimit import RateLimits, TooManyRequestsError, address_key, client_host
@@ -200,9 +199,7 @@ async def delete_customer(
     revocation = await service.delete_customer(
         session, customer=customer, actor=caller.token.client_id
     )
-    revocations: RevocationList = request.app.state.revocations
-    revocations.apply(revocation)  # this worker at once; the others at their next poll
-    metrics.revoked("customer")
+    apply_revocation(request, revocation, counted_as="customer")
     return Response(status_code=204)
 
 
@@ -308,7 +305,5 @@ async def update_customer(
         session, hasher=hasher, customer=customer, data=data, actor=caller.token.client_id
     )
     if revocation is not None:
-        revocations: RevocationList = request.app.state.revocations
-        revocations.apply(revocation)  # this worker at once; the others at their next poll
-        metrics.revoked("customer")
+        apply_revocation(request, revocation, counted_as="customer")
     return {"data": service.customer_json(customer)}

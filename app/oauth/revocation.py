@@ -31,7 +31,9 @@ from typing import Literal, get_args
 from sqlalchemy import String, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
+from starlette.requests import Request
 
+from app.observability import metrics
 from app.runtime.changes import announce
 from app.runtime.db import Base, Database, is_unavailable, utcnow
 
@@ -333,3 +335,15 @@ class RevocationList:
         async with self._database.sessions() as session:
             await session.execute(delete(Revocation).where(Revocation.expires_at <= utcnow()))
             await session.commit()
+
+
+def apply_revocation(
+    request: Request, revocation: Revocation, *, counted_as: str | None = None
+) -> None:
+    """A revocation this worker has just committed: it refuses the tokens at once, the other
+    workers when the change reaches them (the push, or their next poll). The revocations metric
+    counts it under its kind, or `counted_as` (the customer routes count a shopper's
+    `credentials` row as `customer`, as they did before that kind existed)."""
+    revocations: RevocationList = request.app.state.revocations
+    revocations.apply(revocation)
+    metrics.revoked(counted_as or revocation.kind)

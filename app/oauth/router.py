@@ -24,11 +24,10 @@ from app.oauth.introspection import introspection_response, may_revoke, token_pa
 from app.oauth.keys import KeyRing
 from app.oauth.registry import ClientRecord
 from app.oauth.requests import TokenRequest, read_token_request
-from app.oauth.revocation import RevocationList, revoke_token
+from app.oauth.revocation import apply_revocation, revoke_token
 from app.oauth.scopes import SUPPORTED_SCOPES
 from app.oauth.tokens import TokenIssuer
 from app.oauth.verification import TokenVerifier, VerifiedToken
-from app.observability import metrics
 from app.observability.audit import record
 from app.runtime.db import Database
 from app.runtime.ratelimit import RateLimits, address_key, client_host
@@ -149,9 +148,7 @@ async def revoke(request: Request) -> Response:
                 address=request.client.host if request.client else None,
             )
             await session.commit()
-        revocations: RevocationList = state.revocations
-        revocations.apply(revocation)  # this worker at once; the others at their next poll
-        metrics.revoked("token")
+        apply_revocation(request, revocation)
     if form.origin is not None and form.origin in client.allowed_origins:
         approve_origin(request)  # a storefront logging its shopper out
     response = Response(status_code=200)

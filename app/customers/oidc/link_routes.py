@@ -30,7 +30,6 @@ from app.customers.oidc.router import TAG
 from app.customers.oidc.sign_in import ProviderSignIn
 from app.customers.password_routes import (
     NEEDS_CUSTOMER_TOKEN,
-    apply_revocation,
     customer_of_own_token,
 )
 from app.customers.router import CustomerDep, HasherDep, limit_logins
@@ -38,6 +37,7 @@ from app.http.errors import error_responses
 from app.http.jsonapi import Body, Document, JsonApiRoute, answers
 from app.http.security import Caller, ReadCaller
 from app.oauth.registry import ClientRegistry
+from app.oauth.revocation import apply_revocation
 from app.runtime.db import SessionDep
 from app.runtime.ratelimit import client_host
 
@@ -155,5 +155,5 @@ async def unlink_provider(
         actor=caller.token.client_id,
         spared_token_id=own_token,
     )
-    apply_revocation(request, revocation, "customer")
+    apply_revocation(request, revocation, counted_as="customer")
     return Response(status_code=204)

@@ -27,8 +27,7 @@ from app.customers.oidc.pages import error_page, redirect, with_query
 from app.customers.oidc.providers import LoginProvider, find_login_provider
 from app.customers.oidc.sign_in import CALLBACK_PATH, ProviderAnswer, ProviderSignIn
 from app.oauth.registry import ClientRegistry
-from app.oauth.revocation import RevocationList
-from app.observability import metrics
+from app.oauth.revocation import apply_revocation
 from app.runtime.db import SessionDep
 from app.runtime.ratelimit import RateLimits, address_key, client_host
 
@@ -119,9 +118,7 @@ async def finish_provider_login(request: Request, session: SessionDep) -> Respon
         await record_failure(session, login, failure, address=address)
         return _redirect_error(redirect_uri, failure, client_state)
     if finished.revocation is not None:  # a link: the customer's earlier tokens end
-        revocations: RevocationList = _app_state(request).revocations
-        revocations.apply(finished.revocation)  # this worker at once; the others at their poll
-        metrics.revoked("customer")
+        apply_revocation(request, finished.revocation, counted_as="customer")
     return redirect(with_query(redirect_uri, {"code": finished.code, "state": client_state}))
 
 
