@@ -121,10 +121,19 @@ class MailSender:
         """Handles every request due now; returns how many."""
         handled = 0
         while True:
-            async with self._database.sessions() as session:
-                request = await claim_next(session)
-            if request is None:
+            claimed: list[MailRequest] = []
+            try:
+                # To its end even if the worker stops meanwhile: a claim committed but cut off
+                # before it reached `claimed` (re-reading the row, closing the session) would
+                # leave the row to wait out its lease instead of going back at once.
+                await _uncancellable(self._claim_into(claimed))
+            except asyncio.CancelledError:
+                if claimed:
+                    await _uncancellable(self._give_back(claimed[0]))
+                raise
+            if not claimed:
                 return handled
+            request = claimed[0]
             try:
                 await self._handle(request)
             except asyncio.CancelledError:
@@ -135,6 +144,12 @@ class MailSender:
                 request.attempts += 1
                 await self._failed(request, None, DeliveryError(type(error).__name__))
             handled += 1
+
+    async def _claim_into(self, claimed: list[MailRequest]) -> None:
+        async with self._database.sessions() as session:
+            request = await claim_next(session)
+        if request is not None:
+            claimed.append(request)
 
     async def _handle(self, request: MailRequest) -> None:
         async with self._database.sessions() as session:

@@ -11,7 +11,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.customers.mail import sender as sender_module
 from app.customers.mail.outbox import LEASE, MailRequest, add_request, claim_next
 from app.customers.mail.sender import PUSHED_POLL_SECONDS
 from app.oauth.stores import Store
@@ -69,6 +71,38 @@ async def test_a_request_survives_a_stop_in_the_middle_of_its_send(
         (mail,) = await mails(second_mail_server, 1)
         assert (await confirm_reset(http, front, token_in(mail))).status_code == 200
     assert await outbox(database) == []
+
+
+async def test_a_stop_while_a_claim_is_being_read_back_gives_the_row_back(
+    app: object,
+    database: Database,
+    make_client: MakeClient,
+    mail_server: MailServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worker stops after its claim is committed but before the claimed row is back in
+    its hands (re-read, session closed): the row goes back at once, not at the lease's end.
+    Under load this once failed the test above (the claim kept, the row leased for a minute)."""
+    sender = app.state.shopper_mail.sender  # type: ignore[attr-defined]
+    claimed = asyncio.Event()
+
+    async def slow_claim(session: AsyncSession) -> MailRequest | None:
+        request = await claim_next(session)
+        if request is not None:
+            claimed.set()
+            await asyncio.sleep(0.2)  # the read back and the session's close, stretched
+        return request
+
+    monkeypatch.setattr(sender_module, "claim_next", slow_claim)
+    mail_server.handler.hold = threading.Event()  # nothing is sent: only the claim matters
+    async with http_client(app) as http:  # type: ignore[arg-type]
+        front = await implicit_token(http, await make_client(public=True))
+        shopper = await new_shopper(http, front)
+        assert (await ask_for_reset(http, front, shopper.email)).status_code == 202
+    await asyncio.wait_for(claimed.wait(), timeout=10)
+    await sender.stop()
+    (request,) = await outbox(database)
+    assert (request.claim_id, request.claimed_until) == (None, None)
 
 
 async def test_a_crashed_workers_lease_runs_out(
