@@ -26,7 +26,7 @@ from fastapi import FastAPI
 from fault_services import PrivatePostgres, PrivateRedis, Unavailable
 from pydantic import SecretStr
 from sqlalchemy import Connection, MetaData, make_url, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from app.main import create_app
@@ -75,11 +75,16 @@ def _drop_every_table(connection: Connection) -> None:
     existing.drop_all(connection)
 
 
-async def postgres_admin(url: str, statements: list[str]) -> None:
-    """Runs statements outside a transaction (CREATE and DROP DATABASE) on the server of `url`."""
-    engine = create_async_engine(
+def _fixture_engine(url: str) -> AsyncEngine:
+    """An engine for the tests' own statements: no pool, and the longer connect timeout."""
+    return create_async_engine(
         url, connect_args={"timeout": FIXTURE_CONNECT_TIMEOUT_SECONDS}, poolclass=NullPool
     )
+
+
+async def postgres_admin(url: str, statements: list[str]) -> None:
+    """Runs statements outside a transaction (CREATE and DROP DATABASE) on the server of `url`."""
+    engine = _fixture_engine(url)
     try:
         async with engine.connect() as connection:
             autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
@@ -90,9 +95,7 @@ async def postgres_admin(url: str, statements: list[str]) -> None:
 
 
 async def _reset_postgres(url: str, *, recreate: bool) -> None:
-    engine = create_async_engine(
-        url, connect_args={"timeout": FIXTURE_CONNECT_TIMEOUT_SECONDS}, poolclass=NullPool
-    )
+    engine = _fixture_engine(url)
     async with engine.begin() as connection:
         if recreate:
             # Every table there, not only today's models': an earlier run of an older schema
